@@ -1,0 +1,1 @@
+"""Pure metric functions: sentence scores in, bias metrics out. No model, no harness."""

@@ -1,0 +1,84 @@
+"""From the harness's loglikelihood responses to benchmark sentence scores.
+
+Our wrappers answer `loglikelihood` with `ScoredLoglikelihood`: still the harness's
+`(logprob, is_greedy)` pair, so every stock task works, but carrying the number of scored
+tokens (for length normalisation) or `None` when the score is already final (masked-LM
+pseudo-log-likelihoods). Responses from other harness models are plain tuples; their token
+counts come from the model's tokenizer, the way `HFLM.loglikelihood` encodes an
+empty-context continuation.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any
+
+SENTENCE_SCORES = ("mean", "sum")
+_NOT_GIVEN = object()
+
+# model_args that decide how the tokenizer of a stock harness model is loaded
+TOKENIZER_ARGS = ("pretrained", "tokenizer", "revision", "subfolder", "trust_remote_code", "gguf_file", "prefix_token_id")
+
+
+class ScoredLoglikelihood(tuple):
+    """`(logprob, is_greedy)` plus `num_tokens` (None: the logprob is already the sentence score)."""
+
+    def __new__(cls, logprob: float, is_greedy: bool, num_tokens: int | None):
+        scored = super().__new__(cls, (float(logprob), bool(is_greedy)))
+        scored.num_tokens = num_tokens
+        return scored
+
+    def __reduce__(self):
+        return (ScoredLoglikelihood, (self[0], self[1], self.num_tokens))
+
+
+def check_sentence_score(name: str) -> str:
+    if name not in SENTENCE_SCORES:
+        raise ValueError(f"Unknown sentence_score {name!r}; expected one of {SENTENCE_SCORES}.")
+    return name
+
+
+def tokenizer_spec(model_args: dict[str, Any]) -> str:
+    """The model_args that identify the tokenizer, as a JSON string that can travel in a doc."""
+    return json.dumps({k: model_args[k] for k in TOKENIZER_ARGS if model_args.get(k) not in (None, "")}, sort_keys=True)
+
+
+def sentence_score(response, sentence: str, mode: str, tokenizer_json: str) -> float:
+    """The sentence's score: summed log-prob, or its mean per token when mode == 'mean'."""
+    logprob = float(response[0])
+    if mode == "sum":
+        return logprob
+    num_tokens = getattr(response, "num_tokens", _NOT_GIVEN)
+    if num_tokens is None:
+        return logprob
+    if num_tokens is _NOT_GIVEN:
+        num_tokens = continuation_token_count(sentence, tokenizer_json)
+    return logprob / num_tokens if num_tokens else 0.0
+
+
+def continuation_token_count(sentence: str, tokenizer_json: str) -> int:
+    """Tokens HFLM scores for `sentence` after its prefix token (empty context)."""
+    tokenizer, prefix_token_id = _tokenizer(tokenizer_json)
+    ids = tokenizer.encode(sentence, add_special_tokens=False)
+    return len(ids) - 1 if ids and ids[0] == prefix_token_id else len(ids)
+
+
+@lru_cache(maxsize=4)
+def _tokenizer(tokenizer_json: str):
+    spec = json.loads(tokenizer_json)
+    source = spec.get("tokenizer") or spec.get("pretrained")
+    if not isinstance(source, str):
+        raise ValueError(
+            "sentence_score=mean needs token counts. Use `--model quantized_hf` (it reports them), "
+            "give the model as `pretrained=NAME_OR_PATH` in model_args, or score with "
+            "`--metadata '{\"sentence_score\": \"sum\"}'`."
+        )
+    from transformers import AutoTokenizer
+
+    kwargs = {k: spec[k] for k in ("revision", "subfolder", "trust_remote_code", "gguf_file") if k in spec}
+    tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+    prefix = spec.get("prefix_token_id")
+    if prefix is None:
+        prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    return tokenizer, None if prefix is None else int(prefix)

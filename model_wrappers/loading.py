@@ -1,0 +1,74 @@
+"""Loading a checkpoint into its own architecture, and measuring what it occupies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+from lm_eval_bias.model_wrappers.quantizers.base import Quantizer
+
+
+class ArchitectureMismatchError(ValueError):
+    """transformers had to initialise weights the checkpoint does not hold."""
+
+
+def is_encoder_only(config) -> bool:
+    """A masked-LM checkpoint (BERT, RoBERTa, ALBERT, DistilBERT, ...), not a decoder."""
+    if getattr(config, "model_type", None) not in MODEL_FOR_MASKED_LM_MAPPING_NAMES or getattr(config, "is_decoder", False):
+        return False
+    architectures = getattr(config, "architectures", None) or []
+    return not any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures)
+
+
+class CheckedLoader:
+    """Stands in for an AutoModel class: applies the quantizer's load kwargs and refuses
+    checkpoints that would be loaded with newly initialised weights."""
+
+    def __init__(self, auto_class, quantizer: Quantizer) -> None:
+        self.auto_class = auto_class
+        self.quantizer = quantizer
+
+    def from_pretrained(self, pretrained, *args, **kwargs):
+        kwargs = self.quantizer.update_load_kwargs(kwargs)
+        model, loading_info = self.auto_class.from_pretrained(pretrained, *args, output_loading_info=True, **kwargs)
+        missing = sorted(loading_info.get("missing_keys") or [])
+        mismatched = sorted(str(k) for k in loading_info.get("mismatched_keys") or [])
+        if missing or mismatched:
+            architectures = getattr(model.config, "architectures", None)
+            shown = ", ".join((missing + mismatched)[:8])
+            raise ArchitectureMismatchError(
+                f"Loading {pretrained!r} (architectures {architectures}) as {type(model).__name__} would leave "
+                f"{len(missing) + len(mismatched)} weights newly initialised ({shown}"
+                f"{', ...' if len(missing) + len(mismatched) > 8 else ''}); its scores would be meaningless. "
+                "Check that the checkpoint is a causal or masked LM with its LM head, or pass backend=causal|masked."
+            )
+        return model
+
+
+def model_bytes(model: torch.nn.Module) -> int:
+    """Bytes of every distinct tensor in the state dict (packed quantized weights included)."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for tensor in _tensors(model.state_dict().values()):
+        key = (tensor.data_ptr(), tensor.numel())
+        if key in seen:
+            continue
+        seen.add(key)
+        total += tensor.numel() * tensor.element_size()
+    return total
+
+
+def logical_parameter_count(model: torch.nn.Module) -> int:
+    if hasattr(model, "num_parameters"):
+        return int(model.num_parameters())
+    return sum(p.numel() for p in model.parameters())
+
+
+def _tensors(values: Any):
+    for value in values:
+        if isinstance(value, torch.Tensor):
+            yield value
+        elif isinstance(value, (tuple, list)):
+            yield from _tensors(value)

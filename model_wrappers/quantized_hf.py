@@ -1,0 +1,149 @@
+"""`quantized_hf`: lm-eval's HFLM with a compression method applied, for causal and masked LMs.
+
+    lm_eval --model quantized_hf --model_args pretrained=...,quantization=dynamic_int8
+
+Everything HFLM accepts still works (revision, dtype, peft, gguf_file, ...). Scoring is
+delegated to `lm_eval_bias.scoring`: causal log-probabilities for `loglikelihood`, and for
+masked LMs the pseudo-log-likelihood of the two sentences of a minimal pair.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import torch
+import transformers
+from lm_eval.models.huggingface import HFLM
+
+from lm_eval_bias.model_wrappers.loading import CheckedLoader, is_encoder_only, logical_parameter_count, model_bytes
+from lm_eval_bias.model_wrappers.quantizers.auto import QUANTIZER_OPTIONS, get_quantizer
+from lm_eval_bias.scoring.causal import score_continuations
+from lm_eval_bias.scoring.masked import VARIANTS as MLM_SCORES
+from lm_eval_bias.scoring.masked import score_minimal_pairs
+from lm_eval_bias.scoring.sentence_scores import ScoredLoglikelihood
+
+BACKENDS = ("default", "causal", "masked", "seq2seq")
+DEFAULT_BATCH_SIZE = 16
+
+
+class QuantizedHFLM(HFLM):
+    def __init__(
+        self,
+        pretrained: str | transformers.PreTrainedModel,
+        quantization: str = "none",
+        backend: str = "default",
+        mlm_score: str = "shared",
+        **kwargs: Any,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"Unknown backend {backend!r}; expected one of {BACKENDS}.")
+        if mlm_score not in MLM_SCORES:
+            raise ValueError(f"Unknown mlm_score {mlm_score!r}; expected one of {MLM_SCORES}.")
+        settings = {key: kwargs.pop(key) for key in list(kwargs) if key in QUANTIZER_OPTIONS}
+        self._quantizer = get_quantizer(str(quantization), **settings)
+        self._quantizer.validate_environment(_resolved_device(kwargs.get("device", "cuda")))
+        self._requested_backend = backend
+        self.mlm_score = mlm_score
+        super().__init__(pretrained, backend="default" if backend == "masked" else backend, **kwargs)
+        self._logical_parameters = logical_parameter_count(self._model)
+        self._model = self._quantizer.postprocess_model(self._model)
+        self._model.eval()
+        self._bytes_after = model_bytes(self._model)
+
+    # --- loading -------------------------------------------------------------------
+
+    def _get_backend(self, config, backend="default", trust_remote_code=False) -> None:
+        if self._requested_backend == "masked" or (self._requested_backend == "default" and is_encoder_only(config)):
+            self.backend = "masked"
+            self.AUTO_MODEL_CLASS = transformers.AutoModelForMaskedLM
+            return
+        super()._get_backend(config, backend=backend, trust_remote_code=trust_remote_code)
+
+    def _create_model(self, *args: Any, **kwargs: Any) -> None:
+        auto_class = self.AUTO_MODEL_CLASS
+        self.AUTO_MODEL_CLASS = CheckedLoader(auto_class, self._quantizer)
+        try:
+            super()._create_model(*args, **kwargs)
+        finally:
+            self.AUTO_MODEL_CLASS = auto_class
+
+    def get_model_info(self) -> dict[str, Any]:
+        return {
+            **super().get_model_info(),
+            "backend": self.backend,
+            "quantization": self._quantizer.describe(),
+            "model_bytes_before": 4 * self._logical_parameters,
+            "model_bytes_after": self._bytes_after,
+            **({"mlm_score": self.mlm_score} if self.backend == "masked" else {}),
+        }
+
+    # --- scoring -------------------------------------------------------------------
+
+    @property
+    def scoring_batch_size(self) -> int:
+        size = self.batch_size_per_gpu
+        return int(size) if str(size).isdigit() else DEFAULT_BATCH_SIZE
+
+    def loglikelihood(self, requests, disable_tqdm: bool = False):
+        if self.backend == "masked":
+            return self._minimal_pair_loglikelihood(requests, disable_tqdm)
+        return super().loglikelihood(requests, disable_tqdm=disable_tqdm)
+
+    def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs=None):
+        scores = score_continuations(
+            self.model,
+            [(context, continuation) for _, context, continuation in requests],
+            batch_size=int(override_bs or self.scoring_batch_size),
+            pad_token_id=self.tokenizer.pad_token_id,
+            max_length=self.max_length,
+            progress=not disable_tqdm,
+        )
+        results = []
+        for (cache_key, _, _), score in zip(requests, scores):
+            result = ScoredLoglikelihood(score.logprob, score.is_greedy, score.num_tokens)
+            self.cache_hook.add_partial("loglikelihood", cache_key, result)
+            results.append(result)
+        return results
+
+    def _minimal_pair_loglikelihood(self, requests, disable_tqdm: bool):
+        """Masked LMs score the two requests of one document jointly, as a minimal pair."""
+        by_document: dict[tuple, list[int]] = defaultdict(list)
+        for index, request in enumerate(requests):
+            by_document[(request.task_name, request.doc_id)].append(index)
+        pairs, owners = [], []
+        for (task_name, doc_id), indices in by_document.items():
+            contexts = {requests[i].args[0] for i in indices}
+            if len(indices) != 2 or contexts != {""}:
+                raise ValueError(
+                    f"Masked LMs can only score minimal pairs (two sentences, empty context) with loglikelihood; "
+                    f"task {task_name!r} document {doc_id} has {len(indices)} requests. Use a causal LM for this task."
+                )
+            pairs.append(tuple(requests[i].args[1] for i in indices))
+            owners.append(indices)
+        scores = score_minimal_pairs(
+            self.model, self.tokenizer, pairs, batch_size=self.scoring_batch_size, variant=self.mlm_score, progress=not disable_tqdm
+        )
+        results: list[ScoredLoglikelihood | None] = [None] * len(requests)
+        for indices, pair_scores in zip(owners, scores):
+            for index, score in zip(indices, pair_scores):
+                results[index] = ScoredLoglikelihood(score, False, None)
+        return results
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+        self._require_causal("loglikelihood_rolling")
+        return super().loglikelihood_rolling(requests, disable_tqdm=disable_tqdm)
+
+    def generate_until(self, requests, disable_tqdm: bool = False):
+        self._require_causal("generate_until")
+        return super().generate_until(requests, disable_tqdm=disable_tqdm)
+
+    def _require_causal(self, request_type: str) -> None:
+        if self.backend == "masked":
+            raise ValueError(f"{request_type} needs a causal LM; this model was loaded as a masked LM (backend=masked).")
+
+
+def _resolved_device(device: str | None) -> str:
+    if device is None or (str(device).startswith("cuda") and not torch.cuda.is_available()):
+        return "cpu"
+    return str(device)

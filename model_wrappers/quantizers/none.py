@@ -1,0 +1,7 @@
+"""The uncompressed reference: the model exactly as `from_pretrained` loads it."""
+
+from lm_eval_bias.model_wrappers.quantizers.base import Quantizer
+
+
+class NoQuantization(Quantizer):
+    name = "none"

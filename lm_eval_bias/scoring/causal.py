@@ -1,8 +1,8 @@
 """Log-probabilities of continuations under a causal LM, batched and batch-invariant.
 
 Only what scoring needs is materialised: the transformer body runs on the padded batch,
-then the LM head runs on one sequence at a time, and each position keeps a logsumexp and
-one target logit instead of a full-vocabulary log-softmax for the whole batch.
+then the LM head runs on one sequence at a time, and each position keeps a logsumexp (in fp64)
+and one target logit instead of a full-vocabulary log-softmax for the whole batch.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def score_continuations(
 def _continuation_score(logits: torch.Tensor, target: list[int]) -> TokenScore:
     if not target:
         return TokenScore(0.0, True, 0)
-    predicting = logits[-len(target) :].float()
+    predicting = logits[-len(target) :].double()  # fp64 normaliser: exact to the model's own logits
     target_ids = torch.as_tensor(target, device=predicting.device)
     log_normaliser = torch.logsumexp(predicting, dim=-1)
     target_logits = predicting.gather(1, target_ids[:, None]).squeeze(1)

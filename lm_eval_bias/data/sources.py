@@ -1,0 +1,109 @@
+"""Where benchmark data files come from: a local data folder, or a cached download.
+
+Every benchmark goes through :func:`benchmark_file`. The lookup order is
+
+1. the ``data_dir`` argument,
+2. the ``LM_EVAL_BIAS_DATA_DIR`` environment variable,
+3. the canonical URL in :data:`CANONICAL_FILES`, downloaded once and cached by
+   the ``datasets`` download machinery (so later offline runs reuse the cache).
+
+A data folder is laid out like the authors' releases, e.g.::
+
+    <data dir>/crows_pairs/crows_pairs_anonymized.csv
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from lm_eval_bias.errors import BiasDataError, BiasDataFileNotFoundError
+
+DATA_DIR_ENV = "LM_EVAL_BIAS_DATA_DIR"
+
+#: benchmark name -> (path relative to a data folder, canonical download URL).
+#: Add StereoSet / SEAT entries here; nothing else needs to change.
+CANONICAL_FILES: dict[str, tuple[str, str]] = {
+    "crows_pairs": (
+        "crows_pairs/crows_pairs_anonymized.csv",
+        "https://raw.githubusercontent.com/nyu-mll/crows-pairs/master/data/crows_pairs_anonymized.csv",
+    ),
+}
+
+
+def _layout() -> str:
+    return "\n".join(f"    <folder>/{rel}" for rel, _ in CANONICAL_FILES.values())
+
+
+def _canonical(name: str) -> tuple[str, str]:
+    try:
+        return CANONICAL_FILES[name]
+    except KeyError:
+        raise BiasDataError(
+            f"unknown benchmark data name {name!r}; expected one of: "
+            + ", ".join(repr(k) for k in CANONICAL_FILES)
+        ) from None
+
+
+def data_dir_from_env() -> Path | None:
+    """The folder named by ``LM_EVAL_BIAS_DATA_DIR``, or None when unset/empty."""
+    value = os.environ.get(DATA_DIR_ENV, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def _download(url: str) -> str:
+    """Download ``url`` once through ``datasets`` and return the cached local path.
+
+    Offline (``HF_DATASETS_OFFLINE=1``) an already cached copy is returned.
+    """
+    from datasets import DownloadConfig, DownloadManager
+
+    manager = DownloadManager(download_config=DownloadConfig(max_retries=1))
+    return manager.download(url)
+
+
+def benchmark_file(name: str, data_dir: str | os.PathLike | None = None) -> Path:
+    """Local path of benchmark ``name``'s data file (see :data:`CANONICAL_FILES`).
+
+    With ``data_dir`` (or ``$LM_EVAL_BIAS_DATA_DIR``) set, returns
+    ``<dir>/<relative path>`` and raises :class:`BiasDataFileNotFoundError` if
+    that file is missing. Otherwise downloads (or reuses the cached download
+    of) the canonical URL; a failed download raises
+    :class:`BiasDataFileNotFoundError` explaining how to use a local folder.
+    """
+    relative, url = _canonical(name)
+
+    if data_dir is not None and str(data_dir).strip():
+        folder, origin = Path(data_dir).expanduser(), "the data_dir argument"
+    else:
+        folder, origin = data_dir_from_env(), f"${DATA_DIR_ENV}"
+
+    if folder is not None:
+        path = folder / relative
+        if path.is_file():
+            return path
+        problem = (
+            f"the folder {str(folder)!r} does not exist"
+            if not folder.is_dir()
+            else f"{str(path)!r} does not exist"
+        )
+        raise BiasDataFileNotFoundError(
+            f"{name} data file not found: {problem} (data folder taken from {origin}; "
+            f"{DATA_DIR_ENV}={os.environ.get(DATA_DIR_ENV, '')!r}). "
+            f"Expected layout:\n{_layout()}\n"
+            f"Point {DATA_DIR_ENV} (or data_dir) at a folder laid out like this, "
+            f"or set neither to download {url}."
+        )
+
+    try:
+        return Path(_download(url))
+    except BiasDataError:
+        raise
+    except Exception as exc:  # offline, no network, HTTP error, ...
+        raise BiasDataFileNotFoundError(
+            f"could not download the {name} data from {url} "
+            f"({type(exc).__name__}: {exc}) and no local data folder is set. "
+            f"Set {DATA_DIR_ENV} to a folder laid out like:\n{_layout()}\n"
+            f"e.g. {DATA_DIR_ENV}=/path/to/data with the file at "
+            f"/path/to/data/{relative}."
+        ) from exc

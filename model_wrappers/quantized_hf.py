@@ -41,7 +41,8 @@ class QuantizedHFLM(HFLM):
         if mlm_score not in MLM_SCORES:
             raise ValueError(f"Unknown mlm_score {mlm_score!r}; expected one of {MLM_SCORES}.")
         settings = {key: kwargs.pop(key) for key in list(kwargs) if key in QUANTIZER_OPTIONS}
-        self._quantizer = get_quantizer(str(quantization), **settings)
+        # lm-eval's model_args parser turns the string "none" into None
+        self._quantizer = get_quantizer("none" if quantization is None else str(quantization), **settings)
         self._quantizer.validate_environment(_resolved_device(kwargs.get("device", "cuda")))
         self._requested_backend = backend
         self.mlm_score = mlm_score

@@ -1,0 +1,224 @@
+"""CrowS-Pairs throughput and peak memory: our task vs the stock harness formulation vs plain loops.
+
+    LM_EVAL_BIAS_DATA_DIR=../shared/data python benchmarks/crows_pairs_speed.py --model PATH [--masked-model PATH]
+
+Every variant runs in a fresh subprocess so its peak resident memory (ru_maxrss) is its own.
+Variants (causal model): `ours` (crows_pairs_bias through lm-eval with quantized_hf),
+`stock` (lm-eval's crows_pairs_english YAML pointed at the same CSV, --model hf),
+`loop` (one sentence per forward, full log-softmax), `floor` (batched forwards, no scoring).
+With --masked-model: `pll_batched` (our scorer) vs `pll_loop` (one masked copy per forward).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+CAUSAL_VARIANTS = ("ours", "stock", "loop", "floor")
+MASKED_VARIANTS = ("pll_batched", "pll_loop")
+
+
+def crows_pairs_csv() -> Path:
+    from lm_eval_bias.data.sources import benchmark_file
+
+    return benchmark_file("crows_pairs")
+
+
+def sentence_pairs(limit: int | None) -> list[tuple[str, str]]:
+    frame = pd.read_csv(crows_pairs_csv())
+    pairs = list(zip(frame["sent_more"], frame["sent_less"]))
+    return pairs[:limit] if limit else pairs
+
+
+def run_ours(args) -> int:
+    import lm_eval
+
+    from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
+
+    lm = QuantizedHFLM(pretrained=args.model, device="cpu", batch_size=args.batch_size, quantization=args.quantization)
+    start = time.perf_counter()
+    lm_eval.simple_evaluate(model=lm, tasks=["crows_pairs_bias"], limit=args.limit, bootstrap_iters=0)
+    return time.perf_counter() - start
+
+
+def run_stock(args) -> float:
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    stock_dir = Path(lm_eval.__file__).parent / "tasks" / "crows_pairs"
+    include = Path(tempfile.mkdtemp(prefix="stock_crows_"))
+    shutil.copy(stock_dir / "utils.py", include / "utils.py")
+    config = (stock_dir / "crows_pairs_english.yaml").read_text()
+    config = config.replace("task: crows_pairs_english", "task: crows_pairs_english_localcsv")
+    config = config.replace("dataset_path: jannalu/crows_pairs_multilingual", "dataset_path: csv")
+    config = config.replace("dataset_name: english", f"dataset_kwargs:\n  data_files:\n    test: {crows_pairs_csv()}")
+    config = config.replace("tag:\n  - crows_pairs\n", "")
+    (include / "crows_pairs_english_localcsv.yaml").write_text(config)
+    lm = HFLM(pretrained=args.model, device="cpu", batch_size=args.batch_size)
+    start = time.perf_counter()
+    lm_eval.simple_evaluate(
+        model=lm, tasks=["crows_pairs_english_localcsv"], task_manager=TaskManager(include_path=str(include)),
+        limit=args.limit, bootstrap_iters=0,
+    )
+    return time.perf_counter() - start
+
+
+def _causal_model(path):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.set_grad_enabled(False)
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval(), AutoTokenizer.from_pretrained(path)
+
+
+def _prefixed(tokenizer, sentence):
+    prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    return [prefix, *tokenizer.encode(sentence, add_special_tokens=False)]
+
+
+def run_loop(args) -> float:
+    import torch
+
+    model, tokenizer = _causal_model(args.model)
+    sentences = [s for pair in sentence_pairs(args.limit) for s in pair]
+    start = time.perf_counter()
+    for sentence in sentences:
+        ids = torch.tensor([_prefixed(tokenizer, sentence)])
+        logprobs = torch.log_softmax(model(ids).logits[0, :-1].float(), dim=-1)
+        logprobs.gather(1, ids[0, 1:, None]).sum().item()
+    return time.perf_counter() - start
+
+
+def run_floor(args) -> float:
+    import torch
+
+    from lm_eval_bias.scoring.batching import length_sorted_batches, right_padded
+
+    model, tokenizer = _causal_model(args.model)
+    sequences = [_prefixed(tokenizer, s) for pair in sentence_pairs(args.limit) for s in pair]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    start = time.perf_counter()
+    for batch in length_sorted_batches([len(s) for s in sequences], args.batch_size):
+        ids, mask = right_padded([sequences[i] for i in batch], pad, "cpu")
+        model.base_model(input_ids=ids, attention_mask=mask)
+    return time.perf_counter() - start
+
+
+def _masked_model(path):
+    import torch
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    torch.set_grad_enabled(False)
+    return AutoModelForMaskedLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
+
+
+def run_pll_batched(args) -> float:
+    from lm_eval_bias.scoring.masked import score_minimal_pairs
+
+    model, tokenizer = _masked_model(args.masked_model)
+    pairs = sentence_pairs(args.limit)
+    start = time.perf_counter()
+    scores = score_minimal_pairs(model, tokenizer, pairs, batch_size=args.batch_size)
+    elapsed = time.perf_counter() - start
+    Path(args.scores_out).write_text(json.dumps(scores))
+    return elapsed
+
+
+def run_pll_loop(args) -> float:
+    import torch
+
+    from lm_eval_bias.scoring.masked import shared_token_positions
+
+    model, tokenizer = _masked_model(args.masked_model)
+    special = set(tokenizer.all_special_ids)
+    scores = []
+    start = time.perf_counter()
+    for pair in sentence_pairs(args.limit):
+        ids = [tokenizer(s)["input_ids"] for s in pair]
+        shared = shared_token_positions(*ids)
+        pair_scores = []
+        for sentence_ids, positions in zip(ids, shared):
+            total = 0.0
+            for position in positions:
+                if sentence_ids[position] in special:
+                    continue
+                masked = torch.tensor([sentence_ids])
+                masked[0, position] = tokenizer.mask_token_id
+                logprobs = torch.log_softmax(model(masked).logits[0, position].float(), dim=-1)
+                total += logprobs[sentence_ids[position]].item()
+            pair_scores.append(total)
+        scores.append(pair_scores)
+    elapsed = time.perf_counter() - start
+    Path(args.scores_out).write_text(json.dumps(scores))
+    return elapsed
+
+
+RUNNERS = {"ours": run_ours, "stock": run_stock, "loop": run_loop, "floor": run_floor,
+           "pll_batched": run_pll_batched, "pll_loop": run_pll_loop}
+
+
+def child(args) -> None:
+    elapsed = RUNNERS[args.variant](args)
+    peak_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"variant": args.variant, "seconds": elapsed, "peak_bytes": peak_bytes}))
+
+
+def weights_bytes(path: str) -> int:
+    return sum(f.stat().st_size for f in Path(path).glob("*.safetensors"))
+
+
+def parent(args) -> None:
+    sentences = 2 * len(sentence_pairs(args.limit))
+    runs = [(v, args.model) for v in CAUSAL_VARIANTS] + ([(v, args.masked_model) for v in MASKED_VARIANTS] if args.masked_model else [])
+    rows, scores_dir = [], Path(tempfile.mkdtemp(prefix="pll_scores_"))
+    for variant, model in runs:
+        command = [sys.executable, __file__, "--child", "--variant", variant, "--model", args.model,
+                   "--batch-size", str(args.batch_size), "--quantization", args.quantization,
+                   "--scores-out", str(scores_dir / f"{variant}.json")]
+        command += ["--masked-model", args.masked_model] if args.masked_model else []
+        command += ["--limit", str(args.limit)] if args.limit else []
+        output = subprocess.run(command, check=True, capture_output=True, text=True, env=os.environ).stdout
+        result = json.loads(output.strip().splitlines()[-1])
+        rows.append({"variant": variant, "model": Path(model).name, "wall_s": round(result["seconds"], 2),
+                     "sentences_per_s": round(sentences / result["seconds"], 1),
+                     "peak_GB": round(result["peak_bytes"] / 1e9, 2)})
+    table = pd.DataFrame(rows)
+    print(f"CrowS-Pairs: {sentences} sentences, batch size {args.batch_size}, model weights "
+          f"{weights_bytes(args.model) / 1e9:.2f} GB (memory target: {1.5 * weights_bytes(args.model) / 1e9 + 1:.2f} GB)")
+    print(table.to_string(index=False))
+    if args.masked_model:
+        batched = json.loads((scores_dir / "pll_batched.json").read_text())
+        loop = json.loads((scores_dir / "pll_loop.json").read_text())
+        worst = max(abs(a - b) for x, y in zip(batched, loop) for a, b in zip(x, y))
+        speed = {r["variant"]: r["wall_s"] for r in rows}
+        print(f"masked PLL: batched is {speed['pll_loop'] / speed['pll_batched']:.1f}x faster than one copy per "
+              f"forward; largest score difference {worst:.2e}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="causal LM folder")
+    parser.add_argument("--masked-model", help="masked LM folder, for the pseudo-log-likelihood comparison")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--quantization", default="none")
+    parser.add_argument("--limit", type=int, help="first N pairs only")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--variant", choices=RUNNERS, help=argparse.SUPPRESS)
+    parser.add_argument("--scores-out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    child(args) if args.child else parent(args)
+
+
+if __name__ == "__main__":
+    main()

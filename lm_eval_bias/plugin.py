@@ -1,0 +1,214 @@
+"""What the import hook (``lm_eval_bias._plugin_hook``) does to lm-eval.
+
+Each ``on_*`` function gets the lm_eval module right after it has executed.
+Nothing here imports torch or transformers; models stay lazy registry entries.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import numbers
+
+# Models added to lm-eval's registry: name -> "module:Class" (imported on first use).
+MODELS = {
+    "quantized_hf": "lm_eval_bias.model_wrappers.quantized_hf:QuantizedHFLM",
+}
+
+_WRAPPED = "_lm_eval_bias_wrapped"
+
+
+def _warn(message: str) -> None:
+    import warnings
+
+    warnings.warn(f"lm-eval-bias plugin: {message}", RuntimeWarning, stacklevel=3)
+
+
+def tasks_dir() -> str | None:
+    """Folder of the ``lm_eval_bias.tasks`` package, located without importing it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("lm_eval_bias.tasks")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return str(list(spec.submodule_search_locations)[0])
+
+
+# --------------------------------------------------------------------- models
+
+
+def on_registry(registry) -> None:
+    # Stock models first: get_model() only imports lm_eval.models (which registers
+    # them) while the registry is empty, so registering ours first would hide "hf".
+    import lm_eval.models  # noqa: F401
+
+    for name, target in MODELS.items():
+        if name not in registry.model_registry:
+            registry.model_registry.register(name, target=target)
+
+
+# ---------------------------------------------------------------------- tasks
+
+
+def _as_list(include_path) -> list:
+    if include_path is None:
+        return []
+    if isinstance(include_path, (list, tuple)):
+        return list(include_path)
+    return [include_path]
+
+
+def with_our_tasks(include_path) -> list:
+    """Our task folder first, then the user's paths (later paths override earlier)."""
+    import os
+
+    ours = tasks_dir()
+    user = _as_list(include_path)
+    if ours is None:
+        return user
+    real = os.path.realpath(ours)
+
+    def is_ours(p) -> bool:
+        try:
+            return os.path.realpath(os.fspath(p)) == real
+        except TypeError:
+            return False
+
+    return [ours] + [p for p in user if not is_ours(p)]
+
+
+def on_task_manager(manager) -> None:
+    import inspect
+
+    cls = manager.TaskManager
+    original = cls.__init__
+    if getattr(original, _WRAPPED, False):
+        return
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def __init__(self, *args, **kwargs):
+        try:
+            bound = signature.bind(self, *args, **kwargs)
+        except TypeError:
+            return original(self, *args, **kwargs)  # the harness reports the bad call
+        user = bound.arguments.get("include_path")
+        try:
+            bound.arguments["include_path"] = with_our_tasks(user)
+        except Exception as exc:  # noqa: BLE001 - never stop the harness
+            _warn(f"could not add the lm-eval-bias task folder: {exc!r}")
+        original(*bound.args, **bound.kwargs)
+        self.include_path = user  # the attribute keeps what the caller passed
+
+    setattr(__init__, _WRAPPED, True)
+    cls.__init__ = __init__
+
+
+# ---------------------------------------------------------- group aggregation
+
+
+def _number(x) -> bool:
+    """A real number, not NaN (numpy scalars included; "N/A", None and bools are not)."""
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and not math.isnan(x)
+
+
+def _pooled_ratio_metrics(group) -> dict:
+    metadata = getattr(group, "metadata", None)
+    if not isinstance(metadata, dict):
+        config = getattr(group, "_config", None)
+        metadata = getattr(config, "metadata", None)
+    pooled = metadata.get("pooled_ratio_metrics") if isinstance(metadata, dict) else None
+    return pooled if isinstance(pooled, dict) else {}
+
+
+def _filters(metric: str, leaves: list[dict]) -> list[str]:
+    prefix = f"{metric},"
+    return sorted({k[len(prefix):] for leaf in leaves for k in leaf if k.startswith(prefix)})
+
+
+def _proportion_metrics(group) -> list:
+    metadata = getattr(group, "metadata", None)
+    if not isinstance(metadata, dict):
+        metadata = getattr(getattr(group, "_config", None), "metadata", None)
+    names = metadata.get("pooled_percentage_metrics") if isinstance(metadata, dict) else None
+    return list(names) if isinstance(names, list) else []
+
+
+def percentage_stderr(percent: float, n: int) -> float:
+    """Standard error of the mean of n values that are each 0 or 100 (sample std, ddof=1)."""
+    return math.sqrt(percent * (100.0 - percent) / (n - 1)) if n > 1 else math.nan
+
+
+def pool_percentages(group, task_metrics: dict, group_metrics: dict) -> dict:
+    """Stderr of pooled 0/100 per-item metrics over all the group's items.
+
+    For ``pooled_percentage_metrics: [metric, ...]`` the group value (the size-weighted
+    mean, i.e. the pooled mean) gets the standard error of a mean of 0/100 items over
+    every item of the group, even where a one-item subtask has none of its own.
+    """
+    leaves = [task_metrics[t.task_name] for t in group.get_all_tasks() if t.task_name in task_metrics]
+    n = int(sum(leaf.get("sample_len", 0) for leaf in leaves))
+    for metric in _proportion_metrics(group):
+        for f in _filters(metric, [group_metrics]):
+            value = group_metrics.get(f"{metric},{f}")
+            if _number(value):
+                group_metrics[f"{metric}_stderr,{f}"] = percentage_stderr(value, n)
+    return group_metrics
+
+
+def pool(group, task_metrics: dict, group_metrics: dict) -> dict:
+    """Replace ratio metrics by their exact pooled value and count metrics by their sum.
+
+    For ``pooled_ratio_metrics: {metric: count_metric}`` in the group metadata, the
+    group's ``metric`` is sum(v_i c_i) / sum(c_i) over the leaf tasks (v_i the leaf's
+    value, c_i its count), with stderr sqrt(sum(c_i^2 se_i^2)) / sum(c_i); the group's
+    ``count_metric`` is sum(c_i).
+    """
+    pooled = _pooled_ratio_metrics(group)
+    if not pooled:
+        return group_metrics
+    leaves = [task_metrics[t.task_name] for t in group.get_all_tasks() if t.task_name in task_metrics]
+    for metric, count_metric in pooled.items():
+        for f in _filters(count_metric, leaves):
+            counts = [leaf.get(f"{count_metric},{f}") for leaf in leaves]
+            counts = [c for c in counts if _number(c)]
+            if counts:
+                group_metrics[f"{count_metric},{f}"] = float(sum(counts))
+                errors = [leaf.get(f"{count_metric}_stderr,{f}") for leaf in leaves if f"{count_metric},{f}" in leaf]
+                if errors and all(_number(e) for e in errors):
+                    group_metrics[f"{count_metric}_stderr,{f}"] = math.sqrt(sum(e * e for e in errors))
+        for f in _filters(metric, leaves):
+            used = []  # (value, count, stderr)
+            for leaf in leaves:
+                value, count = leaf.get(f"{metric},{f}"), leaf.get(f"{count_metric},{f}")
+                if not _number(count) or count == 0 or not _number(value):
+                    continue
+                used.append((value, count, leaf.get(f"{metric}_stderr,{f}")))
+            total = sum(c for _, c, _ in used)
+            if total == 0:
+                group_metrics[f"{metric},{f}"] = math.nan
+                continue
+            group_metrics[f"{metric},{f}"] = sum(v * c for v, c, _ in used) / total
+            if all(_number(se) for _, _, se in used):
+                group_metrics[f"{metric}_stderr,{f}"] = math.sqrt(sum((c * se) ** 2 for _, c, se in used)) / total
+    return group_metrics
+
+
+def on_group(group_module) -> None:
+    cls = group_module.Group
+    original = cls.aggregate
+    if getattr(original, _WRAPPED, False):
+        return
+
+    @functools.wraps(original)
+    def aggregate(self, task_metrics):
+        result = original(self, task_metrics)
+        try:
+            return pool_percentages(self, task_metrics, pool(self, task_metrics, dict(result)))
+        except Exception as exc:  # noqa: BLE001 - keep the harness's numbers, loudly
+            _warn(f"pooled_ratio_metrics failed for group {getattr(self, 'name', '?')!r}, "
+                  f"its ratio metrics are plain size-weighted means: {exc!r}")
+            return result
+
+    setattr(aggregate, _WRAPPED, True)
+    cls.aggregate = aggregate

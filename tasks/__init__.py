@@ -1,0 +1,1 @@
+"""Harness task configs (YAML) shipped with lm-eval-bias; installed as ``lm_eval_bias.tasks``."""

@@ -1,0 +1,1 @@
+"""One module per `lm-eval-bias` subcommand."""

@@ -6,12 +6,14 @@ the original tokens are summed ("shared"). The bias-bench-style alternative mask
 tokens that differ and averages ("modified"). Special tokens are never masked.
 
 All masked copies of all pairs are scored together in length-sorted batches, so a pair
-costs a few rows of a batch rather than one forward pass per masked token.
+costs a few rows of a batch rather than one forward pass per masked token, and the MLM
+head (the largest matrix product for a big vocabulary) runs only at the masked positions.
 """
 
 from __future__ import annotations
 
 import difflib
+import weakref
 from collections.abc import Sequence
 
 import torch
@@ -69,6 +71,43 @@ def score_minimal_pairs(
     return [(totals[2 * i], totals[2 * i + 1]) for i in range(len(pairs))]
 
 
+# attribute names under which transformers' masked LMs keep their MLM head
+_MLM_HEADS = ("cls", "lm_head", "predictions", "generator_lm_head")
+_verified_heads: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _logits_at(model, input_ids, attention_mask, positions) -> torch.Tensor:
+    """Logits at one position per row: body on the batch, MLM head at those positions only."""
+    head = _mlm_head(model)
+    if head is None:
+        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+    else:
+        hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask)[0]
+        logits = head(hidden[torch.arange(len(positions), device=hidden.device), positions][:, None])
+    return logits[torch.arange(len(positions), device=logits.device), 0 if head is not None else positions]
+
+
+def _mlm_head(model):
+    """The model's MLM head module, if calling it on the body's output reproduces the model's logits."""
+    if model in _verified_heads:
+        return _verified_heads[model]
+    head = next((getattr(model, name) for name in _MLM_HEADS if isinstance(getattr(model, name, None), torch.nn.Module)), None)
+    if head is not None and getattr(model, "base_model", model) is not model:
+        probe = torch.arange(1, 6, device=model_device(model))[None] % model.config.vocab_size
+        mask = torch.ones_like(probe)
+        try:
+            with torch.inference_mode(), valid_tokens_scope(mask):
+                split = head(model.base_model(input_ids=probe, attention_mask=mask)[0])
+                full = model(input_ids=probe, attention_mask=mask).logits
+            head = head if torch.allclose(split.float(), full.float(), rtol=1e-4, atol=1e-4) else None
+        except Exception:  # a head that needs more than the hidden states
+            head = None
+    else:
+        head = None
+    _verified_heads[model] = head
+    return head
+
+
 def _masked_token_logprobs(model, tokenizer, copies, batch_size: int, progress: bool) -> list[float]:
     device = model_device(model)
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.mask_token_id
@@ -85,8 +124,7 @@ def _masked_token_logprobs(model, tokenizer, copies, batch_size: int, progress: 
         positions = torch.as_tensor([copies[i][2] for i in batch], device=device)
         originals = torch.as_tensor([copies[i][1][copies[i][2]] for i in batch], device=device)
         with torch.inference_mode(), valid_tokens_scope(attention_mask):
-            logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
-            at_mask = logits[torch.arange(len(batch), device=device), positions].float()
+            at_mask = _logits_at(model, input_ids, attention_mask, positions).float()
             selected = torch.log_softmax(at_mask, dim=-1).gather(1, originals[:, None]).squeeze(1)
         for index, value in zip(batch, selected.tolist()):
             logprobs[index] = value

@@ -7,7 +7,7 @@ and one target logit instead of a full-vocabulary log-softmax for the whole batc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -24,7 +24,7 @@ class TokenScore:
     num_tokens: int
 
 
-RowLogits = Callable[[torch.Tensor, torch.Tensor], list[torch.Tensor]]
+RowLogits = Callable[[torch.Tensor, torch.Tensor], Iterator[torch.Tensor]]
 
 
 def score_continuations(
@@ -54,9 +54,9 @@ def score_continuations(
     for batch in tqdm(batches, desc="Scoring continuations", disable=not progress):
         input_ids, attention_mask = right_padded([inputs[i] for i in batch], pad_token_id, device)
         with torch.inference_mode(), valid_tokens_scope(attention_mask):
-            logits_per_row = row_logits(input_ids, attention_mask)
-        for index, logits in zip(batch, logits_per_row):
-            scores[index] = _continuation_score(logits, targets[index])
+            # one sequence's logits alive at a time: they are vocabulary-sized
+            for index, logits in zip(batch, row_logits(input_ids, attention_mask)):
+                scores[index] = _continuation_score(logits, targets[index])
     return scores  # type: ignore[return-value]
 
 
@@ -82,22 +82,19 @@ def _row_logits_function(model: torch.nn.Module, inputs: list[list[int]]) -> Row
     return lambda ids, mask: _full_logits(model, ids, mask)
 
 
-def _full_logits(model, input_ids, attention_mask) -> list[torch.Tensor]:
+def _full_logits(model, input_ids, attention_mask) -> Iterator[torch.Tensor]:
     logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
-    return [logits[row, : int(n)] for row, n in enumerate(attention_mask.sum(dim=1))]
+    for row, n in enumerate(attention_mask.sum(dim=1)):
+        yield logits[row, : int(n)]
 
 
-def _body_then_head(model, input_ids, attention_mask) -> list[torch.Tensor]:
+def _body_then_head(model, input_ids, attention_mask) -> Iterator[torch.Tensor]:
     hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask)[0]
     head = model.get_output_embeddings()
     softcap = getattr(model.config, "final_logit_softcapping", None)
-    rows = []
     for row, n in enumerate(attention_mask.sum(dim=1)):
         logits = head(hidden[row : row + 1, : int(n)])[0]
-        if softcap:
-            logits = torch.tanh(logits / softcap) * softcap
-        rows.append(logits)
-    return rows
+        yield torch.tanh(logits / softcap) * softcap if softcap else logits
 
 
 def _body_then_head_matches(model, probe: list[int]) -> bool:
@@ -107,8 +104,8 @@ def _body_then_head_matches(model, probe: list[int]) -> bool:
     attention_mask = torch.ones_like(input_ids)
     try:
         with torch.inference_mode(), valid_tokens_scope(attention_mask):
-            split = _body_then_head(model, input_ids, attention_mask)[0].float()
-            full = _full_logits(model, input_ids, attention_mask)[0].float()
+            split = next(_body_then_head(model, input_ids, attention_mask)).float()
+            full = next(_full_logits(model, input_ids, attention_mask)).float()
     except Exception:  # an architecture whose body or head cannot be called on its own
         return False
     return split.shape == full.shape and torch.allclose(split, full, rtol=1e-4, atol=1e-4)

@@ -197,6 +197,7 @@ def parent(args) -> None:
         os.environ["LM_EVAL_BIAS_DATA_DIR"] = limited_data_dir(args.limit)
     sentences = 2 * len(sentence_pairs())
     runs = [(v, args.model) for v in CAUSAL_VARIANTS] + ([(v, args.masked_model) for v in MASKED_VARIANTS] if args.masked_model else [])
+    runs = [(v, m) for v, m in runs if not args.variants or v in args.variants]
     rows, scores_dir = [], Path(tempfile.mkdtemp(prefix="pll_scores_"))
     for variant, model in runs:
         command = [sys.executable, __file__, "--child", "--variant", variant, "--model", args.model,
@@ -215,7 +216,7 @@ def parent(args) -> None:
     print(f"CrowS-Pairs: {sentences} sentences, batch size {args.batch_size}, model weights "
           f"{weights_bytes(args.model) / 1e9:.2f} GB (memory target: {1.5 * weights_bytes(args.model) / 1e9 + 1:.2f} GB)")
     print(table.to_string(index=False))
-    if args.masked_model:
+    if {"pll_batched", "pll_loop"} <= set(table["variant"]):
         batched = json.loads((scores_dir / "pll_batched.json").read_text())
         loop = json.loads((scores_dir / "pll_loop.json").read_text())
         worst = max(abs(a - b) for x, y in zip(batched, loop) for a, b in zip(x, y))
@@ -231,6 +232,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--quantization", default="none")
     parser.add_argument("--limit", type=int, help="about N pairs, every bias type in proportion")
+    parser.add_argument("--variants", nargs="+", choices=RUNNERS, help="run only these variants")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--variant", choices=RUNNERS, help=argparse.SUPPRESS)
     parser.add_argument("--scores-out", help=argparse.SUPPRESS)

@@ -63,13 +63,14 @@ def score_continuations(
 def _continuation_score(logits: torch.Tensor, target: list[int]) -> TokenScore:
     if not target:
         return TokenScore(0.0, True, 0)
-    predicting = logits[-len(target) :].double()  # fp64 normaliser: exact to the model's own logits
+    predicting = logits[-len(target) :].float()
     target_ids = torch.as_tensor(target, device=predicting.device)
-    log_normaliser = torch.logsumexp(predicting, dim=-1)
+    best = predicting.max(dim=-1).values
+    log_normaliser = best.double() + (predicting - best[:, None]).exp().sum(dim=-1, dtype=torch.float64).log()
     target_logits = predicting.gather(1, target_ids[:, None]).squeeze(1)
     return TokenScore(
-        logprob=float((target_logits - log_normaliser).sum()),
-        is_greedy=bool((predicting.argmax(dim=-1) == target_ids).all()),
+        logprob=float((target_logits.double() - log_normaliser).sum()),
+        is_greedy=bool((target_logits >= best).all()),
         num_tokens=len(target),
     )
 
@@ -88,13 +89,27 @@ def _full_logits(model, input_ids, attention_mask) -> Iterator[torch.Tensor]:
         yield logits[row, : int(n)]
 
 
+HEAD_POSITIONS = 128  # positions per LM-head call: bounds the vocabulary-sized logits in memory
+
+
 def _body_then_head(model, input_ids, attention_mask) -> Iterator[torch.Tensor]:
+    """Each row's logits, the LM head applied to a few rows at a time (rows are length-sorted)."""
     hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask)[0]
     head = model.get_output_embeddings()
     softcap = getattr(model.config, "final_logit_softcapping", None)
-    for row, n in enumerate(attention_mask.sum(dim=1)):
-        logits = head(hidden[row : row + 1, : int(n)])[0]
-        yield torch.tanh(logits / softcap) * softcap if softcap else logits
+    lengths = [int(n) for n in attention_mask.sum(dim=1)]
+    start = 0
+    while start < len(lengths):
+        width = lengths[start]
+        stop = start + max(1, HEAD_POSITIONS // max(width, 1))
+        with valid_tokens_scope(attention_mask[start:stop, :width]):
+            logits = head(hidden[start:stop, :width])
+        if softcap:
+            logits = torch.tanh(logits / softcap) * softcap
+        for offset, n in enumerate(lengths[start:stop]):
+            yield logits[offset, :n]
+        del logits
+        start = stop
 
 
 def _body_then_head_matches(model, probe: list[int]) -> bool:

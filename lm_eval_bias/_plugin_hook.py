@@ -20,6 +20,7 @@ HOOKS = {
     "lm_eval.api.registry": "lm_eval_bias.plugin:on_registry",
     "lm_eval.api.group": "lm_eval_bias.plugin:on_group",
     "lm_eval.tasks.manager": "lm_eval_bias.plugin:on_task_manager",
+    "lm_eval.evaluator": "lm_eval_bias.plugin:on_evaluator",
 }
 
 _MARK = "_lm_eval_bias_hook"

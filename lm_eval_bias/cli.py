@@ -14,6 +14,10 @@ import sys
 SUBCOMMANDS = (
     "lm_eval_bias.commands.methods",
     "lm_eval_bias.commands.check_data",
+    "lm_eval_bias.commands.study",
+    "lm_eval_bias.commands.leaderboard",
+    "lm_eval_bias.commands.plot",
+    "lm_eval_bias.commands.distill",
 )
 
 

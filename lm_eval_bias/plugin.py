@@ -13,6 +13,7 @@ import numbers
 # Models added to lm-eval's registry: name -> "module:Class" (imported on first use).
 MODELS = {
     "quantized_hf": "lm_eval_bias.model_wrappers.quantized_hf:QuantizedHFLM",
+    "distilled_hf": "lm_eval_bias.model_wrappers.distilled_hf:DistilledHFLM",
 }
 
 _WRAPPED = "_lm_eval_bias_wrapped"
@@ -194,6 +195,28 @@ def pool(group, task_metrics: dict, group_metrics: dict) -> dict:
     return group_metrics
 
 
+def aggregate_items(group, group_metrics: dict) -> dict:
+    """Group metrics recomputed from the items of every leaf task, where the harness's
+    means of leaf values would be wrong (StereoSet's ICAT, its term-averaged ss and lms).
+
+    For ``aggregate_items_with: "module:function"`` in the group metadata, each leaf task
+    that kept the per-document items of its own aggregation (``task.aggregation_items``)
+    contributes them, and ``function(items) -> {metric: value}`` sets ``metric,none``.
+    """
+    metadata = getattr(group, "metadata", None)
+    target = metadata.get("aggregate_items_with") if isinstance(metadata, dict) else None
+    if not target:
+        return group_metrics
+    import importlib
+
+    module, _, name = str(target).partition(":")
+    items = [item for task in group.get_all_tasks() for item in (getattr(task, "aggregation_items", None) or ())]
+    if items:
+        values = getattr(importlib.import_module(module), name)(items)
+        group_metrics.update({f"{metric},none": value for metric, value in values.items()})
+    return group_metrics
+
+
 def on_group(group_module) -> None:
     cls = group_module.Group
     original = cls.aggregate
@@ -204,11 +227,43 @@ def on_group(group_module) -> None:
     def aggregate(self, task_metrics):
         result = original(self, task_metrics)
         try:
-            return pool_percentages(self, task_metrics, pool(self, task_metrics, dict(result)))
+            pooled = pool_percentages(self, task_metrics, pool(self, task_metrics, dict(result)))
+            return aggregate_items(self, pooled)
         except Exception as exc:  # noqa: BLE001 - keep the harness's numbers, loudly
-            _warn(f"pooled_ratio_metrics failed for group {getattr(self, 'name', '?')!r}, "
-                  f"its ratio metrics are plain size-weighted means: {exc!r}")
+            _warn(f"pooled group metrics failed for group {getattr(self, 'name', '?')!r}, "
+                  f"its metrics are the harness's plain means: {exc!r}")
             return result
 
     setattr(aggregate, _WRAPPED, True)
     cls.aggregate = aggregate
+
+
+# ------------------------------------------------------------- request types
+
+
+def on_evaluator(evaluator) -> None:
+    """Before ``evaluate`` builds or scores anything, check that the model implements every
+    task's request type (see :mod:`lm_eval_bias.request_types`)."""
+    import inspect
+
+    original = evaluator.evaluate
+    if getattr(original, _WRAPPED, False):
+        return
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def evaluate(*args, **kwargs):
+        try:
+            bound = signature.bind(*args, **kwargs)
+            lm, task_dict = bound.arguments.get("lm"), bound.arguments.get("task_dict")
+            tasks = task_dict.get("tasks") if isinstance(task_dict, dict) else None
+        except TypeError:
+            tasks = None  # the harness reports the bad call
+        if isinstance(tasks, dict):
+            from lm_eval_bias.request_types import check_request_types
+
+            check_request_types(lm, tasks)
+        return original(*args, **kwargs)
+
+    setattr(evaluate, _WRAPPED, True)
+    evaluator.evaluate = evaluate

@@ -49,10 +49,10 @@ class CheckedLoader:
 
 def model_bytes(model: torch.nn.Module) -> int:
     """Bytes of every distinct tensor in the state dict (packed quantized weights included)."""
-    seen: set[tuple[int, int]] = set()
+    seen: set[tuple] = set()
     total = 0
     for tensor in _tensors(model.state_dict().values()):
-        key = (tensor.data_ptr(), tensor.numel())
+        key = (tensor.data_ptr(), tensor.numel(), tensor.dtype)
         if key in seen:
             continue
         seen.add(key)
@@ -68,7 +68,9 @@ def logical_parameter_count(model: torch.nn.Module) -> int:
 
 def _tensors(values: Any):
     for value in values:
-        if isinstance(value, torch.Tensor):
+        if hasattr(value, "__tensor_flatten__"):  # tensor subclasses (torchao) hold their real storage inside
+            yield from _tensors([getattr(value, name) for name in value.__tensor_flatten__()[0]])
+        elif isinstance(value, torch.Tensor):
             yield value
         elif isinstance(value, (tuple, list)):
             yield from _tensors(value)

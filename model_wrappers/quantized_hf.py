@@ -4,21 +4,27 @@
 
 Everything HFLM accepts still works (revision, dtype, peft, gguf_file, ...). Scoring is
 delegated to `lm_eval_bias.scoring`: causal log-probabilities for `loglikelihood`, and for
-masked LMs the pseudo-log-likelihood of the two sentences of a minimal pair.
+masked LMs the pseudo-log-likelihood of the two sentences of a minimal pair. Two request
+types of our own (`lm_eval_bias.request_types`): `sentence_embedding` (SEAT) and
+`stereoset_score` (StereoSet).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from types import SimpleNamespace
 from typing import Any
 
 import torch
 import transformers
 from lm_eval.models.huggingface import HFLM
 
+from lm_eval_bias.distillation.record import distillation_info
 from lm_eval_bias.model_wrappers.loading import CheckedLoader, is_encoder_only, logical_parameter_count, model_bytes
 from lm_eval_bias.model_wrappers.quantizers.auto import QUANTIZER_OPTIONS, get_quantizer
+from lm_eval_bias.scoring import stereoset as stereoset_scoring
 from lm_eval_bias.scoring.causal import score_continuations
+from lm_eval_bias.scoring.embeddings import sentence_embeddings
 from lm_eval_bias.scoring.masked import VARIANTS as MLM_SCORES
 from lm_eval_bias.scoring.masked import score_minimal_pairs
 from lm_eval_bias.scoring.sentence_scores import ScoredLoglikelihood
@@ -77,6 +83,7 @@ class QuantizedHFLM(HFLM):
             "model_bytes_before": 4 * self._logical_parameters,
             "model_bytes_after": self._bytes_after,
             **({"mlm_score": self.mlm_score} if self.backend == "masked" else {}),
+            **distillation_info(self._model, self.peft),  # a distilled checkpoint's teacher record
         }
 
     # --- scoring -------------------------------------------------------------------
@@ -130,6 +137,32 @@ class QuantizedHFLM(HFLM):
             for index, score in zip(indices, pair_scores):
                 results[index] = ScoredLoglikelihood(score, False, None)
         return results
+
+    def sentence_embedding(self, requests, disable_tqdm: bool = False):
+        """Mean last-layer hidden state of each `(sentence,)` request, L2-normalised (numpy)."""
+        self._require_causal_or_masked("sentence_embedding")
+        sentences = [request.args[0] for request in requests]
+        unique = list(dict.fromkeys(sentences))  # SEAT tests share attribute sets: embed each sentence once
+        vectors = sentence_embeddings(
+            self.model, self.tokenizer, unique, batch_size=self.scoring_batch_size, progress=not disable_tqdm
+        )
+        by_sentence = dict(zip(unique, vectors))
+        return [by_sentence[sentence] for sentence in sentences]
+
+    def stereoset_score(self, requests, disable_tqdm: bool = False):
+        """One StereoSet candidate score per `(split, context, sentence, mlm_score)` request."""
+        self._require_causal_or_masked("stereoset_score")
+        arguments = [tuple(request.args) for request in requests]
+        if self.backend == "masked":
+            return stereoset_scoring.score_masked(
+                self.model, self.tokenizer, arguments, batch_size=self.scoring_batch_size, progress=not disable_tqdm
+            )
+        pairs = [SimpleNamespace(args=stereoset_scoring.causal_pair(*args)) for args in arguments]
+        return [result[0] / result.num_tokens for result in self.loglikelihood(pairs, disable_tqdm=disable_tqdm)]
+
+    def _require_causal_or_masked(self, request_type: str) -> None:
+        if self.backend not in ("causal", "masked"):
+            raise ValueError(f"{request_type} needs a causal or masked LM; this model was loaded as {self.backend}.")
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
         self._require_causal("loglikelihood_rolling")

@@ -10,6 +10,11 @@ Every benchmark goes through :func:`benchmark_file`. The lookup order is
 A data folder is laid out like the authors' releases, e.g.::
 
     <data dir>/crows_pairs/crows_pairs_anonymized.csv
+    <data dir>/stereoset/dev.json          (or the flattened stereoset/stereoset_dev.jsonl)
+    <data dir>/seat/sent-weat6.jsonl       (one file per SEAT test)
+
+A relative path may hold ``{fields}`` that the caller fills in (``benchmark_file("seat",
+test="sent-weat6")``); :data:`ALTERNATIVE_FILES` lists other names accepted in a data folder.
 """
 
 from __future__ import annotations
@@ -22,17 +27,34 @@ from lm_eval_bias.errors import BiasDataError, BiasDataFileNotFoundError
 DATA_DIR_ENV = "LM_EVAL_BIAS_DATA_DIR"
 
 #: benchmark name -> (path relative to a data folder, canonical download URL).
-#: Add StereoSet / SEAT entries here; nothing else needs to change.
 CANONICAL_FILES: dict[str, tuple[str, str]] = {
     "crows_pairs": (
         "crows_pairs/crows_pairs_anonymized.csv",
         "https://raw.githubusercontent.com/nyu-mll/crows-pairs/master/data/crows_pairs_anonymized.csv",
     ),
+    "stereoset": (
+        "stereoset/dev.json",
+        "https://raw.githubusercontent.com/moinnadeem/StereoSet/master/data/dev.json",
+    ),
+    "seat": (
+        "seat/{test}.jsonl",
+        "https://raw.githubusercontent.com/McGill-NLP/bias-bench/main/data/seat/{test}.jsonl",
+    ),
+}
+
+#: benchmark name -> further relative paths accepted in a data folder, tried in order
+#: after the canonical one (never downloaded).
+ALTERNATIVE_FILES: dict[str, tuple[str, ...]] = {
+    "stereoset": ("stereoset/stereoset_dev.jsonl",),
 }
 
 
 def _layout() -> str:
-    return "\n".join(f"    <folder>/{rel}" for rel, _ in CANONICAL_FILES.values())
+    lines = []
+    for name, (relative, _) in CANONICAL_FILES.items():
+        alternatives = "".join(f" (or {alt})" for alt in ALTERNATIVE_FILES.get(name, ()))
+        lines.append(f"    <folder>/{relative.replace('{', '<').replace('}', '>')}{alternatives}")
+    return "\n".join(lines)
 
 
 def _canonical(name: str) -> tuple[str, str]:
@@ -62,16 +84,22 @@ def _download(url: str) -> str:
     return manager.download(url)
 
 
-def benchmark_file(name: str, data_dir: str | os.PathLike | None = None) -> Path:
+def benchmark_file(name: str, data_dir: str | os.PathLike | None = None, **fields: str) -> Path:
     """Local path of benchmark ``name``'s data file (see :data:`CANONICAL_FILES`).
 
     With ``data_dir`` (or ``$LM_EVAL_BIAS_DATA_DIR``) set, returns
-    ``<dir>/<relative path>`` and raises :class:`BiasDataFileNotFoundError` if
-    that file is missing. Otherwise downloads (or reuses the cached download
-    of) the canonical URL; a failed download raises
+    ``<dir>/<relative path>`` (or the first of :data:`ALTERNATIVE_FILES` that exists)
+    and raises :class:`BiasDataFileNotFoundError` if none exists. Otherwise downloads
+    (or reuses the cached download of) the canonical URL; a failed download raises
     :class:`BiasDataFileNotFoundError` explaining how to use a local folder.
+    ``fields`` fill the ``{placeholders}`` of the relative path and the URL.
     """
     relative, url = _canonical(name)
+    try:
+        relative, url = relative.format(**fields), url.format(**fields)
+        alternatives = [alt.format(**fields) for alt in ALTERNATIVE_FILES.get(name, ())]
+    except KeyError as missing:
+        raise BiasDataError(f"benchmark data {name!r} needs the field {missing} (e.g. test=...)") from None
 
     if data_dir is not None and str(data_dir).strip():
         folder, origin = Path(data_dir).expanduser(), "the data_dir argument"
@@ -80,8 +108,9 @@ def benchmark_file(name: str, data_dir: str | os.PathLike | None = None) -> Path
 
     if folder is not None:
         path = folder / relative
-        if path.is_file():
-            return path
+        for candidate in (path, *(folder / alt for alt in alternatives)):
+            if candidate.is_file():
+                return candidate
         problem = (
             f"the folder {str(folder)!r} does not exist"
             if not folder.is_dir()

@@ -7,8 +7,11 @@ from typing import Any
 from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError, Quantizer
 from lm_eval_bias.model_wrappers.quantizers.bitsandbytes import BitsAndBytesFP4, BitsAndBytesInt8, BitsAndBytesNF4
 from lm_eval_bias.model_wrappers.quantizers.dynamic_int8 import DynamicInt8
+from lm_eval_bias.model_wrappers.quantizers.gptq import GPTQ
 from lm_eval_bias.model_wrappers.quantizers.half_precision import BFloat16, Float16
+from lm_eval_bias.model_wrappers.quantizers.int8_weight_only import Int8WeightOnly
 from lm_eval_bias.model_wrappers.quantizers.none import NoQuantization
+from lm_eval_bias.model_wrappers.quantizers.rtn import RoundToNearest
 
 QUANTIZERS: dict[str, type[Quantizer]] = {
     cls.name: cls
@@ -20,6 +23,9 @@ QUANTIZERS: dict[str, type[Quantizer]] = {
         BitsAndBytesInt8,
         BitsAndBytesNF4,
         BitsAndBytesFP4,
+        Int8WeightOnly,
+        RoundToNearest,
+        GPTQ,
     )
 }
 

@@ -1,0 +1,71 @@
+"""`lm-eval-bias leaderboard DIR`: one row per (model, revision, compression), Δ and paired tests."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+FORMATS = ("terminal", "markdown", "csv", "html")
+SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".csv": "csv", ".html": "html", ".htm": "html"}
+
+
+def _teachers(pairs: list[str]) -> dict[str, str]:
+    teachers = {}
+    for pair in pairs:
+        student, sep, teacher = pair.partition("=")
+        if not sep or not student or not teacher:
+            raise ValueError(f"--teacher expects STUDENT=TEACHER (model names as in the table), got {pair!r}")
+        teachers[student] = teacher
+    return teachers
+
+
+def run(args) -> int:
+    from lm_eval_bias.leaderboard import build_leaderboard, load_runs, render, sort_wide
+
+    runs = load_runs(args.results_dir)
+    if not runs:
+        print(f"lm-eval-bias: no lm-eval results files under {args.results_dir}", file=sys.stderr)
+        return 2
+    board = build_leaderboard(
+        runs, metrics=args.metrics.split(",") if args.metrics else None, all_metrics=args.all_metrics,
+        subtasks=args.subtasks, teachers=_teachers(args.teacher),
+        filters={"model": args.model, "revision": args.revision, "compression": args.compression, "task": args.task},
+    )
+    wide = sort_wide(board.wide(), board.columns, args.sort, args.descending)
+    fmt = args.format or SUFFIXES.get(Path(args.output).suffix.lower() if args.output else "", "terminal")
+    text = render(wide, board.columns, fmt, title=args.title or f"Leaderboard: {Path(args.results_dir).name}")
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {args.output} ({len(wide)} rows)")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "leaderboard", help="compare runs in an lm-eval results directory",
+        description="Read every lm-eval results file under DIR (a study's output_dir, or any lm_eval --output_path). "
+                    "One row per (model, revision, compression); per metric its value with a 95%% interval, and its "
+                    "difference from the baseline (same model uncompressed, or a student's teacher) with a paired "
+                    "test on the logged samples.",
+    )
+    parser.add_argument("results_dir", help="folder to search for results_*.json (recursively)")
+    parser.add_argument("--format", choices=FORMATS, help="default: from --output's suffix, else terminal")
+    parser.add_argument("-o", "--output", help="write to this file instead of standard output")
+    parser.add_argument("--metrics", help="comma-separated metric names or TASK/METRIC globs "
+                                          "(default: the bias metrics present, else one capability metric per task)")
+    parser.add_argument("--all-metrics", action="store_true", help="every metric of every task")
+    parser.add_argument("--subtasks", action="store_true", help="also list the subtasks of groups")
+    parser.add_argument("--model", action="append", default=[], help="keep models matching this glob (repeatable)")
+    parser.add_argument("--revision", action="append", default=[], help="keep revisions matching this glob")
+    parser.add_argument("--compression", action="append", default=[], help="keep compressions matching this glob")
+    parser.add_argument("--task", action="append", default=[], help="keep tasks matching this glob")
+    parser.add_argument("--teacher", action="append", default=[], metavar="STUDENT=TEACHER",
+                        help="compare uncompressed STUDENT with TEACHER (a study's config records this itself)")
+    parser.add_argument("--sort", help="model, revision, compression, step, bits, size, a metric (METRIC or TASK/METRIC), "
+                                       "delta:METRIC or dist50:METRIC (distance from 50)")
+    parser.add_argument("--descending", action="store_true", help="sort in descending order")
+    parser.add_argument("--title", help="title of the HTML page")
+    parser.set_defaults(run=run)

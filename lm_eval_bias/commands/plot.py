@@ -1,0 +1,36 @@
+"""`lm-eval-bias plot DIR`: figures of bias through pretraining, against bits, LMS vs SS, students."""
+
+from __future__ import annotations
+
+
+def run(args) -> int:
+    from lm_eval_bias.commands.leaderboard import _teachers
+    from lm_eval_bias.plots import make_plots
+
+    formats = tuple(fmt.strip().lower() for fmt in args.formats.split(",") if fmt.strip())
+    unknown = sorted(set(formats) - {"png", "svg", "pdf"})
+    if unknown:
+        raise ValueError(f"--formats: unknown {', '.join(unknown)}; use png, svg or pdf")
+    out_dir = args.output_dir or f"{args.results_dir.rstrip('/')}/figures"
+    written, skipped = make_plots(args.results_dir, out_dir, formats, teachers=_teachers(args.teacher))
+    for path in written:
+        print(f"wrote {path}")
+    for line in skipped:
+        print(f"skipped {line}")
+    return 0 if written else 1
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "plot", help="figures from an lm-eval results directory",
+        description="bias_vs_step_*: bias through pretraining per model, uncompressed and compressed, best trade-off "
+                    "revision starred; delta_bias_vs_bits: change in bias against weight bits; lms_vs_ss: StereoSet "
+                    "LMS against SS with ICAT iso-lines; student_vs_teacher; by_compression_*: every metric per "
+                    "compression. Figures the results cannot support are skipped with the reason.",
+    )
+    parser.add_argument("results_dir", help="folder to search for lm-eval results (recursively)")
+    parser.add_argument("-o", "--output-dir", help="where to write the figures (default: RESULTS_DIR/figures)")
+    parser.add_argument("--formats", default="png,svg", help="comma-separated: png, svg, pdf (default png,svg)")
+    parser.add_argument("--teacher", action="append", default=[], metavar="STUDENT=TEACHER",
+                        help="compare uncompressed STUDENT with TEACHER")
+    parser.set_defaults(run=run)

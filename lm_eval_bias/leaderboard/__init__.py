@@ -1,0 +1,12 @@
+"""Leaderboards from lm-eval results directories: `results` reads runs, `paired` tests them
+item by item, `table` builds the comparison, `render` writes it out."""
+
+from lm_eval_bias.leaderboard.paired import PairedResult, mcnemar_exact, paired_test, permutation_p_value
+from lm_eval_bias.leaderboard.render import render
+from lm_eval_bias.leaderboard.results import Run, load_runs, metric_frame
+from lm_eval_bias.leaderboard.table import Leaderboard, build_leaderboard, sort_wide
+
+__all__ = [
+    "PairedResult", "mcnemar_exact", "paired_test", "permutation_p_value", "render", "Run", "load_runs",
+    "metric_frame", "Leaderboard", "build_leaderboard", "sort_wide",
+]

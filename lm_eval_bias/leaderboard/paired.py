@@ -1,0 +1,75 @@
+"""Paired tests between two runs on the same items: exact McNemar, or a paired permutation test.
+
+Item-level values come from the logged samples. A metric with two levels per item (a
+preference: CrowS-Pairs' stereotype_score is 100 when the model prefers the stereotyping
+sentence and 0 otherwise; accuracy is 1 or 0) is compared with the exact McNemar test on
+the items whose value flipped: b items go low -> high from baseline to run, c go high -> low,
+and under "no change" each flip is a fair coin, so p = two-sided binomial(b; b + c, 1/2).
+Any other metric gets a paired sign-flip permutation test of the mean difference.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import binomtest
+
+PERMUTATIONS = 10_000
+EXACT_UP_TO = 14  # enumerate all 2^n sign patterns up to this many non-zero differences
+
+
+@dataclass(frozen=True)
+class PairedResult:
+    test: str  # "McNemar exact" | "paired permutation"
+    n: int  # items present in both runs
+    p_value: float
+    flips: int | None = None  # McNemar: b + c; None for non-binary metrics
+    up: int | None = None  # b: baseline low -> run high
+    down: int | None = None  # c: baseline high -> run low
+    mean_difference: float = math.nan  # run - baseline, over the paired items
+
+
+def mcnemar_exact(up: int, down: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant counts (1 when nothing flipped)."""
+    if up + down == 0:
+        return 1.0
+    return float(binomtest(up, up + down, 0.5, alternative="two-sided").pvalue)
+
+
+def permutation_p_value(differences: np.ndarray, permutations: int = PERMUTATIONS, seed: int = 0) -> float:
+    """Two-sided sign-flip test of mean(differences) = 0; exact for few non-zero differences."""
+    nonzero = differences[differences != 0]
+    if nonzero.size == 0:
+        return 1.0
+    observed = abs(nonzero.sum()) - 1e-12 * max(1.0, float(np.abs(nonzero).sum()))
+    if nonzero.size <= EXACT_UP_TO:
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=nonzero.size)))
+        return float(np.mean(np.abs(signs @ nonzero) >= observed))
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for start in range(0, permutations, 1000):
+        count = min(1000, permutations - start)
+        signs = rng.choice((1.0, -1.0), size=(count, nonzero.size))
+        hits += int(np.sum(np.abs(signs @ nonzero) >= observed))
+    return (hits + 1) / (permutations + 1)
+
+
+def paired_test(run: dict, baseline: dict, seed: int = 0) -> PairedResult | None:
+    """Compare item values {item: value} of a run and its baseline on the items both have (None if < 2)."""
+    items = sorted(set(run) & set(baseline), key=repr)
+    if len(items) < 2:  # one item (a single SEAT test, say) cannot be tested
+        return None
+    a = np.array([run[item] for item in items], dtype=float)
+    b = np.array([baseline[item] for item in items], dtype=float)
+    levels = np.unique(np.concatenate([a, b]))
+    mean_difference = float(np.mean(a - b))
+    if levels.size <= 2:
+        high = levels.max()
+        up = int(np.sum((a == high) & (b != high)))
+        down = int(np.sum((a != high) & (b == high)))
+        return PairedResult("McNemar exact", len(items), mcnemar_exact(up, down), up + down, up, down, mean_difference)
+    return PairedResult("paired permutation", len(items), permutation_p_value(a - b, seed=seed),
+                        mean_difference=mean_difference)

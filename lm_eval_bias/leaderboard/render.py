@@ -1,0 +1,129 @@
+"""Leaderboard output: terminal table, Markdown, CSV, and a self-contained HTML page."""
+
+from __future__ import annotations
+
+import html
+import math
+
+import pandas as pd
+
+from lm_eval_bias.leaderboard.table import KEYS
+
+NOTE = ("value ± half-width of its 95% interval (1.96 × the harness's stderr), or [low, high] when the task "
+        "reports its own interval (StereoSet's bootstrap interval of ss). "
+        "Δ: run − baseline (the same model and revision uncompressed; for a student, its teacher), "
+        "with the paired test's p-value on the items both runs scored (exact McNemar for per-item "
+        "preferences and other two-level metrics, a paired permutation test otherwise) and the number of "
+        "items whose preference flipped. CrowS-Pairs stereotype_score and StereoSet ss: 50 is unbiased.")
+
+
+def _number(value: float, reference: float | None = None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    scale = abs(reference if reference is not None and not math.isnan(reference) else value)
+    return f"{value:.1f}" if scale >= 10 else f"{value:.3f}"
+
+
+def _p(value: float) -> str:
+    if math.isnan(value):
+        return ""
+    return "p<0.001" if value < 0.001 else f"p={value:.3f}" if value < 0.1 else f"p={value:.2f}"
+
+
+def _interval(value: float, low: float, high: float) -> str:
+    if math.isnan(value):
+        return ""
+    if math.isnan(low) or math.isnan(high):
+        return _number(value)
+    if abs((high - value) - (value - low)) <= 1e-9 * max(1.0, abs(value)):
+        return f"{_number(value)} ± {_number(high - value, value)}"
+    return f"{_number(value)} [{_number(low, value)}, {_number(high, value)}]"
+
+
+def display_frame(wide: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Strings: per metric one `value ± ci` column and one `Δ (p, flips)` column."""
+    out = wide[KEYS].copy()
+    for column in columns:
+        if column not in wide.columns:
+            continue
+        out[f"{column} (95% CI)"] = [_interval(v, low, high) for v, low, high in
+                                     zip(wide[column], wide[f"{column} ci_low"], wide[f"{column} ci_high"])]
+        deltas = []
+        for value, delta, p, flips in zip(wide[column], wide[f"{column} delta"], wide[f"{column} p_value"],
+                                          wide[f"{column} flips"]):
+            if isinstance(delta, float) and math.isnan(delta):
+                deltas.append("")
+                continue
+            sign = "+" if delta > 0 else "−" if delta < 0 else "±"
+            details = [part for part in (_p(p), "" if math.isnan(flips) else f"{int(flips)} flipped") if part]
+            deltas.append(f"{sign}{_number(abs(delta), value)}" + (f" ({', '.join(details)})" if details else ""))
+        out[f"{column} Δ"] = deltas
+    return out
+
+
+def to_text(frame: pd.DataFrame) -> str:
+    cells = [list(frame.columns)] + [[str(v) for v in row] for row in frame.itertuples(index=False)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    lines = ["  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def to_markdown(frame: pd.DataFrame) -> str:
+    def escape(value: object) -> str:
+        return str(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(escape(c) for c in frame.columns) + " |",
+             "|" + "|".join("---" for _ in frame.columns) + "|"]
+    lines += ["| " + " | ".join(escape(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def to_csv(wide: pd.DataFrame) -> str:
+    return wide.to_csv(index=False, float_format="%.6g")
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; white-space: nowrap; }
+th { background: #f3f3f3; position: sticky; top: 0; }
+tr:nth-child(even) td { background: #fafafa; }
+td.sig { font-weight: bold; }
+p.note { max-width: 60em; color: #555; }
+"""
+
+
+BOLD = ' class="sig"'
+
+
+def to_html(frame: pd.DataFrame, significant: pd.DataFrame, title: str = "lm-eval-bias leaderboard") -> str:
+    """`significant`: same shape as `frame`, True where a Δ's paired test has p < 0.05 (shown bold)."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = []
+    for values, flags in zip(frame.itertuples(index=False), significant.itertuples(index=False)):
+        cells = "".join(f"<td{BOLD if flag else ''}>{html.escape(str(value))}</td>" for value, flag in zip(values, flags))
+        rows.append(f"<tr>{cells}</tr>")
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body>\n<h1>{html.escape(title)}</h1>\n"
+            f"<p class=\"note\">{html.escape(NOTE)} Bold: p &lt; 0.05.</p>\n"
+            f"<table><thead><tr>{head}</tr></thead><tbody>\n" + "\n".join(rows) + "\n</tbody></table>\n</body></html>\n")
+
+
+def _significance(frame: pd.DataFrame, wide: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    flags = pd.DataFrame(False, index=frame.index, columns=frame.columns)
+    for column in columns:
+        if f"{column} Δ" in flags.columns:
+            flags[f"{column} Δ"] = (wide[f"{column} p_value"] < 0.05).to_numpy()
+    return flags
+
+
+def render(wide: pd.DataFrame, columns: list[str], fmt: str, title: str = "lm-eval-bias leaderboard") -> str:
+    if fmt == "csv":
+        return to_csv(wide)
+    frame = display_frame(wide, columns)
+    if fmt == "markdown":
+        return to_markdown(frame) + "\n"
+    if fmt == "html":
+        return to_html(frame, _significance(frame, wide, columns), title)
+    return to_text(frame) + "\n"

@@ -1,0 +1,235 @@
+"""Read any lm-eval results directory: results JSONs, their logged samples, and who ran what.
+
+A run is one results file (`results_<date>.json`, or `NAME_<date>.json` from
+`--output_path NAME.json`) with the `samples_<task>_<date>.jsonl` files written next to it.
+Its identity, (model, revision, compression), comes from the `cell.json` a study writes
+beside it when there is one, and otherwise from the results' own `config`: `model_args`
+(pretrained, revision, quantization and its options) and, for `quantized_hf`, the
+`quantization` record the wrapper adds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lm_eval_bias.study.cell import compression_label
+
+DATE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:\.\d+)?")
+STEP = re.compile(r"(?:^|[^a-z])step[-_]?(\d+)", re.IGNORECASE)
+Z95 = 1.959963984540054
+SIZE = re.compile(r"(?:^|[-_/])(\d+(?:\.\d+)?)([mb])(?:$|[-_])", re.IGNORECASE)
+# nominal weight bits of methods that take no `bits` option; "none" is the checkpoint's own fp32
+METHOD_BITS = {"none": 32, "fp16": 16, "bf16": 16, "dynamic_int8": 8, "bnb_int8": 8, "int8_weight_only": 8,
+               "bnb_nf4": 4, "bnb_fp4": 4}
+UNCOMPRESSED = "none"
+# Per-sample values that are records, not numbers: StereoSet logs each cluster's outcome
+# (target, pro, related) under every metric; pro (0/1) is the item's preference for the
+# stereotype, related (0-2) how many candidates beat the unrelated one.
+ITEM_READERS = {"ss": 1, "ss_micro": 1, "lms": 2, "lms_micro": 2}
+
+
+def _parse_model_args(model_args: Any) -> dict[str, Any]:
+    if isinstance(model_args, dict):
+        return dict(model_args)
+    pairs = [item.split("=", 1) for item in str(model_args or "").split(",") if "=" in item]
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def _model_label(pretrained: str) -> str:
+    if pretrained.startswith(("/", "./", "../", "~")):
+        return Path(pretrained).name
+    return pretrained
+
+
+def model_size(label: str) -> float | None:
+    """'pythia-70m-deduped' -> 7e7, 'gemma-3-270m' -> 2.7e8, else None."""
+    match = SIZE.search(label)
+    return float(match[1]) * (1e6 if match[2].lower() == "m" else 1e9) if match else None
+
+
+@dataclass
+class Run:
+    path: Path
+    data: dict[str, Any]
+    model: str
+    revision: str
+    compression: str
+    settings: dict[str, Any]
+    teacher: str | None = None
+    teacher_revision: str | None = None
+    size: float | None = None
+    samples: dict[str, Path] = field(default_factory=dict)
+    _items: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.model, self.revision, self.compression)
+
+    @property
+    def date(self) -> str:
+        match = DATE.findall(self.path.name)
+        return match[-1] if match else str(self.data.get("date", ""))
+
+    @property
+    def method(self) -> str:
+        return str(self.settings.get("quantization", UNCOMPRESSED))
+
+    @property
+    def bits(self) -> float:
+        bits = self.settings.get("bits", METHOD_BITS.get(self.method))
+        return float(bits) if bits is not None else math.nan
+
+    @property
+    def step(self) -> float:
+        match = STEP.search(self.revision)
+        return float(match[1]) if match else math.nan
+
+    def subtasks(self, task: str) -> list[str]:
+        """The leaf tasks whose samples make up `task` (itself when it is not a group)."""
+        members = self.data.get("group_subtasks", {}).get(task)
+        if not members:
+            return [task]
+        return [leaf for member in members for leaf in self.subtasks(member)]
+
+    def top_level_tasks(self) -> list[str]:
+        grouped = {member for members in self.data.get("group_subtasks", {}).values() for member in members}
+        return [task for task in self.data.get("results", {}) if task not in grouped]
+
+    def metrics(self, task: str) -> dict[str, tuple[float, float, float, float]]:
+        """metric (",filter" kept unless it is "none") -> (value, stderr, ci_low, ci_high).
+
+        The interval is the task's own METRIC_ci_low / METRIC_ci_high when it reports them
+        (StereoSet's bootstrap interval of ss), else value ± 1.96 stderr; NaN when unknown.
+        """
+        values = {}
+        entry = self.data.get("results", {}).get(task, {})
+        for key, value in entry.items():
+            if "," not in key or "_stderr," in key or not _is_number(value):
+                continue
+            name, filter_name = key.split(",", 1)
+            label = name if filter_name == "none" else f"{name},{filter_name}"
+            stderr = entry.get(f"{name}_stderr,{filter_name}")
+            stderr = float(stderr) if _is_number(stderr) else math.nan
+            low, high = (entry.get(f"{name}_ci_{end},{filter_name}") for end in ("low", "high"))
+            if not (_is_number(low) and _is_number(high)):
+                low, high = value - Z95 * stderr, value + Z95 * stderr
+            values[label] = (float(value), stderr, float(low), float(high))
+        return values
+
+    def item_values(self, task: str, metric: str) -> dict[tuple[str, Any], float]:
+        """(leaf task, doc_id) -> the metric's per-sample value, from the logged samples."""
+        name = metric.split(",", 1)[0]
+        values = {}
+        for leaf in self.subtasks(task):
+            for sample in self._samples(leaf):
+                value = sample.get(name)
+                if isinstance(value, list) and name in ITEM_READERS and len(value) > ITEM_READERS[name]:
+                    value = value[ITEM_READERS[name]]
+                if _is_number(value) and not math.isnan(float(value)):
+                    values[(leaf, sample.get("doc_id"))] = float(value)
+        return values
+
+    def _samples(self, task: str) -> list[dict[str, Any]]:
+        if task not in self._items:
+            path = self.samples.get(task)
+            rows = []
+            if path is not None:
+                with path.open(encoding="utf-8") as f:
+                    rows = [json.loads(line) for line in f if line.strip()]
+            self._items[task] = rows
+        return self._items[task]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _labels(path: Path, root: Path) -> dict[str, Any]:
+    for folder in [path.parent, *path.parent.parents]:
+        record = folder / "cell.json"
+        if record.is_file():
+            data = json.loads(record.read_text(encoding="utf-8"))
+            return {**data.get("labels", {}), "compression_settings": data.get("cell", {}).get("compression")}
+        if folder == root:
+            break
+    return {}
+
+
+def _samples_next_to(path: Path) -> dict[str, Path]:
+    dates = DATE.findall(path.name)
+    pattern = f"samples_*_{dates[-1]}.jsonl" if dates else "samples_*.jsonl"
+    found = {}
+    for sample_path in sorted(path.parent.glob(pattern)):
+        task = sample_path.name[len("samples_"):-len(".jsonl")]
+        found[task[: -len(dates[-1]) - 1] if dates else task] = sample_path
+    return found
+
+
+def read_run(path: Path, root: Path | None = None) -> Run | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or "results" not in data or "config" not in data:
+        return None
+    config = data.get("config") or {}
+    args = _parse_model_args(config.get("model_args"))
+    labels = _labels(path, root or path.parent)
+    described = config.get("quantization") if isinstance(config.get("quantization"), dict) else {}
+    method = str(args.get("quantization") or described.get("method") or UNCOMPRESSED)
+    method = UNCOMPRESSED if method.lower() in ("none", "null") else method
+    settings = labels.get("compression_settings") or {
+        "quantization": method, **{key: value for key, value in args.items() if key in described and key != "method"}}
+    model = labels.get("model") or _model_label(str(args.get("pretrained") or data.get("model_name") or config.get("model")))
+    return Run(
+        path=path, data=data, model=model,
+        revision=str(labels.get("revision") or args.get("revision") or "main"),
+        compression=labels.get("compression") or compression_label(settings),
+        settings=settings or {"quantization": UNCOMPRESSED},
+        teacher=labels.get("teacher"), teacher_revision=labels.get("teacher_revision"),
+        size=labels.get("size") or model_size(model), samples=_samples_next_to(path),
+    )
+
+
+def load_runs(root: str | Path) -> list[Run]:
+    """Every lm-eval results file under `root` (hidden folders, such as a study's .tmp/, skipped)."""
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"results directory {root} does not exist")
+    paths = [root] if root.is_file() else sorted(root.rglob("*.json"))
+    runs = []
+    for path in paths:
+        relative = path.relative_to(root).parts if path != root else ()
+        if any(part.startswith(".") for part in relative) or path.name in ("cell.json",):
+            continue
+        run = read_run(path, root if root.is_dir() else path.parent)
+        if run is not None:
+            runs.append(run)
+    return runs
+
+
+def metric_frame(runs: list[Run], subtasks: bool = False) -> pd.DataFrame:
+    """One row per (run, task, metric): value, stderr and what the run was. Later runs of the same cell win."""
+    rows = []
+    for index, run in enumerate(runs):
+        tasks = list(run.data.get("results", {})) if subtasks else run.top_level_tasks()
+        for task in tasks:
+            for metric, (value, stderr, low, high) in run.metrics(task).items():
+                rows.append({"run": index, "model": run.model, "revision": run.revision, "compression": run.compression,
+                             "method": run.method, "bits": run.bits, "step": run.step, "size": run.size or math.nan,
+                             "teacher": run.teacher, "task": task, "metric": metric, "value": value, "stderr": stderr,
+                             "ci_low": low, "ci_high": high, "date": run.date})
+    columns = ["run", "model", "revision", "compression", "method", "bits", "step", "size", "teacher", "task", "metric",
+               "value", "stderr", "ci_low", "ci_high", "date"]
+    frame = pd.DataFrame(rows, columns=columns)
+    if frame.empty:
+        return frame
+    frame = frame.sort_values("date").drop_duplicates(["model", "revision", "compression", "task", "metric"], keep="last")
+    return frame.reset_index(drop=True)

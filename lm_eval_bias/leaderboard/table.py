@@ -1,0 +1,158 @@
+"""The leaderboard: metrics with intervals, Δ against a baseline, paired tests, flips.
+
+Baseline of a run: the same model and revision uncompressed (compression "none"); for an
+uncompressed student, its teacher uncompressed (teacher from the study's cell.json, or
+given as STUDENT=TEACHER). Runs without one show no Δ.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from lm_eval_bias.leaderboard.paired import paired_test
+from lm_eval_bias.leaderboard.results import UNCOMPRESSED, Run, metric_frame
+
+# metrics shown by default, in this order: bias benchmarks first, then capability
+BIAS_METRICS = ("stereotype_score", "ss", "lms", "icat", "abs_effect_size", "effect_size")
+CAPABILITY_METRICS = ("acc_norm", "acc", "exact_match", "f1", "word_perplexity", "perplexity", "bleu", "mcc")
+KEYS = ["model", "revision", "compression"]
+
+
+@dataclass
+class Leaderboard:
+    long: pd.DataFrame  # one row per (model, revision, compression, task, metric)
+    columns: list[str]  # "task/metric" in display order
+
+    def wide(self) -> pd.DataFrame:
+        """One row per (model, revision, compression); per metric: value, 95% interval, Δ, p, flips, n."""
+        if self.long.empty:
+            return pd.DataFrame(columns=KEYS)
+        frame = self.long.assign(column=self.long["task"] + "/" + self.long["metric"])
+        index = frame.groupby(KEYS, sort=False)[["size", "step", "bits", "method"]].first()
+        parts = []
+        for field in ("value", "ci_low", "ci_high", "delta", "p_value", "flips", "n_pairs", "baseline", "test"):
+            part = frame.pivot_table(index=KEYS, columns="column", values=field, aggfunc="first", sort=False, dropna=False)
+            part.columns = [column if field == "value" else f"{column} {field}" for column in part.columns]
+            parts.append(part)
+        wide = index.join(parts, how="left")
+        ordered = [name for column in self.columns
+                   for name in (column, *(f"{column} {f}" for f in ("ci_low", "ci_high", "delta", "p_value", "flips",
+                                                                       "n_pairs", "baseline", "test"))) if name in wide.columns]
+        return wide[["size", "step", "bits", "method", *ordered]].reset_index()
+
+
+def default_metrics(frame: pd.DataFrame, task: str) -> list[str]:
+    present = list(dict.fromkeys(frame.loc[frame["task"] == task, "metric"]))
+    bias = [metric for metric in BIAS_METRICS if metric in present]
+    if "effect_size" in bias and "abs_effect_size" in bias:  # one SEAT test: its signed effect size
+        bias.remove("abs_effect_size")
+    if bias:
+        return bias
+    capability = next((metric for metric in CAPABILITY_METRICS if metric in present), None)
+    return [capability] if capability else present[:1]
+
+
+def _select(frame: pd.DataFrame, metrics: list[str] | None, all_metrics: bool) -> pd.DataFrame:
+    if all_metrics:
+        return frame
+    if metrics:
+        keep = frame.apply(lambda row: any(fnmatch.fnmatchcase(row["metric"], m) or
+                                           fnmatch.fnmatchcase(f"{row['task']}/{row['metric']}", m) for m in metrics), axis=1)
+        return frame[keep]
+    keep = pd.Series(False, index=frame.index)
+    for task in frame["task"].unique():
+        keep |= (frame["task"] == task) & frame["metric"].isin(default_metrics(frame, task))
+    return frame[keep]
+
+
+def _filter(frame: pd.DataFrame, filters: dict[str, list[str]]) -> pd.DataFrame:
+    for column, patterns in filters.items():
+        if patterns:
+            frame = frame[frame[column].astype(str).map(lambda v: any(fnmatch.fnmatchcase(v, p) for p in patterns))]
+    return frame
+
+
+def _baseline_key(run: Run, keys: set[tuple[str, str, str]], teachers: dict[str, str]) -> tuple[str, str, str] | None:
+    if run.compression != UNCOMPRESSED:
+        key = (run.model, run.revision, UNCOMPRESSED)
+        return key if key in keys else None
+    teacher = teachers.get(run.model) or run.teacher
+    if not teacher:
+        return None
+    revisions = sorted({revision for model, revision, compression in keys if model == teacher and compression == UNCOMPRESSED})
+    for revision in (run.teacher_revision, run.revision):
+        if revision in revisions:
+            return (teacher, revision, UNCOMPRESSED)
+    return (teacher, revisions[0], UNCOMPRESSED) if len(revisions) == 1 else None
+
+
+def build_leaderboard(runs: list[Run], metrics: list[str] | None = None, all_metrics: bool = False,
+                      subtasks: bool = False, teachers: dict[str, str] | None = None,
+                      filters: dict[str, list[str]] | None = None) -> Leaderboard:
+    frame = metric_frame(runs, subtasks=subtasks)
+    if frame.empty:
+        return Leaderboard(frame.assign(baseline=[], delta=[], p_value=[], test=[], n_pairs=[], flips=[]), [])
+    frame = _select(frame, metrics, all_metrics)
+    rows_by_key = {(row.model, row.revision, row.compression, row.task, row.metric): row for row in frame.itertuples()}
+    keys = set(zip(frame["model"], frame["revision"], frame["compression"]))
+    added = {name: [] for name in ("baseline", "delta", "p_value", "test", "n_pairs", "flips")}
+    for row in frame.itertuples():
+        run = runs[row.run]
+        base_key = _baseline_key(run, keys, teachers or {})
+        base = rows_by_key.get((*base_key, row.task, row.metric)) if base_key else None
+        result = None
+        if base is not None:
+            result = paired_test(run.item_values(row.task, row.metric), runs[base.run].item_values(row.task, row.metric))
+        added["baseline"].append(" · ".join(base_key) if base is not None else "")
+        added["delta"].append(row.value - base.value if base is not None else math.nan)
+        added["p_value"].append(result.p_value if result else math.nan)
+        added["test"].append(result.test if result else "")
+        added["n_pairs"].append(result.n if result else math.nan)
+        added["flips"].append(result.flips if result and result.flips is not None else math.nan)
+    frame = frame.assign(**added)
+    frame = _filter(frame, filters or {})
+    frame = frame.sort_values(["size", "model", "step", "revision", "bits", "compression", "task", "metric"],
+                              ascending=[True, True, True, True, False, True, True, True], na_position="last",
+                              key=lambda col: col.map(lambda v: (v != UNCOMPRESSED, v)) if col.name == "compression" else col)
+    return Leaderboard(frame.reset_index(drop=True), _column_order(frame))
+
+
+def _column_order(frame: pd.DataFrame) -> list[str]:
+    """Bias benchmarks first (CrowS-Pairs, StereoSet, SEAT), then the rest; known metrics in their order."""
+    known = BIAS_METRICS + CAPABILITY_METRICS
+
+    def rank(metric: str) -> int:
+        return known.index(metric) if metric in known else len(known)
+
+    pairs = set(zip(frame["task"], frame["metric"]))
+    task_rank = {task: min(rank(metric) for t, metric in pairs if t == task) for task, _ in pairs}
+    ordered = sorted(pairs, key=lambda p: (task_rank[p[0]] >= len(BIAS_METRICS), task_rank[p[0]], p[0], rank(p[1]), p[1]))
+    return [f"{task}/{metric}" for task, metric in ordered]
+
+
+def sort_wide(wide: pd.DataFrame, columns: list[str], key: str | None, descending: bool = False) -> pd.DataFrame:
+    """Sort by model/revision/compression/step/bits/size, a metric ("stereotype_score" or "task/metric"),
+    its Δ ("delta:METRIC"), or its distance from 50 ("dist50:METRIC")."""
+    if not key:
+        return wide
+    prefix, _, name = key.partition(":") if ":" in key else ("", "", key)
+    if name in wide.columns and not prefix:
+        return wide.sort_values(name, ascending=not descending, kind="stable", na_position="last")
+    column = next((c for c in columns if c == name or c.split("/", 1)[1] == name), None)
+    if column is None:
+        raise ValueError(f"cannot sort by {key!r}: not one of {', '.join(KEYS + ['step', 'bits', 'size'] + columns)}")
+    if prefix == "delta":
+        values = wide[f"{column} delta"]
+    elif prefix == "dist50":
+        values = (wide[column] - 50).abs()
+    elif prefix:
+        raise ValueError(f"unknown sort prefix {prefix!r}: use delta: or dist50:")
+    else:
+        values = wide[column]
+    order = np.argsort(values.fillna(np.inf if not descending else -np.inf).to_numpy(), kind="stable")
+    return wide.iloc[order[::-1] if descending else order]

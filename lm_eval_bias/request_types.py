@@ -1,0 +1,103 @@
+"""Request types beyond the harness's four, the task class that emits them, and the check
+that a model implements them.
+
+lm-eval 0.4.13 groups every task's ``Instance`` objects by ``instance.request_type`` and
+calls ``getattr(lm, request_type)(instances)``, so a new request type is a method name on
+the model. Ours, implemented by ``quantized_hf`` (causal and masked, any compression):
+
+- ``sentence_embedding``: args ``(sentence,)``, answer a unit-norm numpy vector
+  (:mod:`lm_eval_bias.scoring.embeddings`);
+- ``stereoset_score``: args ``(split, context, sentence, mlm_score)``, answer a float
+  (:mod:`lm_eval_bias.scoring.stereoset`).
+
+``ConfigurableTask`` only accepts the four stock output types, so tasks that emit ours
+subclass :class:`CustomRequestTask` (named in their YAML as ``class: !function ...``).
+
+A model that lacks a request type would only fail when the harness reaches that type,
+after it has scored every request type before it. The plugin therefore checks before
+``lm_eval.evaluator.evaluate`` builds or scores anything (:func:`check_request_types`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lm_eval.api.instance import Instance
+from lm_eval.api.task import ConfigurableTask
+
+SENTENCE_EMBEDDING = "sentence_embedding"
+STEREOSET_SCORE = "stereoset_score"
+REQUEST_TYPES = (SENTENCE_EMBEDDING, STEREOSET_SCORE)
+
+
+class CustomRequestTask(ConfigurableTask):
+    """A YAML-configured task whose documents become requests of type ``OUTPUT_TYPE``.
+
+    Subclasses set ``OUTPUT_TYPE`` and implement :meth:`request_arguments`; everything
+    else (custom_dataset, process_results, metric_list, metadata) comes from the YAML.
+    """
+
+    OUTPUT_TYPE: str = ""
+
+    def __init__(self, config: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        config = {k: v for k, v in (config or {}).items() if k != "class"}
+        config["output_type"] = None  # not one of the harness's four; OUTPUT_TYPE says what we emit
+        super().__init__(config=config, **kwargs)
+
+    def request_arguments(self, doc: dict) -> list[tuple]:
+        raise NotImplementedError
+
+    def construct_requests(self, doc: dict, ctx: Any, **kwargs: Any) -> list[Instance]:
+        kwargs.pop("apply_chat_template", None)
+        kwargs.pop("chat_template", None)
+        return [
+            Instance(request_type=self.OUTPUT_TYPE, doc=doc, arguments=arguments, idx=index, **kwargs)
+            for index, arguments in enumerate(self.request_arguments(doc))
+        ]
+
+
+def _request_type(task) -> str | None:
+    output_type = getattr(task, "OUTPUT_TYPE", None)
+    return "loglikelihood" if output_type == "multiple_choice" else output_type
+
+
+def supporting_models(request_type: str) -> list[str]:
+    """Names of the plugin's registered models that implement ``request_type``."""
+    import importlib
+
+    from lm_eval_bias.plugin import MODELS
+
+    names = []
+    for name, target in MODELS.items():
+        module, _, cls = target.partition(":")
+        try:
+            if callable(getattr(getattr(importlib.import_module(module), cls), request_type, None)):
+                names.append(name)
+        except Exception:  # noqa: BLE001 - a model that cannot be imported supports nothing
+            continue
+    return names
+
+
+def check_request_types(lm, tasks) -> None:
+    """Raise ``ValueError`` naming the tasks, the model and the models that would work when
+    ``lm`` lacks the method of any task's request type; ``tasks`` maps names to Task objects."""
+    missing: dict[str, list[str]] = {}
+    for name, task in tasks.items():
+        request_type = _request_type(task)
+        if request_type and not callable(getattr(lm, request_type, None)):
+            missing.setdefault(request_type, []).append(name)
+    if not missing:
+        return
+    model = type(getattr(lm, "lm", lm)).__name__  # CachingLM wraps the model as .lm
+    problems = []
+    for request_type, names in missing.items():
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        supported = supporting_models(request_type)
+        problems.append(
+            f"task(s) {shown} need the request type {request_type!r}, which the model class {model} does not "
+            f"implement; models that implement it: {', '.join(supported) or 'none registered'}"
+        )
+    raise ValueError(
+        "; ".join(problems) + ". Run these tasks with --model quantized_hf (quantization=none scores the "
+        "model unchanged), or leave them out. Nothing was scored."
+    )

@@ -1,0 +1,96 @@
+"""Run a study: skip finished cells, run the rest on an executor, report what happened."""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import yaml
+from tqdm import tqdm
+
+from lm_eval_bias.study.cell import Outcome, is_finished, remove_stale_tmp
+from lm_eval_bias.study.config import Study, StudyConfigError
+
+CONFIG_COPY = "study.yaml"
+
+
+@dataclass
+class Summary:
+    study: str
+    output_dir: Path
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(outcome.status == status for outcome in self.outcomes)
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [outcome for outcome in self.outcomes if outcome.status == "failed"]
+
+    @property
+    def exit_status(self) -> int:
+        return 1 if self.failed else 0
+
+    def report(self) -> str:
+        lines = [f"study {self.study}: {len(self.outcomes)} cells: {self.count('done')} done, "
+                 f"{self.count('skipped')} skipped (already finished), {self.count('failed')} failed"]
+        lines += [f"  failed  {outcome.description}  [{outcome.hash}]\n          {outcome.reason}" for outcome in self.failed]
+        lines.append(f"results: {self.output_dir}  (lm-eval-bias leaderboard {self.output_dir})")
+        return "\n".join(lines)
+
+
+def check_tasks(study: Study) -> None:
+    """Unknown task names stop the study before anything runs, with close matches."""
+    from lm_eval_bias.study.cell import task_index
+
+    unknown = [task for task in study.tasks if task not in task_index(defaults=False).all_tasks]
+    if unknown:  # not one of ours: index the harness's own tasks too
+        known = set(task_index(defaults=True).all_tasks)
+        unknown = [task for task in unknown if task not in known]
+    if unknown:
+        hints = [f"{task} (did you mean {', '.join(close)}?)" if (close := difflib.get_close_matches(task, known, n=3)) else task
+                 for task in unknown]
+        raise StudyConfigError(f"unknown tasks: {'; '.join(hints)}. `lm_eval ls tasks` lists the known ones.")
+
+
+def plan(study: Study) -> list[tuple[str, str, str]]:
+    """(state, hash, description) per cell, state 'finished' or 'to run'."""
+    return [("finished" if is_finished(study.output_dir, cell) else "to run", cell.hash, cell.description)
+            for cell in study.cells]
+
+
+def run_study(study: Study, executor, progress: bool = True, stream: TextIO | None = None) -> Summary:
+    output_dir = study.output_dir
+    output_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(output_dir)
+    (output_dir / CONFIG_COPY).write_text(yaml.safe_dump(study.source, sort_keys=False), encoding="utf-8")
+
+    summary = Summary(study.name, output_dir)
+    todo, seen = [], set()
+    for cell in study.cells:
+        if cell.hash in seen:  # the same settings listed twice run once
+            continue
+        seen.add(cell.hash)
+        if is_finished(output_dir, cell):
+            summary.outcomes.append(Outcome(cell.hash, cell.description, "skipped"))
+        else:
+            todo.append(cell)
+
+    bar = tqdm(total=len(seen), initial=len(seen) - len(todo), desc=study.name, unit="cell",
+               disable=not progress, file=stream or sys.stderr, dynamic_ncols=True)
+    with bar:
+        bar.set_postfix_str(_postfix(summary))
+        for outcome in executor.map(todo, output_dir):
+            summary.outcomes.append(outcome)
+            if outcome.status == "failed":
+                bar.write(f"failed: {outcome.description}: {outcome.reason}")
+            bar.update(1)
+            bar.set_postfix_str(_postfix(summary))
+    return summary
+
+
+def _postfix(summary: Summary) -> str:
+    return f"done {summary.count('done')}, skipped {summary.count('skipped')}, failed {summary.count('failed')}"

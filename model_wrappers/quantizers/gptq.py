@@ -1,0 +1,338 @@
+"""GPTQ (Frantar et al., 2023) through gptqmodel: quantize on the fly, cached, or load a GPTQ checkpoint.
+
+    --model_args pretrained=PATH,quantization=gptq,bits=4,group_size=128,calibration=calib.txt
+    --model_args pretrained=GPTQ_CHECKPOINT,quantization=gptq
+
+A checkpoint whose config already holds a GPTQ `quantization_config` is loaded as it is
+(transformers -> optimum -> gptqmodel kernels); its bits / group size / act-order are
+read from it and any conflicting option is an error. Any other checkpoint is loaded, then
+quantized by gptqmodel with `bits` (2, 3, 4, 8), `group_size` (default 128; -1 = one
+group per output channel; it must divide every layer's input width, as gptqmodel's
+kernels need whole groups), `desc_act` (act-order, default false), symmetric, damping
+0.05, no group-aware reordering: the GPTQ of the paper. Unless `dtype=` is given,
+everything that is not a GPTQ weight (embeddings, norms, LM head, activations) is fp32.
+
+The result is saved under `$LM_EVAL_BIAS_CACHE/gptq/<key>` (default
+`~/.cache/lm_eval_bias/gptq/<key>`) and loaded back from there. The key hashes the model
+(path or Hub id, revision, its weight files' names, sizes and modification times), every
+setting, the calibration data's content and the gptqmodel version, so a grid never
+quantizes the same thing twice. A folder appears complete or not at all (renamed into place).
+
+Calibration (`calibration`): a local file (`.jsonl`: the "text" field of each line;
+anything else: one sample per non-empty line) or a Hub dataset `id[:config[:split]]`
+(column "text", split "train" by default; default `Salesforce/wikitext:wikitext-2-raw-v1`).
+The texts are shuffled with `random.Random(seed)` and the first `calibration_samples`
+(default 128) of more than 10 tokens are used (gptqmodel drops shorter ones on its own).
+
+On CPU gptqmodel needs at least two CPU workers: `GPTQMODEL_CPU_WORKERS` is set to
+max(2, its default) unless already set, and quantization runs with `offload_to_disk=False`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError, Quantizer
+from lm_eval_bias.model_wrappers.quantizers.rtn import parse_bool
+
+GPTQ_INSTALL = (
+    "pip install -c constraints/cpu-torch.txt 'lm-eval-bias[gptq]' && pip install --no-deps gptqmodel==7.7.0 "
+    "(gptqmodel's metadata asks for torch>=2.14.1; --no-deps keeps the installed torch, the [gptq] extra "
+    "brings its runtime dependencies and optimum)"
+)
+DEFAULT_CALIBRATION = "Salesforce/wikitext:wikitext-2-raw-v1"
+DAMP_PERCENT = 0.05
+SETTINGS_FILE = "lm_eval_bias_gptq.json"
+CACHE_FORMAT = 1
+MIN_CALIBRATION_TOKENS = 10  # gptqmodel silently drops calibration samples of this length or less
+
+
+def parse_gptq_bits(value: Any) -> int:
+    bits = int(value)
+    if bits not in (2, 3, 4, 8):
+        raise QuantizationError(f"quantization=gptq takes bits 2, 3, 4 or 8, got {bits}.")
+    return bits
+
+
+def parse_gptq_group_size(value: Any) -> int:
+    size = -1 if value is None or str(value).strip().lower() in ("", "none") else int(value)
+    if size != -1 and size < 1:
+        raise QuantizationError(f"group_size must be positive, or -1 for one group per output channel; got {value!r}.")
+    return size
+
+
+def parse_positive(value: Any) -> int:
+    number = int(value)
+    if number < 1:
+        raise QuantizationError(f"Expected a positive integer, got {value!r}.")
+    return number
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("LM_EVAL_BIAS_CACHE") or Path.home() / ".cache" / "lm_eval_bias") / "gptq"
+
+
+def ensure_cpu_workers() -> None:
+    """gptqmodel's CPU thread pool fails with fewer than two workers (its default on 2 cores)."""
+    default = min(12, max(1, ((os.cpu_count() or 1) + 1) // 2))
+    os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(max(2, default)))
+
+
+# --- calibration data -------------------------------------------------------------------
+
+
+def calibration_texts(spec: str, samples: int, seed: int, tokenizer) -> list[str]:
+    texts = [t.strip() for t in (_local_texts(Path(spec)) if Path(spec).is_file() else _hub_texts(spec))]
+    random.Random(seed).shuffle(texts)
+    chosen = []
+    for text in texts:
+        if len(chosen) == samples:
+            break
+        if text and len(tokenizer(text)["input_ids"]) > MIN_CALIBRATION_TOKENS:
+            chosen.append(text)
+    if not chosen:
+        raise QuantizationError(f"calibration={spec!r} holds no text of more than {MIN_CALIBRATION_TOKENS} tokens.")
+    return chosen
+
+
+def calibration_fingerprint(spec: str) -> str:
+    path = Path(spec)
+    if path.is_file():
+        return f"file:{path.name}:sha256:{hashlib.sha256(path.read_bytes()).hexdigest()}"
+    return f"hub:{spec}"
+
+
+def _local_texts(path: Path) -> list[str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if path.suffix == ".jsonl":
+        return [json.loads(line)["text"] for line in lines if line.strip()]
+    return lines
+
+
+def _hub_texts(spec: str) -> list[str]:
+    name, config, split = (spec.split(":") + [None, None])[:3]
+    try:
+        import datasets
+
+        return list(datasets.load_dataset(name, config, split=split or "train")["text"])
+    except Exception as error:  # offline, unknown id, no "text" column
+        raise QuantizationError(
+            f"quantization=gptq could not load calibration={spec!r} ({type(error).__name__}: {error}). "
+            "Pass calibration=PATH to a local text file (one sample per line) or .jsonl with a \"text\" field."
+        ) from error
+
+
+# --- the model being quantized ------------------------------------------------------------
+
+
+def model_source(name_or_path: str, revision: str | None) -> tuple[Path, dict[str, Any]]:
+    """The local folder holding the checkpoint, and what identifies its weights."""
+    path = Path(name_or_path)
+    if not path.is_dir():
+        from huggingface_hub import snapshot_download
+
+        path = Path(snapshot_download(name_or_path, revision=revision))
+    files = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".json") and p.is_file())
+    stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    return path, {"model": str(name_or_path), "revision": revision, "resolved": str(path.resolve()), "files": stats}
+
+
+def gptq_config_of(model: nn.Module) -> dict[str, Any] | None:
+    """The checkpoint's own quantization config, if it was loaded already quantized."""
+    config = getattr(model.config, "quantization_config", None)
+    if config is None:
+        return None
+    config = config if isinstance(config, dict) else config.to_dict()
+    return config
+
+
+def quantized_bits_per_weight(model: nn.Module) -> tuple[float, str]:
+    """Stored bits (codes, zero points, scales, group index) per logical weight of the GPTQ layers."""
+    weights = stored = 0
+    kernel = ""
+    for module in model.modules():
+        if not hasattr(module, "qweight"):
+            continue
+        kernel = kernel or type(module).__name__
+        weights += module.in_features * module.out_features
+        for name in ("qweight", "qzeros", "scales", "g_idx"):
+            tensor = getattr(module, name, None)
+            if isinstance(tensor, torch.Tensor):
+                stored += 8 * tensor.numel() * tensor.element_size()
+    if not weights:
+        raise QuantizationError(f"quantization=gptq: {type(model).__name__} holds no GPTQ layer after loading.")
+    return stored / weights, kernel
+
+
+class GPTQ(Quantizer):
+    name = "gptq"
+    options = {
+        "bits": parse_gptq_bits,
+        "group_size": parse_gptq_group_size,
+        "desc_act": parse_bool,
+        "calibration": str,
+        "calibration_samples": parse_positive,
+        "seed": int,
+    }
+    defaults = {
+        "bits": 4,
+        "group_size": 128,
+        "desc_act": False,
+        "calibration": DEFAULT_CALIBRATION,
+        "calibration_samples": 128,
+        "seed": 0,
+    }
+    requires = ("gptqmodel", GPTQ_INSTALL)
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        self._given = dict(self.settings)
+        self.settings = {**self.defaults, **self.settings}
+        self._revision: str | None = None
+        self._report: dict[str, Any] = {}
+
+    def validate_environment(self, device) -> None:
+        ensure_cpu_workers()
+        super().validate_environment(device)
+        if importlib.util.find_spec("optimum") is None:
+            raise QuantizationError(f"quantization=gptq loads GPTQ checkpoints through optimum: {GPTQ_INSTALL}.")
+
+    def update_load_kwargs(self, load_kwargs: dict[str, Any]) -> dict[str, Any]:
+        self._revision = load_kwargs.get("revision")
+        if load_kwargs.get("dtype") in (None, "auto"):  # GPTQ checkpoints say bf16/fp16; compute in fp32
+            return {**load_kwargs, "dtype": torch.float32}
+        return load_kwargs
+
+    def postprocess_model(self, model: nn.Module) -> nn.Module:
+        ensure_cpu_workers()
+        existing = gptq_config_of(model)
+        if existing is not None:
+            self._adopt_checkpoint_settings(existing, model.name_or_path)
+            return self._finish(model, checkpoint=model.name_or_path, cache="pre-quantized checkpoint")
+        self._check_group_size(model)
+        source, identity = model_source(model.name_or_path, self._revision)
+        key_fields = {
+            "format": CACHE_FORMAT,
+            **identity,
+            **{k: v for k, v in self.settings.items() if k != "calibration"},
+            "calibration": calibration_fingerprint(self.settings["calibration"]),
+            "sym": True,
+            "act_group_aware": False,
+            "damp_percent": DAMP_PERCENT,
+            "gptqmodel": _gptqmodel_version(),
+        }
+        key = hashlib.sha256(json.dumps(key_fields, sort_keys=True, default=str).encode()).hexdigest()[:20]
+        checkpoint = cache_root() / key
+        device = next(model.parameters()).device
+        cache = "hit"
+        if not (checkpoint / SETTINGS_FILE).is_file():
+            cache = "miss"
+            self._quantize(source, checkpoint, key_fields, device)
+        quantized = type(model).from_pretrained(checkpoint, dtype=model.dtype, device_map={"": device})
+        del model
+        return self._finish(quantized, checkpoint=str(checkpoint), cache=cache)
+
+    def _check_group_size(self, model: nn.Module) -> None:
+        """gptqmodel's kernels need whole groups: refuse before spending the calibration time."""
+        size = self.settings["group_size"]
+        head = model.get_output_embeddings()
+        widths = {m.in_features for m in model.modules() if isinstance(m, nn.Linear) and m is not head}
+        ragged = sorted(w for w in widths if size > 0 and w % size)
+        if ragged:
+            raise QuantizationError(
+                f"quantization=gptq: group_size={size} does not divide the input width {ragged[0]} of some layers "
+                f"of {type(model).__name__}; choose a divisor of {', '.join(map(str, sorted(widths)))}, or -1."
+            )
+
+    def _quantize(self, source: Path, checkpoint: Path, key_fields: dict[str, Any], device: torch.device) -> None:
+        from gptqmodel import GPTQConfig, GPTQModel
+
+        settings = self.settings
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        texts = calibration_texts(settings["calibration"], settings["calibration_samples"], settings["seed"], tokenizer)
+        config = GPTQConfig(
+            bits=settings["bits"],
+            group_size=settings["group_size"],
+            desc_act=settings["desc_act"],
+            act_group_aware=False,
+            sym=True,
+            damp_percent=DAMP_PERCENT,
+            offload_to_disk=False,
+        )
+        start = time.perf_counter()
+        torch.manual_seed(settings["seed"])
+        model = GPTQModel.load(str(source), config, device=str(device))
+        model.quantize(texts, batch_size=1)
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{checkpoint.name}-", dir=checkpoint.parent))
+        try:
+            model.save(str(staging))
+            seconds = time.perf_counter() - start
+            record = {**key_fields, "calibration_samples_used": len(texts), "quantize_seconds": seconds}
+            (staging / SETTINGS_FILE).write_text(json.dumps(record, indent=2, default=str))
+            try:
+                staging.rename(checkpoint)  # atomic: a checkpoint folder is complete or absent
+            except OSError:
+                if not (checkpoint / SETTINGS_FILE).is_file():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        del model
+
+    def _adopt_checkpoint_settings(self, config: dict[str, Any], checkpoint: str) -> None:
+        method = str(config.get("quant_method", "")).lower()
+        if "gptq" not in method:
+            raise QuantizationError(
+                f"{checkpoint!r} is already quantized with {method or 'another method'}, not GPTQ (if its weights are "
+                "plain floats, the quantization_config entry in its config.json is stale: remove it)."
+            )
+        found = {"bits": config.get("bits"), "group_size": config.get("group_size"), "desc_act": bool(config.get("desc_act"))}
+        conflicts = [f"{k}={self._given[k]} (checkpoint: {v})" for k, v in found.items()
+                     if k in self._given and self._given[k] != v]
+        if conflicts:
+            raise QuantizationError(f"{checkpoint!r} is a GPTQ checkpoint with other settings: {', '.join(conflicts)}.")
+        self.settings = {**found, "sym": config.get("sym")}
+
+    def _finish(self, model: nn.Module, checkpoint: str, cache: str) -> nn.Module:
+        bits_per_weight, kernel = quantized_bits_per_weight(model)
+        record_file = Path(checkpoint) / SETTINGS_FILE
+        record = json.loads(record_file.read_text()) if record_file.is_file() else {}
+        self._report = {
+            "checkpoint": checkpoint,
+            "cache": cache,
+            "effective_bits_per_weight": round(bits_per_weight, 4),
+            "kernel": kernel,
+            **({"calibration_samples_used": record["calibration_samples_used"]} if record else {}),
+            **({"quantize_seconds": round(record["quantize_seconds"], 2)} if record else {}),
+        }
+        return model
+
+    def describe(self) -> dict[str, Any]:
+        settings = dict(self.settings)
+        if settings.get("group_size") == -1:
+            settings["group_size"] = "per output channel"
+        extra = {} if "sym" in settings else {"sym": True, "act_group_aware": False, "damp_percent": DAMP_PERCENT}
+        return {"method": self.name, **settings, **extra, "gptqmodel_version": _gptqmodel_version(), **self._report}
+
+
+def _gptqmodel_version() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gptqmodel")
+    except PackageNotFoundError:
+        return None

@@ -1,0 +1,191 @@
+"""Round-to-nearest (RTN) weight-only quantization at 2..8 bits, stored as fake-quant fp32.
+
+    --model_args pretrained=PATH,quantization=rtn,bits=4,group_size=128,symmetric=false
+
+Every `nn.Linear` (and transformers' `Conv1D`, GPT-2's linear layer) has its weight
+replaced by quantize-then-dequantize of itself; biases, norms and embeddings stay fp32.
+The LM head is left alone unless `quantize_lm_head=true`; if it shares its weight with
+the input embeddings, it gets its own quantized copy (the embeddings stay fp32).
+
+Each row (output channel) is cut into groups of `group_size` input columns; omitted
+(or 0 / -1) means one group per row. Per group, with b = bits:
+  symmetric  (default): scale = max|w| / (2^(b-1) - 1); q = clamp(round(w / scale), -2^(b-1), 2^(b-1) - 1);
+                        w' = q * scale  (b = 2 gives the ternary levels {-1, 0, 1} * scale)
+  asymmetric:           lo = min(w, 0), hi = max(w, 0); scale = (hi - lo) / (2^b - 1);
+                        zero = clamp(round(-lo / scale), 0, 2^b - 1);
+                        q = clamp(round(w / scale) + zero, 0, 2^b - 1); w' = (q - zero) * scale
+`round` is round-half-to-even, all arithmetic fp32, so the result is deterministic and
+the same on CPU and GPU. Scales are rounded to fp16 before use, so the stored weights are
+exactly what a packed checkpoint (b-bit codes, fp16 scales, b-bit zero points) decodes to;
+a scale that is 0 in fp16 becomes 1 (all-zero group) or 2^-24 (the smallest fp16 value).
+
+Group sizes that do not divide the row width are allowed: the last group of each row is
+shorter. This is the same as zero-padding the row to a multiple of `group_size`, since a
+zero changes neither max|w| nor the [min(w, 0), max(w, 0)] range.
+
+`describe()` reports the effective bits per quantized weight: b plus the group's fp16
+scale (and b-bit zero point when asymmetric) spread over its weights.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError, Quantizer
+
+SCALE_BITS = 16  # scales are rounded to fp16
+
+
+def parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise QuantizationError(f"Expected true or false, got {value!r}.")
+
+
+def parse_group_size(value: Any) -> int | None:
+    """A positive group size, or None (one group per row) for '', 'none', 0 or -1."""
+    if value is None or str(value).strip().lower() in ("", "none", "0", "-1"):
+        return None
+    size = int(value)
+    if size < 1:
+        raise QuantizationError(f"group_size must be a positive integer, or -1 for one group per row; got {value!r}.")
+    return size
+
+
+def parse_rtn_bits(value: Any) -> int:
+    bits = int(value)
+    if not 2 <= bits <= 8:
+        raise QuantizationError(f"quantization=rtn takes bits from 2 to 8, got {bits}.")
+    return bits
+
+
+def fake_quantize(weight: torch.Tensor, bits: int, group_size: int | None, symmetric: bool) -> torch.Tensor:
+    """Quantize-dequantize a [rows, columns] weight group-wise along its columns (fp32 result)."""
+    rows, columns = weight.shape
+    size = min(group_size or columns, columns)
+    padding = (-columns) % size
+    w = torch.nn.functional.pad(weight.detach().float(), (0, padding)).reshape(rows, -1, size)
+    if symmetric:
+        qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+        extent = w.abs().amax(dim=-1, keepdim=True)
+        scale = _fp16_scale(extent / qmax, extent)
+        q = torch.clamp(torch.round(w / scale), qmin, qmax)
+        dequantized = q * scale
+    else:
+        qmax = 2**bits - 1
+        lo = w.amin(dim=-1, keepdim=True).clamp(max=0)
+        hi = w.amax(dim=-1, keepdim=True).clamp(min=0)
+        scale = _fp16_scale((hi - lo) / qmax, hi - lo)
+        zero = torch.clamp(torch.round(-lo / scale), 0, qmax)
+        q = torch.clamp(torch.round(w / scale) + zero, 0, qmax)
+        dequantized = (q - zero) * scale
+    return dequantized.reshape(rows, -1)[:, :columns]
+
+
+def _fp16_scale(scale: torch.Tensor, extent: torch.Tensor) -> torch.Tensor:
+    scale = scale.to(torch.float16).float()
+    underflow = torch.where(extent == 0, torch.ones_like(scale), torch.full_like(scale, 2.0**-24))
+    return torch.where(scale == 0, underflow, scale)
+
+
+def effective_bits(bits: int, group_size: int | None, symmetric: bool, columns: int) -> float:
+    """Storage bits per weight of one row: codes plus its groups' scales (and zero points)."""
+    groups = math.ceil(columns / min(group_size or columns, columns))
+    per_group = SCALE_BITS + (0 if symmetric else bits)
+    return bits + groups * per_group / columns
+
+
+def weight_layers(model: nn.Module, include_lm_head: bool) -> Iterator[tuple[nn.Module, str, nn.Module]]:
+    """(parent, attribute, layer) for every nn.Linear / transformers Conv1D, LM head optional."""
+    from transformers.pytorch_utils import Conv1D
+
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    for parent in list(model.modules()):
+        for attribute, child in list(parent.named_children()):
+            if not isinstance(child, (nn.Linear, Conv1D)):
+                continue
+            if child is head and not include_lm_head:
+                continue
+            yield parent, attribute, child
+
+
+def untie_lm_head(model: nn.Module) -> bool:
+    """Give the LM head its own weight if it shares it with the input embeddings."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    if head is None or embeddings is None or head.weight is not embeddings.weight:
+        return False
+    head.weight = nn.Parameter(head.weight.detach().clone(), requires_grad=False)
+    if getattr(model.config, "tie_word_embeddings", False):
+        model.config.tie_word_embeddings = False
+    return True
+
+
+class RoundToNearest(Quantizer):
+    name = "rtn"
+    options = {"bits": parse_rtn_bits, "group_size": parse_group_size, "symmetric": parse_bool, "quantize_lm_head": parse_bool}
+    defaults = {"bits": 4, "group_size": None, "symmetric": True, "quantize_lm_head": False}
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        self.settings = {**self.defaults, **self.settings}
+        self._report: dict[str, Any] = {}
+
+    def postprocess_model(self, model: nn.Module) -> nn.Module:
+        from transformers.pytorch_utils import Conv1D
+
+        bits, group_size, symmetric = self.settings["bits"], self.settings["group_size"], self.settings["symmetric"]
+        untied = untie_lm_head(model) if self.settings["quantize_lm_head"] else False
+        weights = storage_bits = layers = dense_bytes = 0
+        with torch.no_grad():
+            for _, _, layer in weight_layers(model, self.settings["quantize_lm_head"]):
+                transposed = isinstance(layer, Conv1D)  # Conv1D stores [in, out]
+                weight = layer.weight.t() if transposed else layer.weight
+                quantized = fake_quantize(weight, bits, group_size, symmetric)
+                layer.weight.data = (quantized.t() if transposed else quantized).contiguous().to(layer.weight.dtype)
+                rows, columns = weight.shape
+                weights += rows * columns
+                dense_bytes += layer.weight.numel() * layer.weight.element_size()
+                storage_bits += rows * columns * effective_bits(bits, group_size, symmetric, columns)
+                layers += 1
+        if layers == 0:
+            raise QuantizationError(f"quantization=rtn found no nn.Linear or Conv1D layer in {type(model).__name__}.")
+        self._report = {
+            "quantized_layers": layers,
+            "quantized_weights": weights,
+            "effective_bits_per_weight": round(storage_bits / weights, 4),
+            "packed_model_bytes": _state_dict_bytes(model) - dense_bytes + math.ceil(storage_bits / 8),
+            "lm_head_untied": untied,
+        }
+        return model
+
+    def describe(self) -> dict[str, Any]:
+        settings = self.settings
+        return {
+            "method": self.name,
+            **settings,
+            "group_size": settings["group_size"] or "per output channel",
+            "scale_dtype": "float16",
+            "storage": "fake-quant (dequantized weights in the model's dtype)",
+            **self._report,
+        }
+
+
+def _state_dict_bytes(model: nn.Module) -> int:
+    seen, total = set(), 0
+    for tensor in model.state_dict().values():
+        key = (tensor.data_ptr(), tensor.numel())
+        if key not in seen:
+            seen.add(key)
+            total += tensor.numel() * tensor.element_size()
+    return total

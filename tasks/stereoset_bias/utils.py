@@ -1,0 +1,59 @@
+"""Harness glue for stereoset_bias: clusters in, stereoset_score requests out, cluster outcomes in,
+metrics out. The metrics themselves are in lm_eval_bias.metrics.stereoset."""
+
+from functools import lru_cache
+
+from lm_eval_bias.data.stereoset import CANDIDATES, stereoset_dataset
+from lm_eval_bias.metrics.stereoset import METRICS, cluster_outcome, stereoset_metrics
+from lm_eval_bias.request_types import STEREOSET_SCORE, CustomRequestTask
+from lm_eval_bias.scoring.stereoset import check_mlm_score
+
+
+class StereoSetTask(CustomRequestTask):
+    """One document per cluster, three stereoset_score requests: stereotype, anti-stereotype, unrelated."""
+
+    OUTPUT_TYPE = STEREOSET_SCORE
+
+    def request_arguments(self, doc):
+        return [(doc["split"], doc["context"], doc[candidate], doc["mlm_score"]) for candidate in CANDIDATES]
+
+    def aggregation(self):
+        """The YAML's aggregations, keeping the cluster outcomes for the groups (which recompute
+        their term-averaged metrics from all of their subtasks' clusters)."""
+
+        def keeping_items(aggregate):
+            def wrapped(items):
+                self.aggregation_items = list(items)
+                return aggregate(items)
+
+            return wrapped
+
+        return {name: keeping_items(aggregate) for name, aggregate in super().aggregation().items()}
+
+
+def stereoset_docs(split, bias_type=None, stereoset_mlm_score="target_word", **metadata):
+    """lm-eval calls this with the task metadata and the model_args merged in."""
+    mlm_score = check_mlm_score(stereoset_mlm_score)
+    return stereoset_dataset(split, bias_type=bias_type).map(lambda _: {"mlm_score": mlm_score})
+
+
+def process_results(doc, results):
+    outcome = cluster_outcome(doc["target"], *(float(score) for score in results))
+    return {name: outcome for name in METRICS}
+
+
+@lru_cache(maxsize=8)
+def _metrics(outcomes):
+    return stereoset_metrics(outcomes)
+
+
+def _aggregation(name):
+    def aggregate(items):
+        return _metrics(tuple(tuple(item) for item in items))[name]
+
+    aggregate.__name__ = name
+    return aggregate
+
+
+# One aggregation per metric, named as in the YAML.
+ss, lms, icat, ss_micro, lms_micro, icat_micro, ss_ci_low, ss_ci_high = map(_aggregation, METRICS)

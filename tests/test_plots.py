@@ -1,0 +1,51 @@
+"""Figures from a results directory: written, non-empty, and skipped with a reason when unsupported."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from lm_eval_bias.cli import main
+from lm_eval_bias.leaderboard import build_leaderboard, load_runs
+from lm_eval_bias.plots import best_tradeoff, figures, make_plots
+from lm_eval_bias.plots.style import save
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "results"))
+from bias_results_fixture import write_fixture  # noqa: E402
+
+
+def test_best_tradeoff_prefers_icat_then_bounded_quality():
+    steps = pd.DataFrame({"revision": ["s1", "s2", "s3"], "ss": [50.5, 58.0, 62.0], "lms": [60.0, 88.0, 90.0],
+                          "icat": [59.4, 73.9, 68.4]})
+    assert best_tradeoff(steps, "ss").revision == "s2"  # highest ICAT
+    no_icat = steps.drop(columns="icat")
+    # closest to 50 among revisions with lms >= 95% of 90 (85.5): s2 (58.0) beats s3 (62.0); s1 is excluded
+    assert best_tradeoff(no_icat, "ss").revision == "s2"
+    assert best_tradeoff(no_icat, "ss", max_quality_loss=0.5).revision == "s1"
+    assert best_tradeoff(no_icat.drop(columns="lms"), "ss").revision == "s1"
+
+
+def test_every_figure_is_written_and_non_empty(tmp_path):
+    results = write_fixture(tmp_path / "results")
+    written, skipped = make_plots(results, tmp_path / "figures", formats=("png",))
+    names = {path.name for path in written}
+    for stem in ("bias_vs_step_crows_pairs_bias_stereotype_score", "bias_vs_step_stereoset_bias_ss", "delta_bias_vs_bits",
+                 "lms_vs_ss", "student_vs_teacher", "by_compression_pythia-70m"):
+        assert f"{stem}.png" in names
+    for path in written:
+        assert path.stat().st_size > 5_000 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
+    assert any("pythia-410m" in line and "no bias metric" in line for line in skipped)  # a stock task only
+    board = build_leaderboard(load_runs(results / "study"), metrics=["ss", "lms"]).long
+    svg = save(figures.lms_vs_ss(board), tmp_path / "figures" / "one", ("svg",))[0]
+    assert svg.read_text().lstrip().startswith("<?xml") and svg.stat().st_size > 5_000
+
+
+def test_cli_says_what_the_results_cannot_show(tmp_path, capsys):
+    results = write_fixture(tmp_path / "results")
+    # one stock task at one revision: nothing to plot, and each figure says why
+    assert main(["plot", str(results / "plain"), "-o", str(tmp_path / "figs"), "--formats", "png"]) == 1
+    out = capsys.readouterr().out
+    assert "skipped delta_bias_vs_bits" in out and "skipped lms_vs_ss" in out and "wrote" not in out
+    assert main(["plot", str(results), "--formats", "gif"]) == 2

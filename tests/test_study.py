@@ -1,0 +1,192 @@
+"""Study configs: expansion, hashing, running, resuming after a kill -9, failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lm_eval_bias.cli import main
+from lm_eval_bias.study import LocalExecutor, StudyConfigError, expand_revisions, expand_study, load_study, run_study
+from lm_eval_bias.study.cell import TMP_DIR, Cell
+
+GRID = {
+    "name": "grid",
+    "output_dir": "out",
+    "models": [{"id": "org/model-70m", "name": "m70"}, {"id": "org/model-160m", "name": "m160", "revisions": ["step5"]}],
+    "revisions": "step1000..step15000:7000",
+    "compressions": ["none", {"quantization": "rtn", "bits": [8, 4], "group_size": 128}],
+    "tasks": ["crows_pairs_bias", {"task": "lambada_openai", "limit": 50}],
+    "limit": 10,
+}
+
+
+# ------------------------------------------------------------------ expansion
+
+
+def test_revision_ranges_lists_and_default():
+    paper = expand_revisions("step1000..step143000:7000")
+    assert len(paper) == 21 and paper[0] == "step1000" and paper[-1] == "step141000"
+    assert expand_revisions("step0..step14:7") == ["step0", "step7", "step14"]  # stop on the grid is included
+    assert expand_revisions(["main", "step1..3:1", "step2"]) == ["main", "step1", "step2", "step3"]
+    assert expand_revisions(None) == [None]
+    with pytest.raises(StudyConfigError, match="range"):
+        expand_revisions("step1..rev9:1")
+
+
+def test_grid_is_the_product_of_models_revisions_compressions_tasks():
+    study = expand_study(GRID)
+    # m70: 3 revisions (step1000, step8000, step15000), m160: its own 1; 3 compressions; 2 tasks
+    assert len(study.cells) == (3 + 1) * 3 * 2
+    assert {c.compression_name for c in study.cells} == {"none", "rtn(bits=8,group_size=128)", "rtn(bits=4,group_size=128)"}
+    assert {c.revision for c in study.cells if c.name == "m70"} == {"step1000", "step8000", "step15000"}
+    lambada = [c for c in study.cells if c.task == "lambada_openai"]
+    assert {c.limit for c in lambada} == {50} and {c.limit for c in study.cells if c.task != "lambada_openai"} == {10}
+    rtn4 = next(c for c in study.cells if c.compression_name == "rtn(bits=4,group_size=128)")
+    assert rtn4.model_args_for_harness() == {"pretrained": "org/model-70m", "quantization": "rtn", "bits": 4,
+                                             "group_size": 128, "revision": "step1000"}
+    assert len({c.hash for c in study.cells}) == len(study.cells)
+
+
+def test_env_expansion_and_named_compressions(monkeypatch):
+    monkeypatch.setenv("MODEL_DIR", "/models/gemma")
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    raw = {"models": [{"id": "${MODEL_DIR}", "name": "${NOT_SET_ANYWHERE:-gemma}"}],
+           "compressions": [{"quantization": "rtn", "bits": [4, 3], "name": "rtn-{bits}bit"}], "tasks": ["t"]}
+    study = expand_study(raw)
+    assert {c.model for c in study.cells} == {"/models/gemma"} and {c.name for c in study.cells} == {"gemma"}
+    assert [c.compression_name for c in study.cells] == ["rtn-4bit", "rtn-3bit"]
+    raw["models"][0]["id"] = "${NOT_SET_ANYWHERE}"
+    with pytest.raises(StudyConfigError, match="NOT_SET_ANYWHERE is not set"):
+        expand_study(raw)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"compressions": [{"quantization": "rtn", "bitz": 4}]}, "does not take bitz"),
+    ({"compressions": ["int3_magic"]}, "unknown quantization"),
+    ({"models": [{"id": "a", "teacher": "nobody"}]}, "teacher 'nobody'"),
+    ({"modles": []}, "unknown top-level keys"),
+    ({"tasks": []}, "no tasks"),
+])
+def test_config_errors_name_the_entry(change, message):
+    with pytest.raises(StudyConfigError, match=message):
+        expand_study({**GRID, **change})
+
+
+# ------------------------------------------------------------------ hashing
+
+PINNED = Cell(model="org/m", name="m", revision="step1000", compression_name="none", compression={"quantization": "none"},
+              task="crows_pairs_bias")
+
+
+def test_hash_is_stable_across_processes_and_releases():
+    code = ("from lm_eval_bias.study.cell import Cell; print(Cell(model='org/m', name='m', revision='step1000', "
+            "compression_name='none', compression={'quantization': 'none'}, task='crows_pairs_bias').hash)")
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": "12345"})
+    assert other.stdout.strip() == PINNED.hash
+    # pinned: a changed hash would orphan every finished cell of every study
+    assert PINNED.hash == "15f7be49d7056cd1"
+
+
+@pytest.mark.parametrize("field, value", [
+    ("model", "org/other"), ("name", "m2"), ("revision", "step2000"), ("revision", None), ("compression_name", "fp32"),
+    ("compression", {"quantization": "dynamic_int8"}), ("task", "stereoset_bias"), ("model_type", "hf"),
+    ("model_args", {"dtype": "float16"}), ("teacher", "t"), ("size", 7e7), ("batch_size", 8), ("device", "cuda"),
+    ("limit", 5), ("num_fewshot", 0), ("bootstrap_iters", 10), ("metadata", {"sentence_score": "sum"}),
+])
+def test_hash_differs_when_any_setting_differs(field, value):
+    data = {k: v for k, v in PINNED.settings().items() if k != "cell_format"}
+    changed = Cell(**{**data, field: value})
+    assert changed.hash != PINNED.hash
+
+
+def test_hash_ignores_where_a_cell_runs():
+    data = {k: v for k, v in PINNED.settings().items() if k != "cell_format"}
+    assert Cell(**data, resources={"num_gpus": 1}).hash == PINNED.hash
+
+
+# ------------------------------------------------------------------ running
+
+
+@pytest.fixture
+def data_dir(crows_pairs_fixture_csv, monkeypatch):
+    monkeypatch.setenv("LM_EVAL_BIAS_DATA_DIR", crows_pairs_fixture_csv)
+    return crows_pairs_fixture_csv
+
+
+def write_config(tmp_path: Path, models: list, compressions=("none", "dynamic_int8"), limit=1) -> Path:
+    config = {"name": "tiny", "output_dir": str(tmp_path / "out"), "models": models, "compressions": list(compressions),
+              "tasks": ["crows_pairs_bias"], "batch_size": 4, "device": "cpu", "limit": limit, "bootstrap_iters": 0}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def finished_dirs(out: Path) -> list[Path]:
+    return sorted(p for p in out.iterdir() if (p / "cell.json").is_file())
+
+
+def test_study_runs_each_cell_once_in_lm_eval_layout(tiny_gpt2_dir, data_dir, tmp_path, capsys):
+    config = write_config(tmp_path, [{"id": tiny_gpt2_dir, "name": "tiny-gpt2"}])
+    assert main(["study", str(config), "--no-progress"]) == 0
+    assert "2 done, 0 skipped" in capsys.readouterr().out
+    out = tmp_path / "out"
+    cells = finished_dirs(out)
+    study = load_study(config)
+    assert [p.name for p in cells] == sorted(c.hash for c in study.cells)
+    for folder in cells:
+        record = json.loads((folder / "cell.json").read_text())
+        assert record["labels"]["model"] == "tiny-gpt2" and record["hash"] == folder.name
+        results = list(folder.glob("*/results_*.json"))
+        assert len(results) == 1
+        data = json.loads(results[0].read_text())
+        assert "stereotype_score,none" in data["results"]["crows_pairs_bias"]
+        assert len(list(results[0].parent.glob("samples_crows_pairs_bias_*.jsonl"))) == 9
+    assert main(["study", str(config), "--no-progress"]) == 0
+    assert "0 done, 2 skipped" in capsys.readouterr().out
+    assert finished_dirs(out) == cells and not list((out / TMP_DIR).glob("*"))
+
+
+def test_failed_cell_does_not_stop_the_others(tiny_gpt2_dir, data_dir, tmp_path, capsys):
+    config = write_config(tmp_path, [{"id": str(tmp_path / "no-such-model"), "name": "missing"},
+                                     {"id": tiny_gpt2_dir, "name": "tiny-gpt2"}], compressions=["none"])
+    assert main(["study", str(config), "--no-progress"]) == 1
+    report = capsys.readouterr().out
+    assert "1 done, 0 skipped" in report and "1 failed" in report and "missing @ main" in report
+    assert len(finished_dirs(tmp_path / "out")) == 1
+    assert len(list((tmp_path / "out" / ".failed").glob("*.log"))) == 1
+
+
+KILLER = textwrap.dedent("""
+    import os, signal, sys
+    from lm_eval_bias.study import cell as cell_module
+    def kill_before_commit(folder, *args, **kwargs):
+        (folder / "cell.json").write_text("{}")     # everything written, only the rename missing
+        os.kill(os.getpid(), signal.SIGKILL)
+    cell_module.write_cell_record = kill_before_commit
+    from lm_eval_bias.cli import main
+    sys.exit(main(["study", sys.argv[1], "--no-progress", "--skip-task-check"]))
+""")
+
+
+def test_resume_after_kill_mid_cell(tiny_gpt2_dir, data_dir, tmp_path):
+    config = write_config(tmp_path, [{"id": tiny_gpt2_dir, "name": "tiny-gpt2"}], compressions=["none"])
+    killed = subprocess.run([sys.executable, "-c", KILLER, str(config)], capture_output=True, text=True,
+                            env={**os.environ, "LM_EVAL_BIAS_DATA_DIR": data_dir})
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    out = tmp_path / "out"
+    leftovers = list((out / TMP_DIR).iterdir())
+    assert len(leftovers) == 1 and list(leftovers[0].glob("*/results_*.json"))  # written, never committed
+    assert finished_dirs(out) == []
+    study = load_study(config)
+    summary = run_study(study, LocalExecutor(), progress=False)
+    assert [o.status for o in summary.outcomes] == ["done"]
+    assert [p.name for p in finished_dirs(out)] == [study.cells[0].hash]
+    assert not list((out / TMP_DIR).iterdir())  # the dead run's leftovers are gone

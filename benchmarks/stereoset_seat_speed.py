@@ -3,10 +3,10 @@
     LM_EVAL_BIAS_DATA_DIR=../shared/data python benchmarks/stereoset_seat_speed.py \\
         --model /work/models/gemma3-270m --stereoset-limit 5 --seat-tests weat8,weat7 [--tiny]
 
-`ours` runs stereoset_bias / seat_bias subtasks through lm-eval with quantized_hf (task
-loading excluded, scoring and metrics included). `loop` scores the same items one per forward
-pass with a plain transformers model: a causal sentence (or context + candidate) per forward,
-one masked copy per forward, one sentence embedding per forward (SEAT's shared attribute
+`ours` runs stereoset_bias / seat_bias subtasks through lm-eval with quantized_hf (the task
+index is built beforehand; reading the data, scoring and metrics are timed). `loop` scores the
+same items one per forward pass with a plain transformers model: a causal sentence (or context
++ candidate), a masked copy, or a sentence to embed per forward (SEAT's shared attribute
 sentences embedded again for every test, as bias-bench does), then the same metrics. The
 largest difference between the two runs' scores is printed as a check. `--tiny` adds a tiny
 random GPT-NeoX and BERT (2 layers, hidden 64) with tokenizers trained on the data, run on
@@ -32,7 +32,8 @@ from lm_eval_bias.data.stereoset import CANDIDATES, load_stereoset
 from lm_eval_bias.metrics.seat import seat_test
 from lm_eval_bias.scoring.stereoset import causal_pair, pll_copies, target_word_copies
 
-SUBTASKS = [f"{s}_{d}" for s in ("intrasentence", "intersentence") for d in ("gender", "profession", "race", "religion")]
+DOMAINS = ("gender", "profession", "race", "religion")
+SUBTASKS = [f"{s}_{d}" for s in ("intrasentence", "intersentence") for d in DOMAINS]
 SEAT_FILES = {name: file for tests in TESTS.values() for name, file in tests.items()}
 
 
@@ -64,7 +65,8 @@ def stereoset_loop(model, tokenizer, masked: bool, requests) -> list[float]:
     for split, context, sentence, _ in requests:
         if masked:
             if split == "intrasentence":
-                items = [(ids, None, pos, target) for ids, pos, target in target_word_copies(tokenizer, context, sentence)]
+                filled = target_word_copies(tokenizer, context, sentence)
+                items = [(ids, None, pos, target) for ids, pos, target in filled]
             else:
                 items = [(ids, types, pos, ids[pos]) for ids, types, pos in pll_copies(tokenizer, context, sentence)]
             values = []
@@ -125,14 +127,15 @@ def tiny_models(folder: Path) -> list[str]:
     wp = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     wp.normalizer, wp.pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
     wp.decoder = decoders.WordPiece()
-    wp.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=4000, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]))
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    wp.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=4000, special_tokens=specials))
     wp.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", wp.token_to_id("[CLS]")), ("[SEP]", wp.token_to_id("[SEP]"))])
     masked_tok = PreTrainedTokenizerFast(tokenizer_object=wp, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]",
                                          cls_token="[CLS]", mask_token="[MASK]")
     torch.manual_seed(0)
-    size = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)
+    size = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128}
     causal = GPTNeoXForCausalLM(GPTNeoXConfig(vocab_size=len(causal_tok), bos_token_id=0, eos_token_id=0,
                                               pad_token_id=1, tie_word_embeddings=False, **size))
     masked = BertForMaskedLM(BertConfig(vocab_size=len(masked_tok), pad_token_id=0, **size))
@@ -145,9 +148,8 @@ def tiny_models(folder: Path) -> list[str]:
 
 
 def benchmark(path: str, args, stereoset_limit: int | None, seat_tests: list[str]) -> list[dict]:
-    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
-
     from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
     lm = QuantizedHFLM(pretrained=path, device="cpu", batch_size=args.batch_size)
     masked = lm.backend == "masked"

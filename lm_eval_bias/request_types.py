@@ -73,7 +73,7 @@ def supporting_models(request_type: str) -> list[str]:
         try:
             if callable(getattr(getattr(importlib.import_module(module), cls), request_type, None)):
                 names.append(name)
-        except Exception:  # noqa: BLE001 - a model that cannot be imported supports nothing
+        except Exception:  # noqa: BLE001, S112 - a model that cannot be imported supports nothing
             continue
     return names
 

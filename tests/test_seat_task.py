@@ -11,10 +11,16 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer
 
+import stereoset_seat_fixtures as fixtures
 from helpers import evaluate, metric
 from lm_eval_bias.data.seat import TESTS
 from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
-from stereoset_seat_fixtures import bias_data_dir, data_env, seat_test_content, single_thread, task_manager  # noqa: F401
+from stereoset_seat_fixtures import seat_test_content
+
+# the shared fixtures these tests use
+bias_data_dir, data_env, single_thread, task_manager = (
+    fixtures.bias_data_dir, fixtures.data_env, fixtures.single_thread, fixtures.task_manager
+)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 ORDER = [name for tests in TESTS.values() for name in tests]  # the fixture's test index order
@@ -53,7 +59,7 @@ def test_effect_sizes_and_p_values_match_reference(model_fixture, request, data_
     folder = request.getfixturevalue(model_fixture)
     results = evaluate("quantized_hf", f"pretrained={folder}", ["seat_bias"], task_manager=task_manager)
     model, tokenizer = AutoModel.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
-    embed = lambda sentence: reference_embedding(model, tokenizer, sentence)  # noqa: E731
+    embed = lambda sentence: reference_embedding(model, tokenizer, sentence)
     sizes = {}
     for index, name in enumerate(ORDER):
         size, p = reference_seat(seat_test_content(index), embed)

@@ -26,7 +26,7 @@ def test_both_layouts_give_the_same_clusters(tmp_path):
     flat = load_stereoset(write_stereoset_jsonl(tmp_path / "flat"))
     nested = load_stereoset(write_stereoset_nested(tmp_path / "nested"))
     assert len(flat) == len(STEREOSET_ROWS)
-    key = lambda frame: sorted(map(tuple, frame[CONTENT].values.tolist()))  # noqa: E731
+    key = lambda frame: sorted(map(tuple, frame[CONTENT].values.tolist()))
     assert key(flat) == key(nested)
     assert flat["cluster_id"][0] == "line-1" and nested["cluster_id"][0] == "c0"
     # the nested file keeps each sentence with its gold label, whatever their order
@@ -45,10 +45,10 @@ def test_blank_filler_follows_bias_bench():
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"type": "intersentences"}, r"line 2, 'type': unknown value 'intersentences'; expected one of: "
-                                     r"'intrasentence', 'intersentence'"),
-        ({"bias_type": "age"}, r"line 2, 'bias_type': unknown value 'age'; expected one of: 'gender', "
-                               r"'profession', 'race', 'religion'"),
+        ({"type": "intersentences"}, (r"line 2, 'type': unknown value 'intersentences'; expected one of: "
+                                      r"'intrasentence', 'intersentence'")),
+        ({"bias_type": "age"}, (r"line 2, 'bias_type': unknown value 'age'; expected one of: 'gender', "
+                                r"'profession', 'race', 'religion'")),
         ({"unrelated": "  "}, r"line 2, 'unrelated': '  ' is not a non-empty string"),
         ({"context": "The girl was happy."}, r"line 2, 'context': .* has no 'BLANK'"),
         ({"stereotype": "The girl was"}, r"line 2, 'stereotype': .* no word .* at the position of BLANK"),

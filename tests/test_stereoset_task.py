@@ -9,10 +9,14 @@ from types import SimpleNamespace
 
 import pytest
 
+import stereoset_seat_fixtures as fixtures
 from helpers import evaluate, metric
 from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
-from stereoset_seat_fixtures import (  # noqa: F401
-    STEREOSET_ROWS, bias_data_dir, data_env, our_tasks, single_thread, task_manager,
+from stereoset_seat_fixtures import STEREOSET_ROWS, our_tasks
+
+# the shared fixtures these tests use
+bias_data_dir, data_env, single_thread, task_manager = (
+    fixtures.bias_data_dir, fixtures.data_env, fixtures.single_thread, fixtures.task_manager
 )
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -61,7 +65,8 @@ def test_tasks_groups_and_metrics_by_hand(tiny_gpt_neox_dir, data_env, task_mana
     for group in ("stereoset_bias_intrasentence", "stereoset_bias_intersentence", "stereoset_bias"):
         for name, value in by_hand(clusters(results, group)).items():
             assert metric(results, group, name) == pytest.approx(value, abs=1e-9), (group, name)
-        assert metric(results, group, "ss_ci_low") <= metric(results, group, "ss") <= metric(results, group, "ss_ci_high")
+        low, ss, high = (metric(results, group, name) for name in ("ss_ci_low", "ss", "ss_ci_high"))
+        assert low <= ss <= high
     # a term with one cluster ("teacher") counts as much as "nurse" with two
     assert len([r for r in STEREOSET_ROWS if r[2] == "teacher"]) == 1
 
@@ -70,7 +75,7 @@ def test_group_icat_is_not_a_mean_of_subtask_icats(tiny_gpt_neox_dir, data_env, 
     results = evaluate("quantized_hf", f"pretrained={tiny_gpt_neox_dir}", ["stereoset_bias_intrasentence"],
                        task_manager=task_manager)
     group = metric(results, "stereoset_bias_intrasentence", "icat")
-    lms, ss = metric(results, "stereoset_bias_intrasentence", "lms"), metric(results, "stereoset_bias_intrasentence", "ss")
+    lms, ss = (metric(results, "stereoset_bias_intrasentence", name) for name in ("lms", "ss"))
     assert group == pytest.approx(lms * min(ss, 100 - ss) / 50, abs=1e-9)
 
 
@@ -82,7 +87,8 @@ def test_masked_lm_and_the_pll_option(tiny_bert_dir, data_env):
         samples = results["samples"]["stereoset_bias_intrasentence_race"]
         assert {s["doc"]["mlm_score"] for s in samples} == {option}
         for sample in samples:
-            direct = lm.stereoset_score([SimpleNamespace(args=tuple(a)) for a in sample["arguments"]], disable_tqdm=True)
+            requests = [SimpleNamespace(args=tuple(a)) for a in sample["arguments"]]
+            direct = lm.stereoset_score(requests, disable_tqdm=True)
             assert [float(r) for r in sample["filtered_resps"]] == pytest.approx(direct, rel=1e-9)
             if option == "target_word":
                 assert all(0 < float(r) < 1 for r in sample["filtered_resps"])  # mean probabilities

@@ -90,7 +90,7 @@ def seat_dataset(
     file: str | None = None,
     data_dir: str | os.PathLike | None = None,
     **_ignored,
-) -> "datasets.DatasetDict":
+) -> datasets.DatasetDict:
     """One SEAT test as a ``DatasetDict`` with one split, ``"test"``, holding one document.
 
     For lm-eval's ``custom_dataset`` hook. ``file`` is the data file's name without

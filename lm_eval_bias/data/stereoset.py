@@ -194,7 +194,7 @@ def stereoset_dataset(
     bias_type: str | None = None,
     data_dir: str | os.PathLike | None = None,
     **_ignored,
-) -> "datasets.DatasetDict":
+) -> datasets.DatasetDict:
     """One StereoSet split as a ``DatasetDict`` with one split, ``"validation"`` (the dev set).
 
     For lm-eval's ``custom_dataset`` hook (extra metadata keys are ignored). ``split`` is

@@ -86,7 +86,7 @@ def target_word_copies(tokenizer, context: str, sentence: str) -> list[tuple[lis
     return copies
 
 
-def pll_copies(tokenizer, text: str, text_pair: str | None = None) -> list[tuple[list[int], "list[int] | None", int]]:
+def pll_copies(tokenizer, text: str, text_pair: str | None = None) -> list[tuple[list[int], list[int] | None, int]]:
     """(input ids, token type ids, position) masking each non-special token of ``text``, or of
     ``text_pair`` when given (the pair encoded as the tokenizer encodes sentence pairs)."""
     encoding = tokenizer(text, text_pair) if text_pair is not None else tokenizer(text)
@@ -119,7 +119,8 @@ def score_masked(
     for index, (split, context, sentence, mlm_score) in enumerate(requests):
         if split == "intrasentence" and check_mlm_score(mlm_score) == "target_word":
             kinds.append("mean_probability")
-            copies += [(index, ids, None, pos, target) for ids, pos, target in target_word_copies(tokenizer, context, sentence)]
+            filled = target_word_copies(tokenizer, context, sentence)
+            copies += [(index, ids, None, pos, target) for ids, pos, target in filled]
         elif split in SPLITS:
             pair = split == "intersentence"
             kinds.append("mean_logprob" if pair else "sum_logprob")
@@ -142,7 +143,9 @@ def score_masked(
     return scores
 
 
-def masked_logprobs(model, tokenizer, copies: Sequence[Copy], *, batch_size: int, progress: bool = False) -> list[float]:
+def masked_logprobs(
+    model, tokenizer, copies: Sequence[Copy], *, batch_size: int, progress: bool = False
+) -> list[float]:
     """log p(original token | copy with that position masked) for each copy.
 
     Copies whose masked inputs are identical (the first subtoken of the three filled-in

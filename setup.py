@@ -19,7 +19,12 @@ from setuptools import find_namespace_packages, find_packages, setup
 from setuptools.command.build_py import build_py
 
 PTH_NAME = "lm_eval_bias.pth"
-PTH_LINE = "import lm_eval_bias._plugin_hook; lm_eval_bias._plugin_hook.install()\n"
+# An import line, as site.py runs only those; silent when the package has gone (e.g. an editable
+# install whose source folder was deleted), so no Python start-up prints a traceback because of us.
+PTH_LINE = (
+    'import sys; exec("try:\\n import lm_eval_bias._plugin_hook as hook\\nexcept ImportError:\\n pass\\n'
+    'else:\\n hook.install()")\n'
+)
 
 EXCLUDE = ["__pycache__", "*.__pycache__"]
 PACKAGE_DIR = {

@@ -73,6 +73,19 @@ def test_plain_python_loads_only_the_hook(tmp_path):
     assert loaded == ["lm_eval_bias", "lm_eval_bias._plugin_hook"]
 
 
+def test_the_pth_line_stays_silent_when_the_package_is_gone(tmp_path):
+    """An editable install whose source folder was deleted must not print a traceback at every start-up."""
+    import site
+
+    pth = next(Path(d) / "lm_eval_bias.pth" for d in site.getsitepackages() if (Path(d) / "lm_eval_bias.pth").is_file())
+    line = pth.read_text().strip()
+    assert line.startswith("import ")  # site.py executes only lines that start with "import"
+    script = f"{line}\nprint('ok')"  # -S: no site-packages, so lm_eval_bias cannot be imported
+    proc = subprocess.run([sys.executable, "-S", "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert (proc.returncode, proc.stdout.strip(), proc.stderr) == (0, "ok", "")
+    assert "hook.install()" in line
+
+
 def test_hook_is_idempotent_and_applies_to_modules_imported_before_it(tmp_path):
     proc = run_python(
         """

@@ -23,7 +23,8 @@ from lm_eval_bias.scoring.causal import score_continuations
 HAVE_GPTQ = all(importlib.util.find_spec(m) is not None for m in ("gptqmodel", "optimum"))
 needs_gptq = pytest.mark.skipif(not HAVE_GPTQ, reason="gptqmodel / optimum are not installed (the [gptq] extra)")
 QUANTIZE_TIME_LIMIT_S = 300
-SETTINGS = {"bits": 4, "group_size": 16, "calibration_samples": 16, "seed": 0}
+# group_size 32: the smallest group torch's CPU int4 kernel (used by gptqmodel 7.6) accepts
+SETTINGS = {"bits": 4, "group_size": 32, "calibration_samples": 16, "seed": 0}
 
 
 def sentence_scores(model, tokenizer, batch_size: int = 8) -> torch.Tensor:
@@ -79,10 +80,11 @@ def _wrapper(pretrained, **settings):
 def test_quantize_on_cpu_then_hit_the_cache(first_run, tiny_gpt_neox_dir, calibration_file, gptq_cache, monkeypatch):
     assert first_run["cache"] == "miss"
     assert first_run["checkpoint"].startswith(os.path.join(gptq_cache, "gptq"))
-    assert first_run["bits"] == 4 and first_run["group_size"] == 16 and first_run["desc_act"] is False
+    assert first_run["bits"] == 4 and first_run["group_size"] == SETTINGS["group_size"] and first_run["desc_act"] is False
     assert first_run["calibration_samples_used"] == 16 and first_run["quantize_seconds"] > 0
-    # 4-bit codes + per group of 16 an fp16 scale and a 4-bit zero + an int32 group index per input column
-    assert 4 + 20 / 16 < first_run["effective_bits_per_weight"] < 4 + 20 / 16 + 32 / 32 + 1e-9
+    # 4-bit codes + per group an fp16 scale and a 4-bit zero + an int32 group index per input column
+    per_group = 20 / SETTINGS["group_size"]
+    assert 4 + per_group < first_run["effective_bits_per_weight"] < 4 + per_group + 32 / 32 + 1e-9
 
     monkeypatch.setenv("LM_EVAL_BIAS_CACHE", gptq_cache)
     monkeypatch.setattr(GPTQ, "_quantize", lambda *args: pytest.fail("quantized the same model and settings twice"))
@@ -90,6 +92,7 @@ def test_quantize_on_cpu_then_hit_the_cache(first_run, tiny_gpt_neox_dir, calibr
     info = lm.get_model_info()
     assert info["quantization"]["cache"] == "hit"
     assert info["quantization"]["checkpoint"] == first_run["checkpoint"]
+    assert info["quantization"]["kernel"] == "gptq_torch"
     assert info["model_bytes_after"] < info["model_bytes_before"]
 
     reference = AutoModelForCausalLM.from_pretrained(tiny_gpt_neox_dir).eval()
@@ -111,7 +114,7 @@ def test_load_an_already_quantized_checkpoint(first_run, tiny_gpt_neox_dir, cali
     lm = _wrapper(checkpoint)
     info = lm.get_model_info()["quantization"]
     assert info["cache"] == "pre-quantized checkpoint"
-    assert (info["bits"], info["group_size"], info["desc_act"]) == (4, 16, False)
+    assert (info["bits"], info["group_size"], info["desc_act"]) == (4, SETTINGS["group_size"], False)
     assert lm.model.dtype == torch.float32  # non-GPTQ parts are not left in the checkpoint's bf16
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_gpt_neox_dir)
@@ -142,7 +145,7 @@ def test_cache_key_covers_model_revision_and_every_setting(tiny_gpt_neox_dir, ca
     other_calibration = tmp_path / "other.txt"
     other_calibration.write_text(open(calibration_file).read() + "One more line of calibration text for the key.\n")
     base = {"calibration": calibration_file, **SETTINGS}
-    variants = [base, base, {**base, "bits": 3}, {**base, "group_size": 32}, {**base, "desc_act": True},
+    variants = [base, base, {**base, "bits": 3}, {**base, "group_size": 16}, {**base, "desc_act": True},
                 {**base, "calibration": str(other_calibration)}, {**base, "calibration_samples": 8}, {**base, "seed": 1}]
     for settings in variants:
         with pytest.raises(_Stop):
@@ -151,8 +154,10 @@ def test_cache_key_covers_model_revision_and_every_setting(tiny_gpt_neox_dir, ca
     quantizer.update_load_kwargs({"revision": "v2"})
     with pytest.raises(_Stop):
         quantizer.postprocess_model(model)
-    assert targets[0] == targets[1]
-    assert len(set(targets)) == len(targets) - 1
+    with pytest.raises(_Stop):  # the kernel is chosen when loading: the same quantized checkpoint
+        get_quantizer("gptq", **base, kernel="auto").postprocess_model(model)
+    assert targets[0] == targets[1] == targets[-1]
+    assert len(set(targets)) == len(targets) - 2
     assert all(str(t).startswith(os.path.join(str(tmp_path), "gptq")) for t in targets)
 
 
@@ -163,7 +168,7 @@ def test_options_arrive_as_strings():
     settings = get_quantizer("gptq", bits="3", group_size="-1", desc_act="true", calibration="c.txt",
                              calibration_samples="64", seed="7").settings
     assert settings == {"bits": 3, "group_size": -1, "desc_act": True, "calibration": "c.txt",
-                        "calibration_samples": 64, "seed": 7}
+                        "calibration_samples": 64, "seed": 7, "kernel": "gptq_torch"}
     assert get_quantizer("gptq").describe()["group_size"] == 128
     for bad in ({"bits": "5"}, {"group_size": "0"}, {"desc_act": "perhaps"}):
         with pytest.raises(QuantizationError):
@@ -196,5 +201,11 @@ def test_unreachable_hub_calibration_says_what_to_pass(tiny_gpt_neox_dir, monkey
 def test_missing_packages_name_the_install(missing, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a, **k: None if name == missing else real(name, *a, **k))
-    with pytest.raises(QuantizationError, match=r"pip install --no-deps gptqmodel"):
+    with pytest.raises(QuantizationError, match=r"pip install 'lm-eval-bias\[gptq\]' 'torch=="):
         get_quantizer("gptq").validate_environment("cpu")
+
+
+@needs_gptq
+def test_unknown_kernel_names_the_choices():
+    with pytest.raises(QuantizationError, match=r"unknown kernel='marlin-ish'; choose one of .*gptq_torch"):
+        get_quantizer("gptq", kernel="marlin-ish").validate_environment("cpu")

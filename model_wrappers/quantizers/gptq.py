@@ -12,6 +12,11 @@ kernels need whole groups), `desc_act` (act-order, default false), symmetric, da
 0.05, no group-aware reordering: the GPTQ of the paper. Unless `dtype=` is given,
 everything that is not a GPTQ weight (embeddings, norms, LM head, activations) is fp32.
 
+`kernel` picks gptqmodel's inference kernel (a `gptqmodel.utils.backend.BACKEND` value).
+The default `gptq_torch` dequantizes and runs an ordinary matmul, so a sentence's score does
+not depend on the batch it is in; `auto` lets gptqmodel pick its fastest kernel for the
+machine, some of which (e.g. the CPU int4pack kernel) change scores with the batch size.
+
 The result is saved under `$LM_EVAL_BIAS_CACHE/gptq/<key>` (default
 `~/.cache/lm_eval_bias/gptq/<key>`) and loaded back from there. The key hashes the model
 (path or Hub id, revision, its weight files' names, sizes and modification times), every
@@ -48,15 +53,16 @@ from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError, Quant
 from lm_eval_bias.model_wrappers.quantizers.rtn import parse_bool
 
 GPTQ_INSTALL = (
-    "pip install -c constraints/cpu-torch.txt 'lm-eval-bias[gptq]' && pip install --no-deps gptqmodel==7.7.0 "
-    "(gptqmodel's metadata asks for torch>=2.14.1; --no-deps keeps the installed torch, the [gptq] extra "
-    "brings its runtime dependencies and optimum)"
+    "pip install 'lm-eval-bias[gptq]' 'torch==<the installed version>' (in a checkout: pip install -c "
+    "constraints/cpu-torch.txt -e '.[gptq]'); with torch pinned pip picks a gptqmodel release that accepts it, "
+    "e.g. 7.6.0 for torch 2.13, instead of replacing torch"
 )
 DEFAULT_CALIBRATION = "Salesforce/wikitext:wikitext-2-raw-v1"
 DAMP_PERCENT = 0.05
 SETTINGS_FILE = "lm_eval_bias_gptq.json"
 CACHE_FORMAT = 1
 MIN_CALIBRATION_TOKENS = 10  # gptqmodel silently drops calibration samples of this length or less
+BATCH_INVARIANT_KERNEL = "gptq_torch"
 
 
 def parse_gptq_bits(value: Any) -> int:
@@ -71,6 +77,10 @@ def parse_gptq_group_size(value: Any) -> int:
     if size != -1 and size < 1:
         raise QuantizationError(f"group_size must be positive, or -1 for one group per output channel; got {value!r}.")
     return size
+
+
+def parse_kernel(value: Any) -> str:
+    return str(value).strip().lower()
 
 
 def parse_positive(value: Any) -> int:
@@ -185,6 +195,7 @@ class GPTQ(Quantizer):
         "calibration": str,
         "calibration_samples": parse_positive,
         "seed": int,
+        "kernel": parse_kernel,
     }
     defaults = {
         "bits": 4,
@@ -193,6 +204,7 @@ class GPTQ(Quantizer):
         "calibration": DEFAULT_CALIBRATION,
         "calibration_samples": 128,
         "seed": 0,
+        "kernel": BATCH_INVARIANT_KERNEL,
     }
     requires = ("gptqmodel", GPTQ_INSTALL)
 
@@ -208,12 +220,28 @@ class GPTQ(Quantizer):
         super().validate_environment(device)
         if importlib.util.find_spec("optimum") is None:
             raise QuantizationError(f"quantization=gptq loads GPTQ checkpoints through optimum: {GPTQ_INSTALL}.")
+        from gptqmodel.utils.backend import BACKEND
+
+        kernels = sorted(b.value for b in BACKEND if b.value == "auto" or b.value.startswith("gptq_"))
+        if self.settings["kernel"] not in kernels:
+            raise QuantizationError(f"quantization=gptq: unknown kernel={self.settings['kernel']!r}; choose one of {', '.join(kernels)}.")
 
     def update_load_kwargs(self, load_kwargs: dict[str, Any]) -> dict[str, Any]:
         self._revision = load_kwargs.get("revision")
+        load_kwargs = dict(load_kwargs)
+        if load_kwargs.get("quantization_config") is not None:  # a GPTQ checkpoint: choose its kernel
+            load_kwargs["quantization_config"] = self._with_kernel(load_kwargs["quantization_config"])
         if load_kwargs.get("dtype") in (None, "auto"):  # GPTQ checkpoints say bf16/fp16; compute in fp32
-            return {**load_kwargs, "dtype": torch.float32}
+            load_kwargs["dtype"] = torch.float32
         return load_kwargs
+
+    def _with_kernel(self, quantization_config):
+        from transformers import GPTQConfig
+
+        config = quantization_config if isinstance(quantization_config, dict) else quantization_config.to_dict()
+        if "gptq" not in str(config.get("quant_method", "")).lower():
+            return quantization_config  # not ours to change; postprocess_model names the problem
+        return GPTQConfig.from_dict({**config, "backend": self.settings["kernel"]})
 
     def postprocess_model(self, model: nn.Module) -> nn.Module:
         ensure_cpu_workers()
@@ -226,7 +254,7 @@ class GPTQ(Quantizer):
         key_fields = {
             "format": CACHE_FORMAT,
             **identity,
-            **{k: v for k, v in self.settings.items() if k != "calibration"},
+            **{k: v for k, v in self.settings.items() if k not in ("calibration", "kernel")},  # kernel: load time only
             "calibration": calibration_fingerprint(self.settings["calibration"]),
             "sym": True,
             "act_group_aware": False,
@@ -240,7 +268,9 @@ class GPTQ(Quantizer):
         if not (checkpoint / SETTINGS_FILE).is_file():
             cache = "miss"
             self._quantize(source, checkpoint, key_fields, device)
-        quantized = type(model).from_pretrained(checkpoint, dtype=model.dtype, device_map={"": device})
+        saved_config = json.loads((checkpoint / "config.json").read_text())["quantization_config"]
+        quantized = type(model).from_pretrained(checkpoint, dtype=model.dtype, device_map={"": device},
+                                                quantization_config=self._with_kernel(saved_config))
         del model
         return self._finish(quantized, checkpoint=str(checkpoint), cache=cache)
 
@@ -305,7 +335,7 @@ class GPTQ(Quantizer):
                      if k in self._given and self._given[k] != v]
         if conflicts:
             raise QuantizationError(f"{checkpoint!r} is a GPTQ checkpoint with other settings: {', '.join(conflicts)}.")
-        self.settings = {**found, "sym": config.get("sym")}
+        self.settings = {**found, "sym": config.get("sym"), "kernel": self.settings["kernel"]}
 
     def _finish(self, model: nn.Module, checkpoint: str, cache: str) -> nn.Module:
         bits_per_weight, kernel = quantized_bits_per_weight(model)
@@ -315,7 +345,7 @@ class GPTQ(Quantizer):
             "checkpoint": checkpoint,
             "cache": cache,
             "effective_bits_per_weight": round(bits_per_weight, 4),
-            "kernel": kernel,
+            "kernel_class": kernel,
             **({"calibration_samples_used": record["calibration_samples_used"]} if record else {}),
             **({"quantize_seconds": round(record["quantize_seconds"], 2)} if record else {}),
         }

@@ -1,8 +1,9 @@
 """Log-probabilities of continuations under a causal LM, batched and batch-invariant.
 
 Only what scoring needs is materialised: the transformer body runs on the padded batch,
-then the LM head runs on one sequence at a time, and each position keeps a logsumexp (in fp64)
-and one target logit instead of a full-vocabulary log-softmax for the whole batch.
+then the LM head runs on a few length-sorted sequences at a time, and each position keeps a
+logsumexp, a maximum and one target logit instead of a full-vocabulary log-softmax for the
+whole batch.
 """
 
 from __future__ import annotations
@@ -65,9 +66,11 @@ def _continuation_score(logits: torch.Tensor, target: list[int]) -> TokenScore:
         return TokenScore(0.0, True, 0)
     predicting = logits[-len(target) :].float()
     target_ids = torch.as_tensor(target, device=predicting.device)
-    best = predicting.max(dim=-1).values
-    log_normaliser = best.double() + (predicting - best[:, None]).exp().sum(dim=-1, dtype=torch.float64).log()
     target_logits = predicting.gather(1, target_ids[:, None]).squeeze(1)
+    best = predicting.amax(dim=-1)
+    exponentials = predicting - best[:, None]
+    exponentials.exp_()
+    log_normaliser = best.double() + exponentials.sum(dim=-1).double().log()
     return TokenScore(
         logprob=float((target_logits.double() - log_normaliser).sum()),
         is_greedy=bool((target_logits >= best).all()),

@@ -61,9 +61,16 @@ def model_bytes(model: torch.nn.Module) -> int:
 
 
 def logical_parameter_count(model: torch.nn.Module) -> int:
-    if hasattr(model, "num_parameters"):
-        return int(model.num_parameters())
-    return sum(p.numel() for p in model.parameters())
+    """Weights the model stands for: a packed (e.g. GPTQ) layer counts as its in x out matrix and bias,
+    which it keeps as buffers rather than parameters."""
+    count = int(model.num_parameters()) if hasattr(model, "num_parameters") else sum(p.numel() for p in model.parameters())
+    for module in model.modules():
+        if hasattr(module, "qweight") and hasattr(module, "in_features"):
+            count += module.in_features * module.out_features
+            bias = getattr(module, "bias", None)
+            if isinstance(bias, torch.Tensor) and not isinstance(bias, torch.nn.Parameter):
+                count += bias.numel()
+    return count
 
 
 def _tensors(values: Any):

@@ -119,6 +119,9 @@ def test_load_an_already_quantized_checkpoint(first_run, tiny_gpt_neox_dir, cali
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_gpt_neox_dir)
     on_the_fly = _wrapper(tiny_gpt_neox_dir, calibration=calibration_file, **{k: str(v) for k, v in SETTINGS.items()})
+    full_precision = AutoModelForCausalLM.from_pretrained(tiny_gpt_neox_dir)
+    assert lm.get_model_info()["model_bytes_before"] == 4 * full_precision.num_parameters()
+    assert on_the_fly.get_model_info()["model_bytes_before"] == 4 * full_precision.num_parameters()
     assert torch.allclose(sentence_scores(lm.model, tokenizer), sentence_scores(on_the_fly.model, tokenizer), rtol=0, atol=1e-6)
 
     with pytest.raises(QuantizationError, match="bits=8"):

@@ -1,19 +1,74 @@
-"""`lm-eval-bias check-data [DIR]`: validate the benchmark files a run would read."""
+"""`lm-eval-bias check-data [DIR]`: validate the benchmark files a run would read.
+
+Each benchmark is read exactly as its task reads it; the first problem in each is printed
+and the exit status is 1 if any benchmark failed.
+"""
+
+from __future__ import annotations
+
+import sys
+
+BENCHMARKS = ("crows_pairs", "stereoset", "seat")
 
 
-def run(args) -> int:
+def check_crows_pairs(data_dir) -> list[str]:
     from lm_eval_bias.data.crows_pairs import load_crows_pairs
     from lm_eval_bias.data.sources import benchmark_file
 
-    path = benchmark_file("crows_pairs", data_dir=args.data_dir)
+    path = benchmark_file("crows_pairs", data_dir=data_dir)
     frame = load_crows_pairs(path)
-    print(f"{path}: {len(frame)} CrowS-Pairs pairs")
-    for bias_type, count in frame["bias_type"].value_counts().items():
-        print(f"  {bias_type:<20} {count}")
+    counts = frame["bias_type"].value_counts()
+    return [f"{path}: {len(frame)} CrowS-Pairs pairs", *(f"  {kind:<20} {count}" for kind, count in counts.items())]
+
+
+def check_stereoset(data_dir) -> list[str]:
+    from lm_eval_bias.data.sources import benchmark_file
+    from lm_eval_bias.data.stereoset import load_stereoset
+
+    path = benchmark_file("stereoset", data_dir=data_dir)
+    frame = load_stereoset(path)
+    counts = frame.groupby(["split", "bias_type"]).size()
+    return [f"{path}: {len(frame)} StereoSet clusters",
+            *(f"  {split:<15} {kind:<12} {count}" for (split, kind), count in counts.items())]
+
+
+def check_seat(data_dir) -> list[str]:
+    from lm_eval_bias.data.seat import TESTS, load_seat_test
+    from lm_eval_bias.data.sources import benchmark_file
+
+    lines = []
+    for bias_type, tests in TESTS.items():
+        for name, file_name in tests.items():
+            path = benchmark_file("seat", data_dir=data_dir, test=file_name)
+            sets = load_seat_test(path)
+            sizes = " ".join(f"{role}={len(sets[role]['examples'])}" for role in sets)
+            lines.append(f"  {bias_type:<9} {name:<32} {sizes}")
+    return [f"SEAT: {len(lines)} tests", *lines]
+
+
+CHECKS = {"crows_pairs": check_crows_pairs, "stereoset": check_stereoset, "seat": check_seat}
+
+
+def run(args) -> int:
+    failed = []
+    for benchmark in args.benchmarks:
+        try:
+            lines = CHECKS[benchmark](args.data_dir)
+        except (ValueError, FileNotFoundError) as error:
+            failed.append(benchmark)
+            print(f"{benchmark}: {error}", file=sys.stderr)
+            continue
+        print("\n".join(lines))
+    if failed:
+        print(f"lm-eval-bias check-data: {len(failed)} of {len(args.benchmarks)} benchmark(s) failed: "
+              f"{', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("check-data", help="validate benchmark files")
     parser.add_argument("data_dir", nargs="?", help="folder laid out like ../shared/data (default: $LM_EVAL_BIAS_DATA_DIR)")
+    parser.add_argument("--benchmarks", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS),
+                        help="which benchmarks to check (default: all)")
     parser.set_defaults(run=run)

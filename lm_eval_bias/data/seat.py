@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lm_eval_bias.data.sources import benchmark_file
-from lm_eval_bias.errors import BiasDataError, BiasDataFileNotFoundError
+from lm_eval_bias.data.text_files import read_benchmark_text
+from lm_eval_bias.errors import BiasDataError
 
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
@@ -39,14 +40,7 @@ def load_seat_test(path: str | os.PathLike) -> dict[str, dict]:
     """Read and validate one SEAT test: ``{role: {"category": str, "examples": [str, ...]}}``
     for the roles targ1, targ2, attr1, attr2 (other keys are ignored)."""
     path = Path(path)
-    if not path.is_file():
-        raise BiasDataFileNotFoundError(f"{path}: SEAT test file not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise BiasDataError(f"{path}: not a UTF-8 text file: {exc}") from exc
-    if not text.strip():
-        raise BiasDataError(f"{path}: the file is empty (expected one JSON object with keys {', '.join(ROLES)})")
+    text = read_benchmark_text(path, "SEAT test", f"one JSON object with keys {', '.join(ROLES)}")
     try:
         test = json.loads(text)
     except json.JSONDecodeError as exc:

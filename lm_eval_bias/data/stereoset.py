@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from lm_eval_bias.data.sources import benchmark_file
-from lm_eval_bias.errors import BiasDataError, BiasDataFileNotFoundError
+from lm_eval_bias.data.text_files import read_benchmark_text
+from lm_eval_bias.errors import BiasDataError
 
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
@@ -55,14 +56,7 @@ def load_stereoset(path: str | os.PathLike) -> pd.DataFrame:
     field, the bad value and the expected values.
     """
     path = Path(path)
-    if not path.is_file():
-        raise BiasDataFileNotFoundError(f"{path}: StereoSet file not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise BiasDataError(f"{path}: not a UTF-8 text file: {exc}") from exc
-    if not text.strip():
-        raise BiasDataError(f"{path}: the file is empty (expected StereoSet JSON or JSONL)")
+    text = read_benchmark_text(path, "StereoSet", "StereoSet JSON or JSONL")
     nested = _as_nested(text)
     rows = _nested_rows(path, nested) if nested is not None else _flat_rows(path, text)
     if not rows:

@@ -115,7 +115,6 @@ def run_loop(args) -> float:
 
 
 def run_floor(args) -> float:
-    import torch
 
     from lm_eval_bias.scoring.batching import length_sorted_batches, right_padded
 

@@ -1,8 +1,11 @@
 import subprocess
 import sys
 
+import stereoset_seat_fixtures
+
 from lm_eval_bias.cli import main
-from stereoset_seat_fixtures import bias_data_dir  # noqa: F401  (fixture)
+
+bias_data_dir = stereoset_seat_fixtures.bias_data_dir
 
 
 def test_methods_lists_every_quantizer(capsys):

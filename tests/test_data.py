@@ -9,10 +9,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from lm_eval_bias.data import crows_pairs as cp
 from lm_eval_bias.data import sources
 from lm_eval_bias.data import (
     BIAS_TYPES,

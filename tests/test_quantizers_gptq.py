@@ -13,26 +13,18 @@ import textwrap
 import pytest
 import torch
 from conftest import CORPUS
+from helpers import corpus_sentence_scores as sentence_scores
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from lm_eval_bias.model_wrappers.quantizers.auto import get_quantizer
 from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError
 from lm_eval_bias.model_wrappers.quantizers.gptq import GPTQ, calibration_texts
-from lm_eval_bias.scoring.causal import score_continuations
 
 HAVE_GPTQ = all(importlib.util.find_spec(m) is not None for m in ("gptqmodel", "optimum"))
 needs_gptq = pytest.mark.skipif(not HAVE_GPTQ, reason="gptqmodel / optimum are not installed (the [gptq] extra)")
 QUANTIZE_TIME_LIMIT_S = 300
 # group_size 32: the smallest group torch's CPU int4 kernel (used by gptqmodel 7.6) accepts
 SETTINGS = {"bits": 4, "group_size": 32, "calibration_samples": 16, "seed": 0}
-
-
-def sentence_scores(model, tokenizer, batch_size: int = 8) -> torch.Tensor:
-    prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    requests = [([prefix], tokenizer.encode(sentence, add_special_tokens=False)) for sentence in CORPUS]
-    scores = score_continuations(model, requests, batch_size=batch_size, pad_token_id=pad)
-    return torch.tensor([s.logprob for s in scores], dtype=torch.float64)
 
 
 @pytest.fixture(scope="module")

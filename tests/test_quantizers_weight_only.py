@@ -8,22 +8,13 @@ import sys
 
 import pytest
 import torch
-from conftest import CORPUS
+from helpers import corpus_sentence_scores as sentence_scores
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from lm_eval_bias.model_wrappers.quantizers.auto import get_quantizer
 from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError
-from lm_eval_bias.scoring.causal import score_continuations
 
 needs_torchao = pytest.mark.skipif(importlib.util.find_spec("torchao") is None, reason="torchao is not installed")
-
-
-def sentence_scores(model, tokenizer, batch_size: int = 8) -> torch.Tensor:
-    prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    requests = [([prefix], tokenizer.encode(sentence, add_special_tokens=False)) for sentence in CORPUS]
-    scores = score_continuations(model, requests, batch_size=batch_size, pad_token_id=pad)
-    return torch.tensor([s.logprob for s in scores], dtype=torch.float64)
 
 
 def _load(folder):

@@ -9,13 +9,12 @@ a sentence repeated within a set would silently count once there; here it is an 
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lm_eval_bias.data.sources import benchmark_file
-from lm_eval_bias.data.text_files import read_benchmark_text
+from lm_eval_bias.data.text_files import json_object, read_benchmark_text
 from lm_eval_bias.errors import BiasDataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,17 +40,7 @@ def load_seat_test(path: str | os.PathLike) -> dict[str, dict]:
     for the roles targ1, targ2, attr1, attr2 (other keys are ignored)."""
     path = Path(path)
     text = read_benchmark_text(path, "SEAT test", f"one JSON object with keys {', '.join(ROLES)}")
-    try:
-        test = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BiasDataError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    if not isinstance(test, dict):
-        raise BiasDataError(f"{path}: expected one JSON object, got {type(test).__name__}")
-    missing = [role for role in ROLES if role not in test]
-    if missing:
-        raise BiasDataError(
-            f"{path}: missing key(s) {', '.join(map(repr, missing))}; required keys: {', '.join(map(repr, ROLES))}"
-        )
+    test = json_object(path, text, ROLES)
     out = {}
     for role in ROLES:
         entry = test[role]

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from lm_eval_bias.data.sources import benchmark_file
-from lm_eval_bias.data.text_files import read_benchmark_text
+from lm_eval_bias.data.text_files import json_object, read_benchmark_text
 from lm_eval_bias.errors import BiasDataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -118,17 +118,7 @@ def _flat_rows(path: Path, text: str) -> list[tuple[str, dict]]:
         if not line.strip():
             continue
         where = f"line {number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BiasDataError(f"{path}: {where}: not valid JSON ({exc.msg}); expected one cluster per line") from None
-        if not isinstance(record, dict):
-            raise BiasDataError(f"{path}: {where}: expected a JSON object, got {type(record).__name__}")
-        missing = [k for k in FLAT_KEYS if k not in record]
-        if missing:
-            raise BiasDataError(
-                f"{path}: {where}: missing key(s) {_choices(missing)}; required keys: {_choices(FLAT_KEYS)}"
-            )
+        record = json_object(path, line, FLAT_KEYS, where=where, hint="; expected one cluster per line")
         row = {
             "cluster_id": f"line-{number}",
             "split": record["type"],

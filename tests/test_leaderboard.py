@@ -15,7 +15,7 @@ from lm_eval_bias.cli import main
 from lm_eval_bias.leaderboard import build_leaderboard, load_runs, mcnemar_exact, paired_test, permutation_p_value
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "results"))
-from bias_results_fixture import HAND_EXPECTED, write_fixture  # noqa: E402
+from bias_results_fixture import HAND_EXPECTED, _arc, _write, write_fixture  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +113,20 @@ def test_baselines_students_and_stock_tasks(board, results_dir):
     other = build_leaderboard(runs, teachers={"distilpythia-70m": "pythia-70m"}).wide()
     assert row(other, "distilpythia-70m", "main", "none")["crows_pairs_bias/stereotype_score baseline"] == \
         "pythia-70m · step15000 · none"
+
+
+def test_a_plain_student_run_is_compared_with_the_teacher_its_results_name(tmp_path):
+    """No study cell.json: the teacher comes from the results config's `distillation` record."""
+    teacher_arc = [1, 0, 1, 1, 0, 1, 0, 1, 1, 0]
+    student_arc = [0, 0, 1, 0, 0, 1, 0, 1, 0, 0]  # 3 of the teacher's correct items lost, none gained
+    _write(tmp_path, "2025-01-01T00-00-00.000000", "hf", "pretrained=EleutherAI/pythia-410m-deduped,revision=v1",
+           [_arc(teacher_arc)])
+    _write(tmp_path, "2025-01-01T00-00-01.000000", "distilled_hf", "pretrained=me/student-410m", [_arc(student_arc)],
+           distillation={"teacher": "EleutherAI/pythia-410m-deduped", "teacher_revision": "v1"})
+    student = row(build_leaderboard(load_runs(tmp_path)).wide(), "me/student-410m", "main", "none")
+    assert student["arc_easy/acc_norm baseline"] == "EleutherAI/pythia-410m-deduped · v1 · none"
+    assert student["arc_easy/acc_norm delta"] == pytest.approx(3 / 10 - 6 / 10)  # in the metric's own units
+    assert student["arc_easy/acc_norm p_value"] == pytest.approx(binomtest(0, 3, 0.5).pvalue)
 
 
 def test_cli_formats_filters_and_sort(results_dir, tmp_path, capsys):

@@ -188,12 +188,14 @@ def read_run(path: Path, root: Path | None = None) -> Run | None:
     settings = labels.get("compression_settings") or {
         "quantization": method, **{key: value for key, value in args.items() if key in described and key != "method"}}
     model = labels.get("model") or _model_label(str(args.get("pretrained") or data.get("model_name") or config.get("model")))
+    distillation = config.get("distillation") if isinstance(config.get("distillation"), dict) else {}
+    teacher = labels.get("teacher") or (_model_label(str(distillation["teacher"])) if distillation.get("teacher") else None)
     return Run(
         path=path, data=data, model=model,
         revision=str(labels.get("revision") or args.get("revision") or "main"),
         compression=labels.get("compression") or compression_label(settings),
         settings=settings or {"quantization": UNCOMPRESSED},
-        teacher=labels.get("teacher"), teacher_revision=labels.get("teacher_revision"),
+        teacher=teacher, teacher_revision=labels.get("teacher_revision") or distillation.get("teacher_revision"),
         size=labels.get("size") or model_size(model), samples=_samples_next_to(path),
     )
 

@@ -1,8 +1,8 @@
 """The leaderboard: metrics with intervals, Δ against a baseline, paired tests, flips.
 
 Baseline of a run: the same model and revision uncompressed (compression "none"); for an
-uncompressed student, its teacher uncompressed (teacher from the study's cell.json, or
-given as STUDENT=TEACHER). Runs without one show no Δ.
+uncompressed student, its teacher uncompressed (teacher given as STUDENT=TEACHER, else from the
+study's cell.json, else from the `distillation` record of the results config). Runs without one show no Δ.
 """
 
 from __future__ import annotations

@@ -1,0 +1,79 @@
+"""Write small random models for the benchmarks' tiny-model runs (no network needed).
+
+    LM_EVAL_BIAS_DATA_DIR=../shared/data python benchmarks/tiny_models.py OUT_DIR
+
+OUT_DIR/tiny-gpt-neox: GPTNeoXForCausalLM (hidden 64, 2 layers) with a byte-level BPE trained on the
+CrowS-Pairs sentences; OUT_DIR/tiny-bert: BertForMaskedLM (hidden 64, 2 layers) with a WordPiece
+trained on them. Random weights: for speed and memory figures only, not for bias numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import (BertConfig, BertForMaskedLM, GPTNeoXConfig, GPTNeoXForCausalLM,
+                          PreTrainedTokenizerFast)
+
+from lm_eval_bias.data.sources import benchmark_file
+
+HIDDEN, LAYERS, HEADS, POSITIONS = 64, 2, 4, 512
+
+
+def crows_pairs_sentences() -> list[str]:
+    frame = pd.read_csv(benchmark_file("crows_pairs"))
+    return [*frame["sent_more"], *frame["sent_less"]]
+
+
+def gpt_neox(sentences: list[str], folder: Path) -> None:
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(sentences, trainers.BpeTrainer(vocab_size=4000, special_tokens=["<|endoftext|>", "<|padding|>"],
+                                                           initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                                        pad_token="<|padding|>")
+    config = GPTNeoXConfig(vocab_size=len(tokenizer), hidden_size=HIDDEN, num_hidden_layers=LAYERS,
+                           num_attention_heads=HEADS, intermediate_size=4 * HIDDEN, max_position_embeddings=POSITIONS,
+                           bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                           pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
+    torch.manual_seed(0)
+    GPTNeoXForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def bert(sentences: list[str], folder: Path) -> None:
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    wordpiece = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    wordpiece.normalizer = normalizers.BertNormalizer(lowercase=True)
+    wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    wordpiece.decoder = decoders.WordPiece()
+    wordpiece.train_from_iterator(sentences, trainers.WordPieceTrainer(vocab_size=4000, special_tokens=specials))
+    cls, sep = wordpiece.token_to_id("[CLS]"), wordpiece.token_to_id("[SEP]")
+    wordpiece.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+                                                             special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=wordpiece, unk_token="[UNK]", pad_token="[PAD]",
+                                        cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=HIDDEN, num_hidden_layers=LAYERS,
+                        num_attention_heads=HEADS, intermediate_size=4 * HIDDEN, max_position_embeddings=POSITIONS,
+                        pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    BertForMaskedLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out_dir", type=Path)
+    out_dir = parser.parse_args().out_dir
+    sentences = crows_pairs_sentences()
+    gpt_neox(sentences, out_dir / "tiny-gpt-neox")
+    bert(sentences, out_dir / "tiny-bert")
+    print(f"wrote {out_dir / 'tiny-gpt-neox'} and {out_dir / 'tiny-bert'}")
+
+
+if __name__ == "__main__":
+    main()

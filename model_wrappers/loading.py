@@ -32,7 +32,8 @@ class CheckedLoader:
 
     def from_pretrained(self, pretrained, *args, **kwargs):
         kwargs = self.quantizer.update_load_kwargs(kwargs)
-        model, loading_info = self.auto_class.from_pretrained(pretrained, *args, output_loading_info=True, **kwargs)
+        model, loading_info = self.quantizer.load_model(self.auto_class, pretrained, *args, output_loading_info=True,
+                                                        **kwargs)
         missing = sorted(loading_info.get("missing_keys") or [])
         mismatched = sorted(str(k) for k in loading_info.get("mismatched_keys") or [])
         if missing or mismatched:

@@ -80,7 +80,14 @@ def test_quantize_on_cpu_then_hit_the_cache(first_run, tiny_gpt_neox_dir, calibr
 
     monkeypatch.setenv("LM_EVAL_BIAS_CACHE", gptq_cache)
     monkeypatch.setattr(GPTQ, "_quantize", lambda *args: pytest.fail("quantized the same model and settings twice"))
+    loaded = []
+    from_pretrained = AutoModelForCausalLM.from_pretrained
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained",
+                        lambda path, *a, **k: (loaded.append(str(path)), from_pretrained(path, *a, **k))[1])
     lm = _wrapper(tiny_gpt_neox_dir, calibration=calibration_file, **{k: str(v) for k, v in SETTINGS.items()})
+    assert loaded == [first_run["checkpoint"]]  # the full-precision model is never loaded on a cache hit
+    monkeypatch.undo()
+    monkeypatch.setenv("LM_EVAL_BIAS_CACHE", gptq_cache)
     info = lm.get_model_info()
     assert info["quantization"]["cache"] == "hit"
     assert info["quantization"]["checkpoint"] == first_run["checkpoint"]

@@ -1,8 +1,9 @@
 """The one interface every compression method implements.
 
-A method is a subclass that fills in some of three hooks, called in this order by
+A method is a subclass that fills in some of four hooks, called in this order by
 `QuantizedHFLM`: `validate_environment` (before anything is loaded), `update_load_kwargs`
-(what `from_pretrained` is given: a dtype, a transformers quantization config), and
+(what `from_pretrained` is given: a dtype, a transformers quantization config), `load_model`
+(what is loaded: the checkpoint, or e.g. a cached quantized copy of it), and
 `postprocess_model` (after loading: post-training quantization of the loaded model).
 """
 
@@ -46,6 +47,11 @@ class Quantizer:
 
     def update_load_kwargs(self, load_kwargs: dict[str, Any]) -> dict[str, Any]:
         return load_kwargs
+
+    def load_model(self, auto_class, pretrained, *args, **load_kwargs):
+        """How the checkpoint is loaded (after update_load_kwargs); a method that loads something
+        else than the checkpoint itself, e.g. a cached quantized copy, overrides this."""
+        return auto_class.from_pretrained(pretrained, *args, **load_kwargs)
 
     def postprocess_model(self, model: torch.nn.Module) -> torch.nn.Module:
         return model

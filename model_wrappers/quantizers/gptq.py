@@ -43,6 +43,7 @@ import random
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -159,13 +160,12 @@ def model_source(name_or_path: str, revision: str | None) -> tuple[Path, dict[st
     return path, {"model": str(name_or_path), "revision": revision, "resolved": str(path.resolve()), "files": stats}
 
 
-def gptq_config_of(model: nn.Module) -> dict[str, Any] | None:
-    """The checkpoint's own quantization config, if it was loaded already quantized."""
-    config = getattr(model.config, "quantization_config", None)
-    if config is None:
+def gptq_config_of(config) -> dict[str, Any] | None:
+    """The checkpoint's own quantization config (from a model config), if it is already quantized."""
+    quantization_config = getattr(config, "quantization_config", None)
+    if quantization_config is None:
         return None
-    config = config if isinstance(config, dict) else config.to_dict()
-    return config
+    return quantization_config if isinstance(quantization_config, dict) else quantization_config.to_dict()
 
 
 def quantized_bits_per_weight(model: nn.Module) -> tuple[float, str]:
@@ -213,11 +213,14 @@ class GPTQ(Quantizer):
         self._given = dict(self.settings)
         self.settings = {**self.defaults, **self.settings}
         self._revision: str | None = None
+        self._device = torch.device("cpu")
+        self._loaded_from_cache: tuple[str, str] | None = None
         self._report: dict[str, Any] = {}
 
     def validate_environment(self, device) -> None:
         ensure_cpu_workers()
         super().validate_environment(device)
+        self._device = torch.device(device)
         if importlib.util.find_spec("optimum") is None:
             raise QuantizationError(f"quantization=gptq loads GPTQ checkpoints through optimum: {GPTQ_INSTALL}.")
         from gptqmodel.utils.backend import BACKEND
@@ -243,14 +246,51 @@ class GPTQ(Quantizer):
             return quantization_config  # not ours to change; postprocess_model names the problem
         return GPTQConfig.from_dict({**config, "backend": self.settings["kernel"]})
 
+    def load_model(self, auto_class, pretrained, *args, **kwargs):
+        """A checkpoint folder or Hub id is never loaded in full precision: the cached GPTQ checkpoint
+        is loaded directly, and on a miss gptqmodel quantizes from the source files first."""
+        with warnings.catch_warnings():  # transformers warns that our kernel overrides the checkpoint's
+            warnings.filterwarnings("ignore", message="You passed `quantization_config`", category=UserWarning)
+            return self._load_model(auto_class, pretrained, *args, **kwargs)
+
+    def _load_model(self, auto_class, pretrained, *args, **kwargs):
+        if args or kwargs.get("quantization_config") is not None or kwargs.get("gguf_file") or kwargs.get("subfolder"):
+            return super().load_model(auto_class, pretrained, *args, **kwargs)  # already quantized, or unusual
+        from transformers import AutoConfig
+
+        revision = kwargs.get("revision")
+        config = AutoConfig.from_pretrained(pretrained, revision=revision, trust_remote_code=kwargs.get("trust_remote_code"))
+        if gptq_config_of(config) is not None:
+            return super().load_model(auto_class, pretrained, **kwargs)
+        with torch.device("meta"):
+            self._check_group_size(auto_class.from_config(config))
+        checkpoint, cache = self._cached_checkpoint(str(pretrained), revision, self._device)
+        load_kwargs = {k: v for k, v in kwargs.items() if k not in ("revision", "gguf_file", "subfolder", "quantization_config")}
+        self._loaded_from_cache = (str(checkpoint), cache)
+        return auto_class.from_pretrained(checkpoint, quantization_config=self._saved_config_with_kernel(checkpoint),
+                                          **load_kwargs)
+
     def postprocess_model(self, model: nn.Module) -> nn.Module:
         ensure_cpu_workers()
-        existing = gptq_config_of(model)
+        if self._loaded_from_cache is not None:
+            checkpoint, cache = self._loaded_from_cache
+            return self._finish(model, checkpoint=checkpoint, cache=cache)
+        existing = gptq_config_of(model.config)
         if existing is not None:
             self._adopt_checkpoint_settings(existing, model.name_or_path)
             return self._finish(model, checkpoint=model.name_or_path, cache="pre-quantized checkpoint")
+        # a model object handed over already loaded (pretrained=<PreTrainedModel>)
         self._check_group_size(model)
-        source, identity = model_source(model.name_or_path, self._revision)
+        device = next(model.parameters()).device
+        checkpoint, cache = self._cached_checkpoint(model.name_or_path, self._revision, device)
+        quantized = type(model).from_pretrained(checkpoint, dtype=model.dtype, device_map={"": device},
+                                                quantization_config=self._saved_config_with_kernel(checkpoint))
+        del model
+        return self._finish(quantized, checkpoint=str(checkpoint), cache=cache)
+
+    def _cached_checkpoint(self, name_or_path: str, revision: str | None, device) -> tuple[Path, str]:
+        """The cache folder for this model and these settings, filled by quantizing it if empty."""
+        source, identity = model_source(name_or_path, revision)
         key_fields = {
             "format": CACHE_FORMAT,
             **identity,
@@ -263,16 +303,13 @@ class GPTQ(Quantizer):
         }
         key = hashlib.sha256(json.dumps(key_fields, sort_keys=True, default=str).encode()).hexdigest()[:20]
         checkpoint = cache_root() / key
-        device = next(model.parameters()).device
-        cache = "hit"
-        if not (checkpoint / SETTINGS_FILE).is_file():
-            cache = "miss"
-            self._quantize(source, checkpoint, key_fields, device)
-        saved_config = json.loads((checkpoint / "config.json").read_text())["quantization_config"]
-        quantized = type(model).from_pretrained(checkpoint, dtype=model.dtype, device_map={"": device},
-                                                quantization_config=self._with_kernel(saved_config))
-        del model
-        return self._finish(quantized, checkpoint=str(checkpoint), cache=cache)
+        if (checkpoint / SETTINGS_FILE).is_file():
+            return checkpoint, "hit"
+        self._quantize(source, checkpoint, key_fields, device)
+        return checkpoint, "miss"
+
+    def _saved_config_with_kernel(self, checkpoint: Path):
+        return self._with_kernel(json.loads((checkpoint / "config.json").read_text())["quantization_config"])
 
     def _check_group_size(self, model: nn.Module) -> None:
         """gptqmodel's kernels need whole groups: refuse before spending the calibration time."""

@@ -222,6 +222,41 @@ def parent(args) -> None:
         speed = {r["variant"]: r["wall_s"] for r in rows}
         print(f"masked PLL: batched is {speed['pll_loop'] / speed['pll_batched']:.1f}x faster than one copy per "
               f"forward; largest score difference {worst:.2e}")
+        print(roofline(args.masked_model, speed["pll_batched"], speed["pll_loop"]))
+
+
+def roofline(masked_model: str, batched_s: float, loop_s: float) -> str:
+    """What fraction of this CPU's fp32 matrix-product throughput each masked variant reaches."""
+    import time
+
+    import torch
+    from transformers import AutoConfig, AutoTokenizer
+
+    from lm_eval_bias.scoring.masked import shared_token_positions
+
+    config, tokenizer = AutoConfig.from_pretrained(masked_model), AutoTokenizer.from_pretrained(masked_model)
+    special = set(tokenizer.all_special_ids)
+    tokens = 0
+    for pair in sentence_pairs():
+        ids = [tokenizer(s)["input_ids"] for s in pair]
+        for sentence_ids, positions in zip(ids, shared_token_positions(*ids)):
+            tokens += len(sentence_ids) * sum(sentence_ids[p] not in special for p in positions)
+    hidden, inner = config.hidden_size, config.intermediate_size
+    flops = 2 * tokens * config.num_hidden_layers * (4 * hidden * hidden + 2 * hidden * inner)
+
+    def gemm_rate(rows: int) -> float:
+        a, b = torch.randn(rows, hidden), torch.randn(hidden, inner)
+        for _ in range(3):
+            a @ b
+        repeats = max(3, 40_000 // rows)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        return 2 * rows * hidden * inner * repeats / (time.perf_counter() - start)
+
+    return (f"encoder-layer FLOPs {flops / 1e12:.2f} T: batched {flops / batched_s / 1e9:.0f} GFLOP/s, one copy per "
+            f"forward {flops / loop_s / 1e9:.0f} GFLOP/s; this CPU's fp32 matmul: {gemm_rate(2048) / 1e9:.0f} GFLOP/s "
+            f"at 2048 rows, {gemm_rate(17) / 1e9:.0f} GFLOP/s at 17 rows (one sentence)")
 
 
 def main() -> None:

@@ -35,11 +35,11 @@ max(2, its default) unless already set, and quantization runs with `offload_to_d
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
 import os
-import random
 import shutil
 import tempfile
 import time
@@ -51,6 +51,7 @@ import torch
 from torch import nn
 
 from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError, Quantizer
+from lm_eval_bias.model_wrappers.quantizers.gptq_calibration import calibration_fingerprint, calibration_texts
 from lm_eval_bias.model_wrappers.quantizers.rtn import parse_bool
 
 GPTQ_INSTALL = (
@@ -62,7 +63,6 @@ DEFAULT_CALIBRATION = "Salesforce/wikitext:wikitext-2-raw-v1"
 DAMP_PERCENT = 0.05
 SETTINGS_FILE = "lm_eval_bias_gptq.json"
 CACHE_FORMAT = 1
-MIN_CALIBRATION_TOKENS = 10  # gptqmodel silently drops calibration samples of this length or less
 BATCH_INVARIANT_KERNEL = "gptq_torch"
 
 
@@ -99,50 +99,6 @@ def ensure_cpu_workers() -> None:
     """gptqmodel's CPU thread pool fails with fewer than two workers (its default on 2 cores)."""
     default = min(12, max(1, ((os.cpu_count() or 1) + 1) // 2))
     os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(max(2, default)))
-
-
-# --- calibration data -------------------------------------------------------------------
-
-
-def calibration_texts(spec: str, samples: int, seed: int, tokenizer) -> list[str]:
-    texts = [t.strip() for t in (_local_texts(Path(spec)) if Path(spec).is_file() else _hub_texts(spec))]
-    random.Random(seed).shuffle(texts)
-    chosen = []
-    for text in texts:
-        if len(chosen) == samples:
-            break
-        if text and len(tokenizer(text)["input_ids"]) > MIN_CALIBRATION_TOKENS:
-            chosen.append(text)
-    if not chosen:
-        raise QuantizationError(f"calibration={spec!r} holds no text of more than {MIN_CALIBRATION_TOKENS} tokens.")
-    return chosen
-
-
-def calibration_fingerprint(spec: str) -> str:
-    path = Path(spec)
-    if path.is_file():
-        return f"file:{path.name}:sha256:{hashlib.sha256(path.read_bytes()).hexdigest()}"
-    return f"hub:{spec}"
-
-
-def _local_texts(path: Path) -> list[str]:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    if path.suffix == ".jsonl":
-        return [json.loads(line)["text"] for line in lines if line.strip()]
-    return lines
-
-
-def _hub_texts(spec: str) -> list[str]:
-    name, config, split = (spec.split(":") + [None, None])[:3]
-    try:
-        import datasets
-
-        return list(datasets.load_dataset(name, config, split=split or "train")["text"])
-    except Exception as error:  # offline, unknown id, no "text" column
-        raise QuantizationError(
-            f"quantization=gptq could not load calibration={spec!r} ({type(error).__name__}: {error}). "
-            "Pass calibration=PATH to a local text file (one sample per line) or .jsonl with a \"text\" field."
-        ) from error
 
 
 # --- the model being quantized ------------------------------------------------------------
@@ -184,6 +140,14 @@ def quantized_bits_per_weight(model: nn.Module) -> tuple[float, str]:
     if not weights:
         raise QuantizationError(f"quantization=gptq: {type(model).__name__} holds no GPTQ layer after loading.")
     return stored / weights, kernel
+
+
+@contextlib.contextmanager
+def quiet_kernel_override():
+    """transformers warns whenever a kernel passed at load time overrides the checkpoint's own choice."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="You passed `quantization_config`", category=UserWarning)
+        yield
 
 
 class GPTQ(Quantizer):
@@ -249,26 +213,20 @@ class GPTQ(Quantizer):
     def load_model(self, auto_class, pretrained, *args, **kwargs):
         """A checkpoint folder or Hub id is never loaded in full precision: the cached GPTQ checkpoint
         is loaded directly, and on a miss gptqmodel quantizes from the source files first."""
-        with warnings.catch_warnings():  # transformers warns that our kernel overrides the checkpoint's
-            warnings.filterwarnings("ignore", message="You passed `quantization_config`", category=UserWarning)
-            return self._load_model(auto_class, pretrained, *args, **kwargs)
-
-    def _load_model(self, auto_class, pretrained, *args, **kwargs):
+        # HFLM passes the checkpoint's own quantization_config when it has one: then it is loaded as it is
         if args or kwargs.get("quantization_config") is not None or kwargs.get("gguf_file") or kwargs.get("subfolder"):
-            return super().load_model(auto_class, pretrained, *args, **kwargs)  # already quantized, or unusual
+            with quiet_kernel_override():
+                return super().load_model(auto_class, pretrained, *args, **kwargs)
         from transformers import AutoConfig
 
         revision = kwargs.get("revision")
         config = AutoConfig.from_pretrained(pretrained, revision=revision, trust_remote_code=kwargs.get("trust_remote_code"))
-        if gptq_config_of(config) is not None:
-            return super().load_model(auto_class, pretrained, **kwargs)
         with torch.device("meta"):
             self._check_group_size(auto_class.from_config(config))
         checkpoint, cache = self._cached_checkpoint(str(pretrained), revision, self._device)
-        load_kwargs = {k: v for k, v in kwargs.items() if k not in ("revision", "gguf_file", "subfolder", "quantization_config")}
         self._loaded_from_cache = (str(checkpoint), cache)
-        return auto_class.from_pretrained(checkpoint, quantization_config=self._saved_config_with_kernel(checkpoint),
-                                          **load_kwargs)
+        load_kwargs = {k: v for k, v in kwargs.items() if k not in ("revision", "gguf_file", "subfolder", "quantization_config")}
+        return self._load_checkpoint(auto_class, checkpoint, **load_kwargs)
 
     def postprocess_model(self, model: nn.Module) -> nn.Module:
         ensure_cpu_workers()
@@ -283,8 +241,7 @@ class GPTQ(Quantizer):
         self._check_group_size(model)
         device = next(model.parameters()).device
         checkpoint, cache = self._cached_checkpoint(model.name_or_path, self._revision, device)
-        quantized = type(model).from_pretrained(checkpoint, dtype=model.dtype, device_map={"": device},
-                                                quantization_config=self._saved_config_with_kernel(checkpoint))
+        quantized = self._load_checkpoint(type(model), checkpoint, dtype=model.dtype, device_map={"": device})
         del model
         return self._finish(quantized, checkpoint=str(checkpoint), cache=cache)
 
@@ -308,8 +265,11 @@ class GPTQ(Quantizer):
         self._quantize(source, checkpoint, key_fields, device)
         return checkpoint, "miss"
 
-    def _saved_config_with_kernel(self, checkpoint: Path):
-        return self._with_kernel(json.loads((checkpoint / "config.json").read_text())["quantization_config"])
+    def _load_checkpoint(self, model_class, checkpoint: Path, **load_kwargs) -> nn.Module:
+        """A checkpoint of our cache, with the chosen kernel."""
+        saved_config = json.loads((checkpoint / "config.json").read_text())["quantization_config"]
+        with quiet_kernel_override():
+            return model_class.from_pretrained(checkpoint, quantization_config=self._with_kernel(saved_config), **load_kwargs)
 
     def _check_group_size(self, model: nn.Module) -> None:
         """gptqmodel's kernels need whole groups: refuse before spending the calibration time."""

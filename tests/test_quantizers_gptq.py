@@ -23,7 +23,7 @@ from lm_eval_bias.model_wrappers.quantizers.gptq import GPTQ, calibration_texts
 HAVE_GPTQ = all(importlib.util.find_spec(m) is not None for m in ("gptqmodel", "optimum"))
 needs_gptq = pytest.mark.skipif(not HAVE_GPTQ, reason="gptqmodel / optimum are not installed (the [gptq] extra)")
 QUANTIZE_TIME_LIMIT_S = 300
-# group_size 32: the smallest group torch's CPU int4 kernel (used by gptqmodel 7.6) accepts
+# group_size 32: also the smallest group the CPU int4pack kernel accepts (gptqmodel 7.6's pick under kernel=auto)
 SETTINGS = {"bits": 4, "group_size": 32, "calibration_samples": 16, "seed": 0}
 
 

@@ -1,7 +1,10 @@
 """Distil Gemma-3-270M into a half-depth student on its own samples; bias and perplexity over the budget.
 
-    HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 LM_EVAL_BIAS_DATA_DIR=../shared/data \
-      python benchmarks/distill_gemma.py --teacher /work/models/gemma3-270m --output /tmp/distill_gemma
+    HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 LM_EVAL_BIAS_DATA_DIR=/path/to/data GEMMA_DIR=/path/to/gemma-3-270m \
+      python benchmarks/distill_gemma.py --output results/distill_gemma
+
+--teacher defaults to $GEMMA_DIR, else the Hub id google/gemma-3-270m; --output to
+results/distill_gemma under the folder the command runs in.
 
 1. `lm-eval-bias distill --student half` (every other layer of the teacher) on a corpus the
    teacher samples itself, checkpoints every --save-every steps. It runs as a subprocess;
@@ -103,8 +106,10 @@ def table(rows: list[dict], teacher_prefs: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--teacher", default="/work/models/gemma3-270m")
-    parser.add_argument("--output", type=Path, default=Path("/tmp/distill_gemma"))
+    parser.add_argument("--teacher", default=os.environ.get("GEMMA_DIR") or "google/gemma-3-270m",
+                        help="teacher model: a Hub id or a local folder (default: $GEMMA_DIR, else google/gemma-3-270m)")
+    parser.add_argument("--output", type=Path, default=Path("results/distill_gemma"),
+                        help="output folder, relative to where the command runs (default: results/distill_gemma)")
     parser.add_argument("--steps", type=int, default=96)
     parser.add_argument("--save-every", type=int, default=32)
     parser.add_argument("--num-samples", type=int, default=256)

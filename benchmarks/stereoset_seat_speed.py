@@ -1,7 +1,7 @@
 """StereoSet and SEAT throughput: our harness tasks (batched) against a one-item-per-forward loop.
 
-    LM_EVAL_BIAS_DATA_DIR=../shared/data python benchmarks/stereoset_seat_speed.py \\
-        --model /work/models/gemma3-270m --stereoset-limit 5 --seat-tests weat8,weat7 [--tiny]
+    LM_EVAL_BIAS_DATA_DIR=/path/to/data python benchmarks/stereoset_seat_speed.py \\
+        --model google/gemma-3-270m --stereoset-limit 5 --seat-tests weat8,weat7 [--tiny]
 
 `ours` runs stereoset_bias / seat_bias subtasks through lm-eval with quantized_hf (the task
 index is built beforehand; reading the data, scoring and metrics are timed). `loop` scores the

@@ -23,7 +23,6 @@ from lm_eval_bias.data import (
 )
 from lm_eval_bias.errors import BiasDataError, BiasDataFileNotFoundError
 
-SHARED_DATA = (Path(__file__).resolve().parent.parent / ".." / "shared" / "data").resolve()
 REL_PATH = "crows_pairs/crows_pairs_anonymized.csv"
 
 HEADER = ["", "sent_more", "sent_less", "stereo_antistereo", "bias_type",
@@ -310,23 +309,3 @@ def test_bias_type_without_pairs(data_dir):
     with pytest.raises(BiasDataError, match="disability") as err:
         crows_pairs_dataset(bias_type="disability", data_dir=data_dir)
     assert "crows_pairs_anonymized.csv" in str(err.value)
-
-
-# ---------------------------------------------------------------- the real release
-
-
-@pytest.mark.skipif(not (SHARED_DATA / REL_PATH).is_file(), reason="../shared/data not available")
-def test_real_file_counts(monkeypatch):
-    monkeypatch.setenv(DATA_DIR_ENV, str(SHARED_DATA))
-    df = load_crows_pairs(benchmark_file("crows_pairs"))
-    assert len(df) == 1508
-    assert df["pair_id"].tolist() == list(range(1508))
-    assert df["stereo_antistereo"].value_counts().to_dict() == {"stereo": 1290, "antistereo": 218}
-    assert df["bias_type"].value_counts().to_dict() == {
-        "race-color": 516, "gender": 262, "socioeconomic": 172, "nationality": 159,
-        "religion": 105, "age": 87, "sexual-orientation": 84, "physical-appearance": 63,
-        "disability": 60,
-    }
-    ds = crows_pairs_dataset(bias_type="sexual_orientation")
-    assert len(ds["test"]) == 84
-    assert len(crows_pairs_dataset()["test"]) == 1508

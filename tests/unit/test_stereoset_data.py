@@ -10,7 +10,7 @@ import pytest
 from lm_eval_bias.data import sources
 from lm_eval_bias.data.stereoset import blank_filler, load_stereoset, stereoset_dataset
 from lm_eval_bias.errors import BiasDataError, BiasDataFileNotFoundError
-from stereoset_seat_fixtures import (
+from fixtures.stereoset_seat import (
     STEREOSET_ROWS,
     flat_records,
     nested_release,
@@ -18,7 +18,6 @@ from stereoset_seat_fixtures import (
     write_stereoset_nested,
 )
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CONTENT = ["split", "target", "bias_type", "context", "stereotype", "anti_stereotype", "unrelated"]
 
 
@@ -124,12 +123,3 @@ def test_dataset_keeps_one_split_and_domain(tmp_path, monkeypatch):
         stereoset_dataset("intrasentence", bias_type="age")
     with pytest.raises(BiasDataError, match="unknown StereoSet split"):
         stereoset_dataset("both")
-
-
-@pytest.mark.skipif(not (SHARED_DATA / "stereoset").exists(), reason="../shared/data not present")
-def test_shared_dev_set_counts():
-    frame = load_stereoset(sources.benchmark_file("stereoset", data_dir=SHARED_DATA))
-    assert frame["split"].value_counts().to_dict() == {"intrasentence": 2106, "intersentence": 2123}
-    intra = frame[frame["split"] == "intrasentence"]["bias_type"].value_counts().to_dict()
-    assert intra == {"gender": 255, "profession": 810, "race": 962, "religion": 79}
-    assert json.loads(json.dumps(frame.iloc[0].to_dict()))  # plain strings throughout

@@ -12,13 +12,12 @@ import pandas as pd
 import pytest
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
-from helpers import evaluate, metric, sample_scores
-from reference_scoring import reference_causal_logprob, reference_pll
+from fixtures.harness import evaluate, metric, sample_scores
+from fixtures.reference_scoring import reference_causal_logprob, reference_pll
 
 SUBTASK = "crows_pairs_bias_{}"
 BIAS_TASKS = ["race_color", "gender", "socioeconomic", "nationality", "religion", "age",
               "sexual_orientation", "physical_appearance", "disability"]
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @pytest.fixture
@@ -189,16 +188,3 @@ def test_checkpoint_without_lm_head_is_refused(tiny_bert_dir, tmp_path):
     (body_only / "config.json").write_text(json.dumps(config))
     with pytest.raises(ArchitectureMismatchError, match="newly initialised"):
         QuantizedHFLM(pretrained=str(body_only), device="cpu")
-
-
-@pytest.mark.skipif(not (SHARED_DATA / "crows_pairs").exists(), reason="../shared/data not present")
-def test_full_benchmark_file(tiny_gpt_neox_dir, monkeypatch):
-    monkeypatch.setenv("LM_EVAL_BIAS_DATA_DIR", str(SHARED_DATA))
-    results = evaluate("quantized_hf", f"pretrained={tiny_gpt_neox_dir}", ["crows_pairs_bias"], batch_size=64)
-    samples = [s for task, items in results["samples"].items() for s in items]
-    assert len(samples) == 1508
-    prefers = [s["sent_more_score"] > s["sent_less_score"] for s in samples]
-    assert metric(results, "crows_pairs_bias", "stereotype_score") == pytest.approx(percent(prefers), abs=1e-9)
-    stereo = [s["sent_more_score"] > s["sent_less_score"] for s in samples
-              if s["doc"]["stereo_antistereo"] == "stereo" and s["sent_more_score"] != s["sent_less_score"]]
-    assert metric(results, "crows_pairs_bias", "stereo_score") == pytest.approx(percent(stereo), abs=1e-9)

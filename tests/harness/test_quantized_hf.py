@@ -11,7 +11,7 @@ from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
 from lm_eval_bias.model_wrappers.quantizers.auto import get_quantizer
 from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError
 from lm_eval_bias.scoring.causal import score_continuations
-from reference_scoring import reference_causal_logprob
+from fixtures.reference_scoring import reference_causal_logprob
 
 SENTENCES = ["The poor man was lazy.", "Women are bad at driving cars.", "The old woman could not use the phone."]
 

@@ -9,15 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 
-import stereoset_seat_fixtures as fixtures
-from helpers import evaluate, metric
+from fixtures.harness import evaluate, metric, our_tasks
+from fixtures.stereoset_seat import STEREOSET_ROWS
 from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
-from stereoset_seat_fixtures import STEREOSET_ROWS, our_tasks
-
-# the shared fixtures these tests use
-bias_data_dir, data_env, single_thread, task_manager = (
-    fixtures.bias_data_dir, fixtures.data_env, fixtures.single_thread, fixtures.task_manager
-)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 SPLITS = ("intrasentence", "intersentence")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +13,7 @@ from scipy.stats import binomtest
 from lm_eval_bias.cli import main
 from lm_eval_bias.leaderboard import build_leaderboard, load_runs, mcnemar_exact, paired_test, permutation_p_value
 
-sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "results"))
-from bias_results_fixture import HAND_EXPECTED, _arc, _write, write_fixture  # noqa: E402
+from fixtures.results import HAND_EXPECTED, _arc, _write, write_fixture
 
 
 @pytest.fixture(scope="module")

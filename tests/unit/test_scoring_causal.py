@@ -6,9 +6,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from reference_scoring import reference_causal_logprob
+from lm_eval_bias.scoring import causal
+from fixtures.reference_scoring import reference_causal_logprob
 
-causal = pytest.importorskip("lm_eval_bias.scoring.causal")
 
 MODEL_FIXTURES = ["tiny_gpt_neox_dir", "tiny_gpt2_dir"]
 BATCH_SIZES = [1, 3, 8]

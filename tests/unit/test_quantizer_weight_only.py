@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import torch
-from helpers import corpus_sentence_scores as sentence_scores
+from fixtures.harness import corpus_sentence_scores as sentence_scores
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from lm_eval_bias.model_wrappers.quantizers.auto import get_quantizer

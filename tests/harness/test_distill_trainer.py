@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
-from helpers import evaluate, metric
+from fixtures.harness import evaluate, metric
 
 from lm_eval_bias.cli import main
 from lm_eval_bias.distillation.corpus import load_jsonl

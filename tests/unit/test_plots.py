@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pandas as pd
 
 from lm_eval_bias.cli import main
@@ -12,8 +9,7 @@ from lm_eval_bias.leaderboard import build_leaderboard, load_runs
 from lm_eval_bias.plots import best_tradeoff, figures, make_plots
 from lm_eval_bias.plots.style import save
 
-sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "results"))
-from bias_results_fixture import write_fixture  # noqa: E402
+from fixtures.results import write_fixture
 
 
 def test_best_tradeoff_prefers_icat_then_bounded_quality():

@@ -11,16 +11,10 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-import stereoset_seat_fixtures as fixtures
-from helpers import evaluate, metric
+from fixtures.harness import evaluate, metric
 from lm_eval_bias.data.seat import TESTS
 from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
-from stereoset_seat_fixtures import seat_test_content
-
-# the shared fixtures these tests use
-bias_data_dir, data_env, single_thread, task_manager = (
-    fixtures.bias_data_dir, fixtures.data_env, fixtures.single_thread, fixtures.task_manager
-)
+from fixtures.stereoset_seat import seat_test_content
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 ORDER = [name for tests in TESTS.values() for name in tests]  # the fixture's test index order

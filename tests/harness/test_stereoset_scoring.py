@@ -10,12 +10,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
-import stereoset_seat_fixtures as fixtures
 from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
-from reference_scoring import reference_causal_logprob
-from stereoset_seat_fixtures import STEREOSET_ROWS
-
-single_thread = fixtures.single_thread  # the shared fixture these tests use
+from fixtures.reference_scoring import reference_causal_logprob
+from fixtures.stereoset_seat import STEREOSET_ROWS
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -1,11 +1,7 @@
 import subprocess
 import sys
 
-import stereoset_seat_fixtures
-
 from lm_eval_bias.cli import main
-
-bias_data_dir = stereoset_seat_fixtures.bias_data_dir
 
 
 def test_methods_lists_every_quantizer(capsys):
@@ -25,7 +21,7 @@ def test_check_data_counts_pairs(crows_pairs_fixture_csv, capsys):
 
 
 def test_check_data_reads_every_benchmark(bias_data_dir, capsys):
-    from stereoset_seat_fixtures import STEREOSET_ROWS, TARGETS, seat_test_content
+    from fixtures.stereoset_seat import STEREOSET_ROWS, TARGETS, seat_test_content
 
     from lm_eval_bias.data.seat import TESTS
 

@@ -10,9 +10,8 @@ import pytest
 from lm_eval_bias.data import sources
 from lm_eval_bias.data.seat import ROLES, TESTS, load_seat_test, seat_dataset
 from lm_eval_bias.errors import BiasDataError, BiasDataFileNotFoundError
-from stereoset_seat_fixtures import seat_test_content
+from fixtures.stereoset_seat import seat_test_content
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def write(tmp_path, content, name="sent-weat6") -> Path:
@@ -83,11 +82,3 @@ def test_dataset_is_one_document(tmp_path, monkeypatch):
     docs = seat_dataset("weat7", file="sent-weat7")["test"]
     assert len(docs) == 1 and docs[0]["test"] == "weat7" and docs[0]["file"] == "sent-weat7"
     assert docs[0]["attr2"] == seat_test_content(2)["attr2"]["examples"]
-
-
-@pytest.mark.skipif(not (SHARED_DATA / "seat").exists(), reason="../shared/data not present")
-def test_shared_files_of_the_study_are_valid():
-    for tests in TESTS.values():
-        for file in tests.values():
-            sets = load_seat_test(sources.benchmark_file("seat", data_dir=SHARED_DATA, test=file))
-            assert len(sets["targ1"]["examples"]) == len(sets["targ2"]["examples"]) >= 52

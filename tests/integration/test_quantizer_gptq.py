@@ -12,8 +12,8 @@ import textwrap
 
 import pytest
 import torch
-from conftest import CORPUS
-from helpers import corpus_sentence_scores as sentence_scores
+from fixtures.corpus import CORPUS
+from fixtures.harness import corpus_sentence_scores as sentence_scores
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from lm_eval_bias.model_wrappers.quantizers.auto import get_quantizer

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-from reference_scoring import reference_pll
+from lm_eval_bias.scoring import masked
+from fixtures.reference_scoring import reference_pll
 
-masked = pytest.importorskip("lm_eval_bias.scoring.masked")
 
 VARIANTS = ["shared", "modified"]
 BATCH_SIZES = [1, 4, 16]

@@ -10,6 +10,10 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_N
 from lm_eval_bias.model_wrappers.quantizers.base import Quantizer
 
 
+# what a GPTQ-packed layer stores for its weight matrix
+PACKED_WEIGHT_TENSORS = ("qweight", "qzeros", "scales", "g_idx")
+
+
 class ArchitectureMismatchError(ValueError):
     """transformers had to initialise weights the checkpoint does not hold."""
 
@@ -59,6 +63,25 @@ def model_bytes(model: torch.nn.Module) -> int:
         seen.add(key)
         total += tensor.numel() * tensor.element_size()
     return total
+
+
+def stored_bits_per_weight(layers: list[torch.nn.Module]) -> float:
+    """Bits of what these layers store for their weight matrices (codes, scales, zero points, group
+    index; a tensor subclass's inner tensors) per logical weight: the effective bits per weight.
+    A packed (GPTQ) layer's logical weights are its in x out matrix, held as `qweight`, `qzeros`,
+    `scales` and `g_idx`; any other layer's are `weight`."""
+    weights = stored = 0
+    for layer in layers:
+        if hasattr(layer, "qweight"):
+            weights += layer.in_features * layer.out_features
+            held = [getattr(layer, name, None) for name in PACKED_WEIGHT_TENSORS]
+        else:
+            weights += layer.weight.numel()
+            held = [layer.weight]
+        stored += sum(8 * t.numel() * t.element_size() for t in _tensors(t for t in held if t is not None))
+    if not weights:
+        raise ValueError("stored_bits_per_weight needs at least one layer with weights")
+    return stored / weights
 
 
 def logical_parameter_count(model: torch.nn.Module) -> int:

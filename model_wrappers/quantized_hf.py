@@ -21,7 +21,7 @@ from lm_eval.models.huggingface import HFLM
 
 from lm_eval_bias.distillation.record import distillation_info
 from lm_eval_bias.model_wrappers.loading import CheckedLoader, is_encoder_only, logical_parameter_count, model_bytes
-from lm_eval_bias.model_wrappers.quantizers.auto import QUANTIZER_OPTIONS, get_quantizer
+from lm_eval_bias.model_wrappers.quantizers.auto import get_quantizer, split_model_args
 from lm_eval_bias.scoring import stereoset as stereoset_scoring
 from lm_eval_bias.scoring.causal import score_continuations
 from lm_eval_bias.scoring.embeddings import sentence_embeddings
@@ -46,9 +46,9 @@ class QuantizedHFLM(HFLM):
             raise ValueError(f"Unknown backend {backend!r}; expected one of {BACKENDS}.")
         if mlm_score not in MLM_SCORES:
             raise ValueError(f"Unknown mlm_score {mlm_score!r}; expected one of {MLM_SCORES}.")
-        settings = {key: kwargs.pop(key) for key in list(kwargs) if key in QUANTIZER_OPTIONS}
-        # lm-eval's model_args parser turns the string "none" into None
-        self._quantizer = get_quantizer("none" if quantization is None else str(quantization), **settings)
+        options, kwargs = split_model_args(kwargs)
+        # parsed once into the method's typed config; lm-eval's model_args parser turns "none" into None
+        self._quantizer = get_quantizer(quantization, **options)
         self._quantizer.validate_environment(_resolved_device(kwargs.get("device", "cuda")))
         self._requested_backend = backend
         self.mlm_score = mlm_score
@@ -79,9 +79,8 @@ class QuantizedHFLM(HFLM):
         return {
             **super().get_model_info(),
             "backend": self.backend,
-            "quantization": self._quantizer.describe(),
-            "model_bytes_before": 4 * self._logical_parameters,
-            "model_bytes_after": self._bytes_after,
+            # the fixed-schema compression record (docs/compression.md): method, settings, bits, bytes
+            "quantization": self._quantizer.record(4 * self._logical_parameters, self._bytes_after).to_dict(),
             **({"mlm_score": self.mlm_score} if self.backend == "masked" else {}),
             **distillation_info(self._model, self.peft),  # a distilled checkpoint's teacher record
         }

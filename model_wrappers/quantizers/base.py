@@ -5,6 +5,8 @@ A method is a subclass that fills in some of four hooks, called in this order by
 (what `from_pretrained` is given: a dtype, a transformers quantization config), `load_model`
 (what is loaded: the checkpoint, or e.g. a cached quantized copy of it), and
 `postprocess_model` (after loading: post-training quantization of the loaded model).
+Its options are a typed `QuantizationConfig` (`config_class`), parsed once from `model_args`;
+`record` is what the results JSON gets as `config.quantization` (a `QuantizationRecord`).
 """
 
 from __future__ import annotations
@@ -14,26 +16,51 @@ from typing import Any, ClassVar
 
 import torch
 
+from lm_eval_bias.model_wrappers.quantizers.config import (
+    NoOptions,
+    QuantizationConfig,
+    QuantizationError,
+    QuantizationRecord,
+    compression_label,
+)
 
-class QuantizationError(ValueError):
-    """A compression method was asked for something it cannot do here."""
+__all__ = ["Quantizer", "QuantizationConfig", "QuantizationError", "QuantizationRecord", "TORCHAO_INSTALL"]
+
+TORCHAO_INSTALL = "pip install -c constraints/cpu-torch.txt 'torchao>=0.18' (the [torchao] extra; the constraint keeps torch)"
 
 
 class Quantizer:
     name: ClassVar[str]
-    # option name -> parser applied to the model_args string (e.g. int)
-    options: ClassVar[dict[str, Any]] = {}
+    # the method's options: a QuantizationConfig dataclass
+    config_class: ClassVar[type[QuantizationConfig]] = NoOptions
+    # nominal bits per weight when no option sets them (config.weight_bits is None); None: undefined
+    nominal_bits: ClassVar[float | None] = None
     # device types the method runs on; None means any
     devices: ClassVar[tuple[str, ...] | None] = None
     # (importable module, what to install) the method needs
     requires: ClassVar[tuple[str, str] | None] = None
 
-    def __init__(self, **settings: Any) -> None:
-        unknown = sorted(set(settings) - set(self.options))
-        if unknown:
-            valid = ", ".join(sorted(self.options)) or "none"
-            raise QuantizationError(f"quantization={self.name} does not take {', '.join(unknown)}; its options: {valid}.")
-        self.settings = {key: self.options[key](value) for key, value in settings.items()}
+    def __init__(self, config: QuantizationConfig | None = None, **options: Any) -> None:
+        """From a config, or from options as `--model_args` gives them (parsed here, once)."""
+        if config is None:
+            config = self.config_class.from_options(options, method=self.name)
+        elif options or not isinstance(config, self.config_class):
+            raise QuantizationError(f"quantization={self.name} takes one {self.config_class.__name__}, "
+                                    f"or options, not {type(config).__name__} {options or ''}.")
+        self.config = config
+        # what postprocess_model measured: effective bits per weight, and the method's own details
+        self.effective_bits_per_weight: float | None = None
+        self.details: dict[str, Any] = {}
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """Every option, defaults filled in."""
+        return self.config.to_dict()
+
+    @property
+    def weight_bits(self) -> float | None:
+        bits = self.config.weight_bits
+        return self.nominal_bits if bits is None else bits
 
     def validate_environment(self, device: str | torch.device) -> None:
         device_type = torch.device(device).type
@@ -56,5 +83,15 @@ class Quantizer:
     def postprocess_model(self, model: torch.nn.Module) -> torch.nn.Module:
         return model
 
-    def describe(self) -> dict[str, Any]:
-        return {"method": self.name, **self.settings}
+    def record(self, model_bytes_before: int | None = None, model_bytes_after: int | None = None) -> QuantizationRecord:
+        """`config.quantization` of the results JSON (after postprocess_model has run)."""
+        return QuantizationRecord(
+            method=self.name,
+            label=compression_label({"quantization": self.name, **self.config.given_options()}),
+            settings=self.settings,
+            weight_bits=self.weight_bits,
+            effective_bits_per_weight=self.effective_bits_per_weight,
+            model_bytes_before=model_bytes_before,
+            model_bytes_after=model_bytes_after,
+            details=dict(self.details),
+        )

@@ -23,6 +23,7 @@ class _BitsAndBytes(Quantizer):
 
 class BitsAndBytesInt8(_BitsAndBytes):
     name = "bnb_int8"
+    nominal_bits = 8
 
     def config_kwargs(self) -> dict[str, Any]:
         return {"load_in_8bit": True}
@@ -30,12 +31,14 @@ class BitsAndBytesInt8(_BitsAndBytes):
 
 class _BitsAndBytes4Bit(_BitsAndBytes):
     quant_type: str
+    nominal_bits = 4
 
     def config_kwargs(self) -> dict[str, Any]:
         return {"load_in_4bit": True, "bnb_4bit_quant_type": self.quant_type, "bnb_4bit_compute_dtype": torch.float32}
 
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "compute_dtype": "float32"}
+    def postprocess_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        self.details = {"compute_dtype": "float32"}
+        return model
 
 
 class BitsAndBytesNF4(_BitsAndBytes4Bit):

@@ -23,12 +23,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError, Quantizer
+from lm_eval_bias.model_wrappers.quantizers.base import TORCHAO_INSTALL, QuantizationError, Quantizer
 from lm_eval_bias.scoring.valid_tokens import current_valid_tokens
 
 logger = logging.getLogger(__name__)
-
-TORCHAO_INSTALL = "pip install -c constraints/cpu-torch.txt 'torchao>=0.18' (the [torchao] extra)"
 
 
 class PerSequenceDynamicLinear(nn.Module):
@@ -64,11 +62,17 @@ def _torch_ao_available() -> bool:
 
 class DynamicInt8(Quantizer):
     name = "dynamic_int8"
+    nominal_bits = 8
     devices = ("cpu",)
 
-    def __init__(self, **settings: Any) -> None:
-        super().__init__(**settings)
+    def __init__(self, *args: Any, **options: Any) -> None:
+        super().__init__(*args, **options)
         self._backend = "torch.ao" if _torch_ao_available() else "torchao"
+        if self._backend == "torchao":
+            self.details = {"backend": "torchao", "weight_dtype": "int8 (per output channel)",
+                            "activation_scale": "per token (dynamic)"}
+        else:
+            self.details = {"backend": "torch.ao", "weight_dtype": "qint8", "activation_scale": "per sequence (dynamic)"}
 
     def validate_environment(self, device) -> None:
         super().validate_environment(device)
@@ -101,9 +105,3 @@ class DynamicInt8(Quantizer):
         quantize_(model, Int8DynamicActivationInt8WeightConfig(), filter_fn=lambda module, _: isinstance(module, nn.Linear))
         return model
 
-    def describe(self):
-        if self._backend == "torchao":
-            return {**super().describe(), "backend": "torchao", "weight_dtype": "int8 (per output channel)",
-                    "activation_scale": "per token (dynamic)"}
-        return {**super().describe(), "backend": "torch.ao", "weight_dtype": "qint8",
-                "activation_scale": "per sequence (dynamic)"}

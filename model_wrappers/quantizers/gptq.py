@@ -44,15 +44,25 @@ import shutil
 import tempfile
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from lm_eval_bias.model_wrappers.loading import stored_bits_per_weight
 from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError, Quantizer
+from lm_eval_bias.model_wrappers.quantizers.config import (
+    QuantizationConfig,
+    one_of,
+    option,
+    parse_bool,
+    parse_int,
+    parse_str,
+    positive_int,
+)
 from lm_eval_bias.model_wrappers.quantizers.gptq_calibration import calibration_fingerprint, calibration_texts
-from lm_eval_bias.model_wrappers.quantizers.rtn import parse_bool
 
 GPTQ_INSTALL = (
     "pip install 'lm-eval-bias[gptq]' 'torch==<the installed version>' (in a checkout: pip install -c "
@@ -66,17 +76,10 @@ CACHE_FORMAT = 1
 BATCH_INVARIANT_KERNEL = "gptq_torch"
 
 
-def parse_gptq_bits(value: Any) -> int:
-    bits = int(value)
-    if bits not in (2, 3, 4, 8):
-        raise QuantizationError(f"quantization=gptq takes bits 2, 3, 4 or 8, got {bits}.")
-    return bits
-
-
 def parse_gptq_group_size(value: Any) -> int:
-    size = -1 if value is None or str(value).strip().lower() in ("", "none") else int(value)
+    size = -1 if value is None or str(value).strip().lower() in ("", "none") else parse_int(value)
     if size != -1 and size < 1:
-        raise QuantizationError(f"group_size must be positive, or -1 for one group per output channel; got {value!r}.")
+        raise ValueError("expected a positive integer, or -1 for one group per output channel")
     return size
 
 
@@ -84,11 +87,22 @@ def parse_kernel(value: Any) -> str:
     return str(value).strip().lower()
 
 
-def parse_positive(value: Any) -> int:
-    number = int(value)
-    if number < 1:
-        raise QuantizationError(f"Expected a positive integer, got {value!r}.")
-    return number
+@dataclass
+class GptqConfig(QuantizationConfig):
+    bits: int = option(4, one_of(2, 3, 4, 8), "bits per weight code: 2, 3, 4 or 8")
+    group_size: int = option(128, parse_gptq_group_size, "input columns per scale (must divide every layer's "
+                             "input width); -1: one group per output channel")
+    desc_act: bool = option(False, parse_bool, "act-order: quantize columns by decreasing activation size")
+    calibration: str = option(DEFAULT_CALIBRATION, parse_str, "calibration texts: a local .jsonl/.txt file or a "
+                              "Hub dataset id[:config[:split]]")
+    calibration_samples: int = option(128, positive_int, "calibration texts used (those over 10 tokens)")
+    seed: int = option(0, parse_int, "seed of the calibration shuffle and of quantization")
+    kernel: str = option(BATCH_INVARIANT_KERNEL, parse_kernel, "gptqmodel inference kernel (a BACKEND value: auto "
+                         "or gptq_*); gptq_torch scores do not depend on the batch")
+
+    @property
+    def weight_bits(self) -> int:
+        return self.bits
 
 
 def cache_root() -> Path:
@@ -124,22 +138,12 @@ def gptq_config_of(config) -> dict[str, Any] | None:
     return quantization_config if isinstance(quantization_config, dict) else quantization_config.to_dict()
 
 
-def quantized_bits_per_weight(model: nn.Module) -> tuple[float, str]:
-    """Stored bits (codes, zero points, scales, group index) per logical weight of the GPTQ layers."""
-    weights = stored = 0
-    kernel = ""
-    for module in model.modules():
-        if not hasattr(module, "qweight"):
-            continue
-        kernel = kernel or type(module).__name__
-        weights += module.in_features * module.out_features
-        for name in ("qweight", "qzeros", "scales", "g_idx"):
-            tensor = getattr(module, name, None)
-            if isinstance(tensor, torch.Tensor):
-                stored += 8 * tensor.numel() * tensor.element_size()
-    if not weights:
+def gptq_layers(model: nn.Module) -> list[nn.Module]:
+    """The packed GPTQ layers of a loaded model (they hold `qweight`)."""
+    layers = [module for module in model.modules() if hasattr(module, "qweight")]
+    if not layers:
         raise QuantizationError(f"quantization=gptq: {type(model).__name__} holds no GPTQ layer after loading.")
-    return stored / weights, kernel
+    return layers
 
 
 @contextlib.contextmanager
@@ -152,34 +156,15 @@ def quiet_kernel_override():
 
 class GPTQ(Quantizer):
     name = "gptq"
-    options = {
-        "bits": parse_gptq_bits,
-        "group_size": parse_gptq_group_size,
-        "desc_act": parse_bool,
-        "calibration": str,
-        "calibration_samples": parse_positive,
-        "seed": int,
-        "kernel": parse_kernel,
-    }
-    defaults = {
-        "bits": 4,
-        "group_size": 128,
-        "desc_act": False,
-        "calibration": DEFAULT_CALIBRATION,
-        "calibration_samples": 128,
-        "seed": 0,
-        "kernel": BATCH_INVARIANT_KERNEL,
-    }
+    config_class = GptqConfig
+    config: GptqConfig
     requires = ("gptqmodel", GPTQ_INSTALL)
 
-    def __init__(self, **settings: Any) -> None:
-        super().__init__(**settings)
-        self._given = dict(self.settings)
-        self.settings = {**self.defaults, **self.settings}
+    def __init__(self, *args: Any, **options: Any) -> None:
+        super().__init__(*args, **options)
         self._revision: str | None = None
         self._device = torch.device("cpu")
         self._loaded_from_cache: tuple[str, str] | None = None
-        self._report: dict[str, Any] = {}
 
     def validate_environment(self, device) -> None:
         ensure_cpu_workers()
@@ -190,8 +175,8 @@ class GPTQ(Quantizer):
         from gptqmodel.utils.backend import BACKEND
 
         kernels = sorted(b.value for b in BACKEND if b.value == "auto" or b.value.startswith("gptq_"))
-        if self.settings["kernel"] not in kernels:
-            raise QuantizationError(f"quantization=gptq: unknown kernel={self.settings['kernel']!r}; choose one of {', '.join(kernels)}.")
+        if self.config.kernel not in kernels:
+            raise QuantizationError(f"quantization=gptq: unknown kernel={self.config.kernel!r}; choose one of {', '.join(kernels)}.")
 
     def update_load_kwargs(self, load_kwargs: dict[str, Any]) -> dict[str, Any]:
         self._revision = load_kwargs.get("revision")
@@ -208,7 +193,7 @@ class GPTQ(Quantizer):
         config = quantization_config if isinstance(quantization_config, dict) else quantization_config.to_dict()
         if "gptq" not in str(config.get("quant_method", "")).lower():
             return quantization_config  # not ours to change; postprocess_model names the problem
-        return GPTQConfig.from_dict({**config, "backend": self.settings["kernel"]})
+        return GPTQConfig.from_dict({**config, "backend": self.config.kernel})
 
     def load_model(self, auto_class, pretrained, *args, **kwargs):
         """A checkpoint folder or Hub id is never loaded in full precision: the cached GPTQ checkpoint
@@ -252,7 +237,7 @@ class GPTQ(Quantizer):
             "format": CACHE_FORMAT,
             **identity,
             **{k: v for k, v in self.settings.items() if k not in ("calibration", "kernel")},  # kernel: load time only
-            "calibration": calibration_fingerprint(self.settings["calibration"]),
+            "calibration": calibration_fingerprint(self.config.calibration),
             "sym": True,
             "act_group_aware": False,
             "damp_percent": DAMP_PERCENT,
@@ -273,7 +258,7 @@ class GPTQ(Quantizer):
 
     def _check_group_size(self, model: nn.Module) -> None:
         """gptqmodel's kernels need whole groups: refuse before spending the calibration time."""
-        size = self.settings["group_size"]
+        size = self.config.group_size
         head = model.get_output_embeddings()
         widths = {m.in_features for m in model.modules() if isinstance(m, nn.Linear) and m is not head}
         ragged = sorted(w for w in widths if size > 0 and w % size)
@@ -328,32 +313,31 @@ class GPTQ(Quantizer):
                 "plain floats, the quantization_config entry in its config.json is stale: remove it)."
             )
         found = {"bits": config.get("bits"), "group_size": config.get("group_size"), "desc_act": bool(config.get("desc_act"))}
-        conflicts = [f"{k}={self._given[k]} (checkpoint: {v})" for k, v in found.items()
-                     if k in self._given and self._given[k] != v]
+        given = {name: getattr(self.config, name) for name in self.config.given_options() if name in found}
+        conflicts = [f"{k}={given[k]} (checkpoint: {v})" for k, v in found.items() if k in given and given[k] != v]
         if conflicts:
             raise QuantizationError(f"{checkpoint!r} is a GPTQ checkpoint with other settings: {', '.join(conflicts)}.")
-        self.settings = {**found, "sym": config.get("sym"), "kernel": self.settings["kernel"]}
+        for name, value in found.items():  # the record says what the checkpoint holds
+            setattr(self.config, name, value)
+        self.details = {"sym": config.get("sym")}  # a checkpoint of someone else's making: its own sym
 
     def _finish(self, model: nn.Module, checkpoint: str, cache: str) -> nn.Module:
-        bits_per_weight, kernel = quantized_bits_per_weight(model)
+        layers = gptq_layers(model)
         record_file = Path(checkpoint) / SETTINGS_FILE
         record = json.loads(record_file.read_text()) if record_file.is_file() else {}
-        self._report = {
+        self.effective_bits_per_weight = round(stored_bits_per_weight(layers), 4)
+        ours = {} if "sym" in self.details else {"sym": True, "act_group_aware": False, "damp_percent": DAMP_PERCENT}
+        self.details = {
+            **ours,
+            **self.details,
+            "gptqmodel_version": _gptqmodel_version(),
             "checkpoint": checkpoint,
             "cache": cache,
-            "effective_bits_per_weight": round(bits_per_weight, 4),
-            "kernel_class": kernel,
+            "kernel_class": type(layers[0]).__name__,
             **({"calibration_samples_used": record["calibration_samples_used"]} if record else {}),
             **({"quantize_seconds": round(record["quantize_seconds"], 2)} if record else {}),
         }
         return model
-
-    def describe(self) -> dict[str, Any]:
-        settings = dict(self.settings)
-        if settings.get("group_size") == -1:
-            settings["group_size"] = "per output channel"
-        extra = {} if "sym" in settings else {"sym": True, "act_group_aware": False, "damp_percent": DAMP_PERCENT}
-        return {"method": self.name, **settings, **extra, "gptqmodel_version": _gptqmodel_version(), **self._report}
 
 
 def _gptqmodel_version() -> str | None:

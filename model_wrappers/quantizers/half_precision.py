@@ -11,6 +11,11 @@ from lm_eval_bias.model_wrappers.quantizers.base import Quantizer
 
 class _HalfPrecision(Quantizer):
     dtype: torch.dtype
+    nominal_bits = 16
+
+    def postprocess_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        self.effective_bits_per_weight = 16.0  # dense half-precision weights, no scales
+        return model
 
     def update_load_kwargs(self, load_kwargs: dict[str, Any]) -> dict[str, Any]:
         return {**load_kwargs, "dtype": self.dtype}

@@ -13,14 +13,19 @@ Install: pip install -c constraints/cpu-torch.txt torchao   (torchao 0.18 runs w
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from torch import nn
 
-from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError, Quantizer
-from lm_eval_bias.model_wrappers.quantizers.rtn import parse_bool, untie_lm_head, weight_layers
+from lm_eval_bias.model_wrappers.loading import stored_bits_per_weight
+from lm_eval_bias.model_wrappers.quantizers.base import TORCHAO_INSTALL, QuantizationError, Quantizer
+from lm_eval_bias.model_wrappers.quantizers.config import QuantizationConfig, option, parse_bool
+from lm_eval_bias.model_wrappers.quantizers.rtn import untie_lm_head, weight_layers
 
-TORCHAO_INSTALL = "pip install -c constraints/cpu-torch.txt 'torchao>=0.18' (the [torchao] extra; the constraint keeps torch)"
+
+@dataclass
+class Int8WeightOnlyConfig(QuantizationConfig):
+    quantize_lm_head: bool = option(False, parse_bool, "quantize the LM head too (a tied head gets its own copy)")
 
 
 def conv1d_to_linear(conv) -> nn.Linear:
@@ -46,53 +51,32 @@ def as_linear_layers(model: nn.Module, include_lm_head: bool) -> list[nn.Linear]
     return layers
 
 
-def quantized_bits_per_weight(layers: list[nn.Module]) -> float:
-    """Bits of the stored tensors (int8 data, scales, zero points) per logical weight."""
-    weights = stored = 0
-    for layer in layers:
-        weight = layer.weight
-        names = weight.__tensor_flatten__()[0] if hasattr(weight, "__tensor_flatten__") else []
-        inner = [getattr(weight, name) for name in names] or [weight]
-        weights += weight.numel()
-        stored += sum(8 * t.numel() * t.element_size() for t in inner)
-    return stored / weights
-
-
 class Int8WeightOnly(Quantizer):
     name = "int8_weight_only"
-    options = {"quantize_lm_head": parse_bool}
+    config_class = Int8WeightOnlyConfig
+    config: Int8WeightOnlyConfig
+    nominal_bits = 8
     requires = ("torchao", TORCHAO_INSTALL)
 
-    def __init__(self, **settings: Any) -> None:
-        super().__init__(**settings)
-        self.settings = {"quantize_lm_head": False, **self.settings}
-        self._report: dict[str, Any] = {}
-
     def postprocess_model(self, model: nn.Module) -> nn.Module:
-        from torchao.quantization import Int8WeightOnlyConfig, quantize_
+        import torchao
+        from torchao.quantization import Int8WeightOnlyConfig as TorchaoInt8WeightOnly
+        from torchao.quantization import quantize_
 
-        include_head = self.settings["quantize_lm_head"]
+        include_head = self.config.quantize_lm_head
         untied = untie_lm_head(model) if include_head else False
         layers = as_linear_layers(model, include_head)
         if not layers:
             raise QuantizationError(f"quantization={self.name} found no nn.Linear layer to quantize in {type(model).__name__}.")
         chosen = {id(layer) for layer in layers}
-        quantize_(model, Int8WeightOnlyConfig(), filter_fn=lambda module, _: id(module) in chosen)
-        self._report = {
-            "quantized_layers": len(layers),
-            "effective_bits_per_weight": round(quantized_bits_per_weight(layers), 4),
-            "lm_head_untied": untied,
-        }
-        return model
-
-    def describe(self) -> dict[str, Any]:
-        import torchao
-
-        return {
-            **super().describe(),
+        quantize_(model, TorchaoInt8WeightOnly(), filter_fn=lambda module, _: id(module) in chosen)
+        self.effective_bits_per_weight = round(stored_bits_per_weight(layers), 4)
+        self.details = {
             "weight_dtype": "int8",
             "granularity": "per output channel",
             "activation_dtype": "float32 (not quantized)",
             "torchao_version": torchao.__version__,
-            **self._report,
+            "quantized_layers": len(layers),
+            "lm_head_untied": untied,
         }
+        return model

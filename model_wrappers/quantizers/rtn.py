@@ -23,7 +23,7 @@ Group sizes that do not divide the row width are allowed: the last group of each
 shorter. This is the same as zero-padding the row to a multiple of `group_size`, since a
 zero changes neither max|w| nor the [min(w, 0), max(w, 0)] range.
 
-`describe()` reports the effective bits per quantized weight: b plus the group's fp16
+The record reports the effective bits per quantized weight: b plus the group's fp16
 scale (and b-bit zero point when asymmetric) spread over its weights.
 """
 
@@ -31,42 +31,45 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from lm_eval_bias.model_wrappers.loading import model_bytes
 from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError, Quantizer
+from lm_eval_bias.model_wrappers.quantizers.config import (
+    QuantizationConfig,
+    integer_in,
+    option,
+    parse_bool,
+    parse_int,
+)
 
 SCALE_BITS = 16  # scales are rounded to fp16
-
-
-def parse_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off"):
-        return False
-    raise QuantizationError(f"Expected true or false, got {value!r}.")
 
 
 def parse_group_size(value: Any) -> int | None:
     """A positive group size, or None (one group per row) for '', 'none', 0 or -1."""
     if value is None or str(value).strip().lower() in ("", "none", "0", "-1"):
         return None
-    size = int(value)
+    size = parse_int(value)
     if size < 1:
-        raise QuantizationError(f"group_size must be a positive integer, or -1 for one group per row; got {value!r}.")
+        raise ValueError("expected a positive integer, or -1 (also 0, none) for one group per row")
     return size
 
 
-def parse_rtn_bits(value: Any) -> int:
-    bits = int(value)
-    if not 2 <= bits <= 8:
-        raise QuantizationError(f"quantization=rtn takes bits from 2 to 8, got {bits}.")
-    return bits
+@dataclass
+class RtnConfig(QuantizationConfig):
+    bits: int = option(4, integer_in(2, 8), "bits per weight code, 2 to 8")
+    group_size: int | None = option(None, parse_group_size, "input columns per scale; -1 (or 0, none): one group per row")
+    symmetric: bool = option(True, parse_bool, "levels symmetric around zero (false: a zero point per group)")
+    quantize_lm_head: bool = option(False, parse_bool, "quantize the LM head too (a tied head gets its own copy)")
+
+    @property
+    def weight_bits(self) -> int:
+        return self.bits
 
 
 def fake_quantize(weight: torch.Tensor, bits: int, group_size: int | None, symmetric: bool) -> torch.Tensor:
@@ -133,22 +136,17 @@ def untie_lm_head(model: nn.Module) -> bool:
 
 class RoundToNearest(Quantizer):
     name = "rtn"
-    options = {"bits": parse_rtn_bits, "group_size": parse_group_size, "symmetric": parse_bool, "quantize_lm_head": parse_bool}
-    defaults = {"bits": 4, "group_size": None, "symmetric": True, "quantize_lm_head": False}
-
-    def __init__(self, **settings: Any) -> None:
-        super().__init__(**settings)
-        self.settings = {**self.defaults, **self.settings}
-        self._report: dict[str, Any] = {}
+    config_class = RtnConfig
+    config: RtnConfig
 
     def postprocess_model(self, model: nn.Module) -> nn.Module:
         from transformers.pytorch_utils import Conv1D
 
-        bits, group_size, symmetric = self.settings["bits"], self.settings["group_size"], self.settings["symmetric"]
-        untied = untie_lm_head(model) if self.settings["quantize_lm_head"] else False
+        bits, group_size, symmetric = self.config.bits, self.config.group_size, self.config.symmetric
+        untied = untie_lm_head(model) if self.config.quantize_lm_head else False
         weights = storage_bits = layers = dense_bytes = 0
         with torch.no_grad():
-            for _, _, layer in weight_layers(model, self.settings["quantize_lm_head"]):
+            for _, _, layer in weight_layers(model, self.config.quantize_lm_head):
                 transposed = isinstance(layer, Conv1D)  # Conv1D stores [in, out]
                 weight = layer.weight.t() if transposed else layer.weight
                 quantized = fake_quantize(weight, bits, group_size, symmetric)
@@ -160,32 +158,13 @@ class RoundToNearest(Quantizer):
                 layers += 1
         if layers == 0:
             raise QuantizationError(f"quantization=rtn found no nn.Linear or Conv1D layer in {type(model).__name__}.")
-        self._report = {
+        self.effective_bits_per_weight = round(storage_bits / weights, 4)
+        self.details = {
+            "scale_dtype": "float16",
+            "storage": "fake-quant (dequantized weights in the model's dtype)",
             "quantized_layers": layers,
             "quantized_weights": weights,
-            "effective_bits_per_weight": round(storage_bits / weights, 4),
-            "packed_model_bytes": _state_dict_bytes(model) - dense_bytes + math.ceil(storage_bits / 8),
+            "packed_model_bytes": model_bytes(model) - dense_bytes + math.ceil(storage_bits / 8),
             "lm_head_untied": untied,
         }
         return model
-
-    def describe(self) -> dict[str, Any]:
-        settings = self.settings
-        return {
-            "method": self.name,
-            **settings,
-            "group_size": settings["group_size"] or "per output channel",
-            "scale_dtype": "float16",
-            "storage": "fake-quant (dequantized weights in the model's dtype)",
-            **self._report,
-        }
-
-
-def _state_dict_bytes(model: nn.Module) -> int:
-    seen, total = set(), 0
-    for tensor in model.state_dict().values():
-        key = (tensor.data_ptr(), tensor.numel())
-        if key not in seen:
-            seen.add(key)
-            total += tensor.numel() * tensor.element_size()
-    return total

@@ -167,7 +167,7 @@ def test_every_linear_is_quantized_lm_head_only_on_request(tiny_gpt_neox_dir):
         modules = dict(model.named_modules())
         changed = [n for n in linears if not torch.equal(modules[n].weight, dict(reference.named_modules())[n].weight)]
         assert changed == (linears if include_head else [n for n in linears if n != head])
-        assert quantizer.describe()["quantized_layers"] == len(changed)
+        assert quantizer.details["quantized_layers"] == len(changed)
 
 
 def test_gpt2_conv1d_and_tied_lm_head(tiny_gpt2_dir):
@@ -181,18 +181,18 @@ def test_gpt2_conv1d_and_tied_lm_head(tiny_gpt2_dir):
     assert torch.equal(attention, expected)
     assert torch.equal(model.get_input_embeddings().weight, reference.get_input_embeddings().weight)
     assert torch.equal(model.lm_head.weight, fake_quantize(reference.lm_head.weight, 4, None, True))
-    assert quantizer.describe()["lm_head_untied"] is True
+    assert quantizer.details["lm_head_untied"] is True
 
 
-def test_describe_through_the_harness_wrapper(tiny_gpt_neox_dir):
+def test_record_through_the_harness_wrapper(tiny_gpt_neox_dir):
     from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
 
     lm = QuantizedHFLM(pretrained=tiny_gpt_neox_dir, device="cpu", batch_size=4, quantization="rtn",
                        bits="6", group_size="16", symmetric="false")
     info = lm.get_model_info()["quantization"]
-    assert info["method"] == "rtn" and info["bits"] == 6 and info["group_size"] == 16 and info["symmetric"] is False
-    assert info["quantize_lm_head"] is False
+    assert info["method"] == "rtn" and info["weight_bits"] == 6
+    assert info["settings"] == {"bits": 6, "group_size": 16, "symmetric": False, "quantize_lm_head": False}
     assert info["effective_bits_per_weight"] == pytest.approx(6 + (16 + 6) / 16)  # widths 32 and 64: whole groups
-    assert info["packed_model_bytes"] < lm.get_model_info()["model_bytes_before"]
+    assert info["details"]["packed_model_bytes"] < info["model_bytes_before"]
     requests = [Instance("loglikelihood", {}, ("", sentence), i) for i, sentence in enumerate(CORPUS[:4])]
     assert all(math.isfinite(logprob) for logprob, _ in lm.loglikelihood(requests, disable_tqdm=True))

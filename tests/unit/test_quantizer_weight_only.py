@@ -44,9 +44,9 @@ def test_int8_weight_only_close_to_fp32_and_batch_invariant(tiny_gpt_neox_dir):
     change = (sentence_scores(model, tokenizer) - sentence_scores(reference, tokenizer)).abs().max().item()
     assert 0 < change < 0.02
     _assert_batch_invariant(model, tokenizer)
-    info = quantizer.describe()
-    assert info["method"] == "int8_weight_only" and info["quantize_lm_head"] is False
-    assert info["quantized_layers"] == 8  # 4 per layer, LM head excluded
+    info = quantizer.record().to_dict()
+    assert info["method"] == "int8_weight_only" and info["settings"] == {"quantize_lm_head": False}
+    assert info["details"]["quantized_layers"] == 8  # 4 per layer, LM head excluded
     # int8 codes + one fp32 scale and one int8 zero point per row; rows are 32 or 64 wide
     assert 8 + 40 / 64 <= info["effective_bits_per_weight"] <= 8 + 40 / 32
 
@@ -60,7 +60,7 @@ def test_int8_weight_only_gpt2_conv1d_and_head(tiny_gpt2_dir):
     assert isinstance(model.transformer.h[0].attn.c_attn, torch.nn.Linear)  # Conv1D converted, then quantized
     assert type(model.lm_head.weight).__name__ == "Int8Tensor"
     assert torch.equal(model.get_input_embeddings().weight, reference.get_input_embeddings().weight)
-    assert quantizer.describe()["quantized_layers"] == 2 * 4 + 1
+    assert quantizer.details["quantized_layers"] == 2 * 4 + 1
     change = (sentence_scores(model, tokenizer) - sentence_scores(reference, tokenizer)).abs().max().item()
     assert change < 0.05
 
@@ -89,7 +89,7 @@ def test_dynamic_int8_falls_back_to_torchao(tiny_gpt_neox_dir, without_torch_ao,
         model = quantizer.postprocess_model(model)
     notices = [r for r in caplog.records if "torch.ao.quantization is not available" in r.getMessage()]
     assert len(notices) == 1 and "\n" not in notices[0].getMessage()
-    assert quantizer.describe()["backend"] == "torchao"
+    assert quantizer.details["backend"] == "torchao"
     change = (sentence_scores(model, tokenizer) - sentence_scores(reference, tokenizer)).abs().max().item()
     assert 0 < change < 0.1
     # activation rounding amplifies the ~1e-8 fp32 differences of padded attention (see dynamic_int8.py)
@@ -103,4 +103,4 @@ def test_dynamic_int8_without_torch_ao_or_torchao_names_the_install(without_torc
 
 
 def test_dynamic_int8_keeps_torch_ao_when_present():
-    assert get_quantizer("dynamic_int8").describe()["backend"] == "torch.ao"
+    assert get_quantizer("dynamic_int8").details["backend"] == "torch.ao"

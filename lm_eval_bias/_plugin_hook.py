@@ -8,11 +8,16 @@ at interpreter start-up. :func:`install` puts one finder at the front of
 loader so that our callback (in :mod:`lm_eval_bias.plugin`, imported only then)
 runs right after the module has executed.
 
-Standard library only, and nothing imported here but ``sys``: a Python process
-that never imports lm_eval pays one dict lookup per import and nothing else.
+Standard library only, and nothing imported here but ``sys`` and ``os``: a Python
+process that never imports lm_eval pays one dict lookup per import and nothing else.
 A failing callback is reported as a warning and never breaks the import.
+
+``LM_EVAL_BIAS_DISABLE_HOOK=1`` in the environment leaves lm-eval untouched (no
+finder, no patch): how ``benchmarks/lm_eval_suite_compare.sh`` runs lm-eval's own
+tests without the plugin.
 """
 
+import os
 import sys
 
 # module name -> "module:function" called with the freshly executed module
@@ -24,6 +29,7 @@ HOOKS = {
 }
 
 _MARK = "_lm_eval_bias_hook"
+DISABLE_ENV = "LM_EVAL_BIAS_DISABLE_HOOK"
 
 
 def _warn(message):
@@ -106,6 +112,8 @@ class _Finder:
 
 def install():
     """Install the hook once; apply callbacks for hooked modules already imported."""
+    if os.environ.get(DISABLE_ENV, "").strip().lower() in ("1", "true", "yes"):
+        return
     try:
         if any(getattr(f, _MARK, False) for f in sys.meta_path):
             return

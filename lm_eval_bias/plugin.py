@@ -10,11 +10,7 @@ import functools
 import math
 import numbers
 
-# Models added to lm-eval's registry: name -> "module:Class" (imported on first use).
-MODELS = {
-    "quantized_hf": "lm_eval_bias.model_wrappers.quantized_hf:QuantizedHFLM",
-    "distilled_hf": "lm_eval_bias.model_wrappers.distilled_hf:DistilledHFLM",
-}
+from lm_eval_bias.catalog import MODELS, tasks_dir, with_our_tasks  # noqa: F401 - re-exported
 
 _WRAPPED = "_lm_eval_bias_wrapped"
 
@@ -23,16 +19,6 @@ def _warn(message: str) -> None:
     import warnings
 
     warnings.warn(f"lm-eval-bias plugin: {message}", RuntimeWarning, stacklevel=3)
-
-
-def tasks_dir() -> str | None:
-    """Folder of the ``lm_eval_bias.tasks`` package, located without importing it."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("lm_eval_bias.tasks")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return str(list(spec.submodule_search_locations)[0])
 
 
 # --------------------------------------------------------------------- models
@@ -51,33 +37,6 @@ def on_registry(registry) -> None:
 # ---------------------------------------------------------------------- tasks
 
 
-def _as_list(include_path) -> list:
-    if include_path is None:
-        return []
-    if isinstance(include_path, (list, tuple)):
-        return list(include_path)
-    return [include_path]
-
-
-def with_our_tasks(include_path) -> list:
-    """Our task folder first, then the user's paths (later paths override earlier)."""
-    import os
-
-    ours = tasks_dir()
-    user = _as_list(include_path)
-    if ours is None:
-        return user
-    real = os.path.realpath(ours)
-
-    def is_ours(p) -> bool:
-        try:
-            return os.path.realpath(os.fspath(p)) == real
-        except TypeError:
-            return False
-
-    return [ours] + [p for p in user if not is_ours(p)]
-
-
 def on_task_manager(manager) -> None:
     import inspect
 
@@ -94,10 +53,12 @@ def on_task_manager(manager) -> None:
         except TypeError:
             return original(self, *args, **kwargs)  # the harness reports the bad call
         user = bound.arguments.get("include_path")
-        try:
-            bound.arguments["include_path"] = with_our_tasks(user)
-        except Exception as exc:  # noqa: BLE001 - never stop the harness
-            _warn(f"could not add the lm-eval-bias task folder: {exc!r}")
+        bound.apply_defaults()
+        if bound.arguments.get("include_defaults"):  # our tasks count as defaults: never added without them
+            try:
+                bound.arguments["include_path"] = with_our_tasks(user)
+            except Exception as exc:  # noqa: BLE001 - never stop the harness
+                _warn(f"could not add the lm-eval-bias task folder: {exc!r}")
         original(*bound.args, **bound.kwargs)
         self.include_path = user  # the attribute keeps what the caller passed
 
@@ -195,6 +156,26 @@ def pool(group, task_metrics: dict, group_metrics: dict) -> dict:
     return group_metrics
 
 
+def pool_perplexities(group, task_metrics: dict, group_metrics: dict) -> dict:
+    """For ``pooled_perplexity_metrics: {metric: token_count_metric}`` in the group metadata, the
+    group's ``metric`` is the perplexity over every token of its leaves (not a mean of their
+    perplexities) and its ``token_count_metric`` their sum."""
+    metadata = getattr(group, "metadata", None)
+    pooled = metadata.get("pooled_perplexity_metrics") if isinstance(metadata, dict) else None
+    if not isinstance(pooled, dict):
+        return group_metrics
+    from lm_eval_bias.metrics.crows_pairs import pool_perplexity
+
+    leaves = [task_metrics[t.task_name] for t in group.get_all_tasks() if t.task_name in task_metrics]
+    for metric, count_metric in pooled.items():
+        for f in _filters(metric, leaves):
+            used = [(leaf[f"{metric},{f}"], leaf.get(f"{count_metric},{f}", math.nan)) for leaf in leaves
+                    if f"{metric},{f}" in leaf]
+            group_metrics[f"{metric},{f}"] = pool_perplexity([v for v, _ in used], [n for _, n in used])
+            group_metrics[f"{count_metric},{f}"] = float(sum(n for _, n in used))
+    return group_metrics
+
+
 def aggregate_items(group, group_metrics: dict) -> dict:
     """Group metrics recomputed from the items of every leaf task, where the harness's
     means of leaf values would be wrong (StereoSet's ICAT, its term-averaged ss and lms).
@@ -228,6 +209,7 @@ def on_group(group_module) -> None:
         result = original(self, task_metrics)
         try:
             pooled = pool_percentages(self, task_metrics, pool(self, task_metrics, dict(result)))
+            pooled = pool_perplexities(self, task_metrics, pooled)
             return aggregate_items(self, pooled)
         except Exception as exc:  # noqa: BLE001 - keep the harness's numbers, loudly
             _warn(f"pooled group metrics failed for group {getattr(self, 'name', '?')!r}, "

@@ -8,7 +8,11 @@ the model. Ours, implemented by ``quantized_hf`` (causal and masked, any compres
 - ``sentence_embedding``: args ``(sentence,)``, answer a unit-norm numpy vector
   (:mod:`lm_eval_bias.scoring.embeddings`);
 - ``stereoset_score``: args ``(split, context, sentence, mlm_score)``, answer a float
-  (:mod:`lm_eval_bias.scoring.stereoset`).
+  (:mod:`lm_eval_bias.scoring.stereoset`);
+- under ``--metadata '{"protocol": "paper"}'`` (:mod:`lm_eval_bias.protocol`):
+  ``crows_pairs_paper_score``, args ``(sentence_1, sentence_2)``, answer a score per sentence
+  or None for a pair the study skips; ``stereoset_paper_score``, args ``(context, sentence)``,
+  answer a float (:mod:`lm_eval_bias.scoring.paper`).
 
 ``ConfigurableTask`` only accepts the four stock output types, so tasks that emit ours
 subclass :class:`CustomRequestTask` (named in their YAML as ``class: !function ...``).
@@ -27,7 +31,10 @@ from lm_eval.api.task import ConfigurableTask
 
 SENTENCE_EMBEDDING = "sentence_embedding"
 STEREOSET_SCORE = "stereoset_score"
-REQUEST_TYPES = (SENTENCE_EMBEDDING, STEREOSET_SCORE)
+# the paper protocol's (lm_eval_bias.protocol; answered by model_wrappers/paper_protocol.py)
+CROWS_PAIRS_PAPER_SCORE = "crows_pairs_paper_score"
+STEREOSET_PAPER_SCORE = "stereoset_paper_score"
+REQUEST_TYPES = (SENTENCE_EMBEDDING, STEREOSET_SCORE, CROWS_PAIRS_PAPER_SCORE, STEREOSET_PAPER_SCORE)
 
 
 class CustomRequestTask(ConfigurableTask):
@@ -65,7 +72,7 @@ def supporting_models(request_type: str) -> list[str]:
     """Names of the plugin's registered models that implement ``request_type``."""
     import importlib
 
-    from lm_eval_bias.plugin import MODELS
+    from lm_eval_bias.catalog import MODELS
 
     names = []
     for name, target in MODELS.items():

@@ -7,7 +7,7 @@
 Everything `quantized_hf` accepts works (quantization=, backend=, peft=, ...); a quantized
 student is one more point of the study. The teacher comes from, in this order: `teacher=`
 (with `teacher_revision=`), the record `lm-eval-bias distill` wrote into the checkpoint, or
-the published pairs in `lm_eval_bias.distillation.record.KNOWN_PAIRS`. A student whose
+the published pairs in `lm_eval_bias.distillation_record.KNOWN_PAIRS`. A student whose
 teacher is none of these is refused: a leaderboard row for a student without a teacher
 could not be compared with anything. The results JSON `config` gets `distillation`:
 {"teacher", "teacher_revision", "teacher_source", and the training record if there is one}.
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lm_eval_bias.distillation.record import CONFIG_KEY, resolve_record
+from lm_eval_bias.distillation_record import CONFIG_KEY, resolve_record
 from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
 
 

@@ -19,6 +19,7 @@ import pandas as pd
 
 from lm_eval_bias.data.sources import benchmark_file
 from lm_eval_bias.errors import BiasDataError, BiasDataFileNotFoundError
+from lm_eval_bias.metrics.crows_pairs import DIRECTIONS  # the stereo_antistereo labels the metrics know
 
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
@@ -34,7 +35,6 @@ BIAS_TYPES = (
     "physical-appearance",
     "disability",
 )
-DIRECTIONS = ("stereo", "antistereo")
 REQUIRED_COLUMNS = ("sent_more", "sent_less", "stereo_antistereo", "bias_type")
 OUTPUT_COLUMNS = ("pair_id", *REQUIRED_COLUMNS)
 

@@ -43,7 +43,7 @@ from tqdm import tqdm
 
 from lm_eval_bias.data.stereoset import BLANK, blank_filler
 from lm_eval_bias.scoring.batching import length_sorted_batches, model_device, right_padded
-from lm_eval_bias.scoring.valid_tokens import valid_tokens_scope
+from lm_eval_bias.valid_tokens import valid_tokens_scope
 
 SPLITS = ("intrasentence", "intersentence")
 MLM_SCORES = ("target_word", "pll")

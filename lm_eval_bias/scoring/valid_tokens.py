@@ -1,30 +1,9 @@
-"""Which positions of the batch being scored hold real tokens.
+"""Which positions of the batch being scored hold real tokens: :mod:`lm_eval_bias.valid_tokens`.
 
-Scorers publish the attention mask of the batch they run; modules whose arithmetic
-would otherwise mix padding into per-tensor statistics (dynamic int8 activation scales)
-read it and treat each sequence on its own. Outside a scorer nothing is published and
-such modules behave as usual.
+The per-sequence scope lives in that neutral module so that quantizers can read it without
+importing the scorers; this name stays for the scorers and for code that imported it here.
 """
 
-from __future__ import annotations
+from lm_eval_bias.valid_tokens import current_valid_tokens, valid_tokens_scope
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-
-import torch
-
-_valid_tokens: ContextVar[torch.Tensor | None] = ContextVar("lm_eval_bias_valid_tokens", default=None)
-
-
-@contextmanager
-def valid_tokens_scope(attention_mask: torch.Tensor) -> Iterator[None]:
-    token = _valid_tokens.set(attention_mask.bool())
-    try:
-        yield
-    finally:
-        _valid_tokens.reset(token)
-
-
-def current_valid_tokens() -> torch.Tensor | None:
-    return _valid_tokens.get()
+__all__ = ["current_valid_tokens", "valid_tokens_scope"]

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from lm_eval_bias.model_wrappers.quantizers.base import TORCHAO_INSTALL, QuantizationError, Quantizer
-from lm_eval_bias.scoring.valid_tokens import current_valid_tokens
+from lm_eval_bias.valid_tokens import current_valid_tokens
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
     lm-eval-bias distill --teacher PATH_OR_ID --student half --output DIR --steps 200 --save-every 50
 
-See lm_eval_bias/distillation/ and the README section "Distilled students".
+See lm_eval_bias/distillation/ and docs/distillation.md.
 """
 
 from __future__ import annotations

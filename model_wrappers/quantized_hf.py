@@ -26,7 +26,7 @@ from lm_eval_bias.scoring import stereoset as stereoset_scoring
 from lm_eval_bias.scoring.causal import score_continuations
 from lm_eval_bias.scoring.embeddings import sentence_embeddings
 from lm_eval_bias.scoring.masked import VARIANTS as MLM_SCORES
-from lm_eval_bias.scoring.masked import score_minimal_pairs
+from lm_eval_bias.scoring.masked import pll_score, score_minimal_pair_tokens
 from lm_eval_bias.scoring.sentence_scores import ScoredLoglikelihood
 
 BACKENDS = ("default", "causal", "masked", "seq2seq")
@@ -128,13 +128,13 @@ class QuantizedHFLM(HFLM):
                 )
             pairs.append(tuple(requests[i].args[1] for i in indices))
             owners.append(indices)
-        scores = score_minimal_pairs(
+        scored = score_minimal_pair_tokens(
             self.model, self.tokenizer, pairs, batch_size=self.scoring_batch_size, variant=self.mlm_score, progress=not disable_tqdm
         )
         results: list[ScoredLoglikelihood | None] = [None] * len(requests)
-        for indices, pair_scores in zip(owners, scores):
-            for index, score in zip(indices, pair_scores):
-                results[index] = ScoredLoglikelihood(score, False, None)
+        for indices, pair_tokens in zip(owners, scored):
+            for index, tokens in zip(indices, pair_tokens):  # the PLL is final; its tokens give pseudo-perplexity
+                results[index] = ScoredLoglikelihood(pll_score(tokens, self.mlm_score), False, None, (sum(tokens), len(tokens)))
         return results
 
     def sentence_embedding(self, requests, disable_tqdm: bool = False):

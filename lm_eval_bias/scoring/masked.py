@@ -47,6 +47,28 @@ def score_minimal_pairs(
     progress: bool = False,
 ) -> list[tuple[float, float]]:
     """(score of first sentence, score of second sentence) for each pair."""
+    scored = score_minimal_pair_tokens(model, tokenizer, pairs, batch_size=batch_size, variant=variant, progress=progress)
+    return [(pll_score(a, variant), pll_score(b, variant)) for a, b in scored]
+
+
+def pll_score(token_logprobs: Sequence[float], variant: str) -> float:
+    """A sentence's score from its scored tokens' log-probs: their sum ("shared"), their mean ("modified")."""
+    if variant == "shared":
+        return sum(token_logprobs)
+    return sum(token_logprobs) / len(token_logprobs) if token_logprobs else 0.0
+
+
+def score_minimal_pair_tokens(
+    model: torch.nn.Module,
+    tokenizer,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    batch_size: int,
+    variant: str = "shared",
+    progress: bool = False,
+) -> list[tuple[list[float], list[float]]]:
+    """For each pair, the log-probs of the tokens scored in its first and in its second sentence
+    (what `pll_score` reduces to a sentence score, and pseudo-perplexity counts)."""
     if variant not in VARIANTS:
         raise ValueError(f"Unknown masked-LM score variant {variant!r}; expected one of {VARIANTS}.")
     if tokenizer.mask_token_id is None:
@@ -64,11 +86,7 @@ def score_minimal_pairs(
     per_slot: list[list[float]] = [[] for _ in range(2 * len(pairs))]
     for (slot, _, _), logprob in zip(copies, logprobs):
         per_slot[slot].append(logprob)
-    if variant == "shared":
-        totals = [sum(values) for values in per_slot]
-    else:
-        totals = [sum(values) / len(values) if values else 0.0 for values in per_slot]
-    return [(totals[2 * i], totals[2 * i + 1]) for i in range(len(pairs))]
+    return [(per_slot[2 * i], per_slot[2 * i + 1]) for i in range(len(pairs))]
 
 
 # attribute names under which transformers' masked LMs keep their MLM head

@@ -11,6 +11,7 @@ empty-context continuation.
 from __future__ import annotations
 
 import json
+import math
 from functools import lru_cache
 from typing import Any
 
@@ -22,15 +23,21 @@ TOKENIZER_ARGS = ("pretrained", "tokenizer", "revision", "subfolder", "trust_rem
 
 
 class ScoredLoglikelihood(tuple):
-    """`(logprob, is_greedy)` plus `num_tokens` (None: the logprob is already the sentence score)."""
+    """`(logprob, is_greedy)` plus `num_tokens` (None: the logprob is already the sentence score)
+    and `perplexity_terms`: (sum of token log-probs, tokens) behind it, (logprob, num_tokens) unless
+    given (a masked LM's pseudo-log-likelihood gives its own: it is final, yet made of scored tokens)."""
 
-    def __new__(cls, logprob: float, is_greedy: bool, num_tokens: int | None):
+    def __new__(cls, logprob: float, is_greedy: bool, num_tokens: int | None,
+                perplexity_terms: tuple[float, int] | None = None):
         scored = super().__new__(cls, (float(logprob), bool(is_greedy)))
         scored.num_tokens = num_tokens
+        if perplexity_terms is None and num_tokens is not None:
+            perplexity_terms = (float(logprob), num_tokens)
+        scored.perplexity_terms = perplexity_terms
         return scored
 
     def __reduce__(self):
-        return (ScoredLoglikelihood, (self[0], self[1], self.num_tokens))
+        return (ScoredLoglikelihood, (self[0], self[1], self.num_tokens, self.perplexity_terms))
 
 
 def check_sentence_score(name: str) -> str:
@@ -55,6 +62,22 @@ def sentence_score(response, sentence: str, mode: str, tokenizer_json: str) -> f
     if num_tokens is _NOT_GIVEN:
         num_tokens = continuation_token_count(sentence, tokenizer_json)
     return logprob / num_tokens if num_tokens else 0.0
+
+
+def perplexity_terms(response, sentence: str, tokenizer_json: str) -> tuple[float, float]:
+    """(sum of token log-probs, tokens) behind a response; tokens NaN when no one can count them
+    (a stock model given as an object, with no tokenizer named in model_args)."""
+    terms = getattr(response, "perplexity_terms", None)
+    if terms is not None:
+        return float(terms[0]), float(terms[1])
+    if getattr(response, "num_tokens", _NOT_GIVEN) is None or not _names_tokenizer(tokenizer_json):
+        return float(response[0]), math.nan
+    return float(response[0]), float(continuation_token_count(sentence, tokenizer_json))
+
+
+def _names_tokenizer(tokenizer_json: str) -> bool:
+    spec = json.loads(tokenizer_json)
+    return isinstance(spec.get("tokenizer") or spec.get("pretrained"), str)
 
 
 def continuation_token_count(sentence: str, tokenizer_json: str) -> int:

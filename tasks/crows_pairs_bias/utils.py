@@ -1,8 +1,10 @@
 """Harness glue for crows_pairs_bias: data in, per-pair metric values out."""
 
 from lm_eval_bias.data.crows_pairs import crows_pairs_dataset
-from lm_eval_bias.metrics.crows_pairs import pair_metrics
-from lm_eval_bias.scoring.sentence_scores import check_sentence_score, sentence_score, tokenizer_spec
+from lm_eval_bias.metrics.crows_pairs import pair_metrics, perplexity  # noqa: F401 - perplexity: the YAML's aggregation
+from lm_eval_bias.scoring.sentence_scores import (
+    check_sentence_score, perplexity_terms, sentence_score, tokenizer_spec,
+)
 
 
 def crows_pairs_docs(bias_type=None, sentence_score="mean", **metadata):
@@ -21,7 +23,10 @@ def process_results(doc, results):
     score_more, score_less = (
         sentence_score(response, sentence, mode, tokenizer) for response, sentence in zip(results, doc_to_choice(doc))
     )
-    return pair_metrics(score_more, score_less, doc["stereo_antistereo"])
+    terms = [perplexity_terms(response, sentence, tokenizer) for response, sentence in zip(results, doc_to_choice(doc))]
+    logprob, tokens = sum(t[0] for t in terms), sum(t[1] for t in terms)
+    return {**pair_metrics(score_more, score_less, doc["stereo_antistereo"]),
+            "perplexity": (logprob, tokens), "scored_tokens": tokens}
 
 
 def total(values):

@@ -12,7 +12,7 @@ the first --limit CrowS-Pairs pairs through its `loglikelihood` (the harness pat
   MB           bytes of the model's tensors in memory (torchao tensor subclasses counted by their
                int8 data and scales); packed MB: the same with rtn's fake-quant weights at their
                effective bits
-  bits/w       effective bits per quantized weight (describe(); scales etc. included)
+  bits/w       effective bits per quantized weight (the results record; scales etc. included)
   |d score|    mean absolute change of the sentence log-likelihoods vs fp32
   stereo %     share of pairs whose sent_more scores higher (the CrowS-Pairs metric)
 A method that cannot run here (not installed, wrong device) gets its error in the table.
@@ -170,8 +170,8 @@ def child(args) -> None:
         "score_s": score_seconds,
         "scores": scores,
         "bytes": storage_bytes(lm.model),
-        "model_bytes_after": info["model_bytes_after"],
-        "bytes_fp32": info["model_bytes_before"],
+        "model_bytes_after": info["quantization"]["model_bytes_after"],
+        "bytes_fp32": info["quantization"]["model_bytes_before"],
         "quantization": info["quantization"],
         "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     }, default=str))
@@ -194,9 +194,11 @@ def run_method(args, method: str, env: dict[str, str]) -> dict:
 
 
 def effective_bits(quantization: dict) -> str:
-    bits = quantization.get("effective_bits_per_weight")
-    return f"{bits:.2f}" if isinstance(bits, (int, float)) else {"none": "32", "bnb_int8": "8*", "bnb_nf4": "4*",
-                                                                  "dynamic_int8": "8*"}.get(quantization.get("method"), "?")
+    """Measured effective bits, else the nominal ones (starred when the method packs weights we do not measure)."""
+    bits, nominal = quantization["effective_bits_per_weight"], quantization["weight_bits"]
+    if isinstance(bits, (int, float)):
+        return f"{bits:.2f}"
+    return "?" if nominal is None else f"{nominal}" + ("" if quantization["method"] == "none" else "*")
 
 
 def table(results: dict[str, dict], pairs: int) -> str:
@@ -211,7 +213,7 @@ def table(results: dict[str, dict], pairs: int) -> str:
             continue
         quantization = result["quantization"]
         if name.startswith("gptq"):
-            quantize = quantization.get("quantize_seconds")
+            quantize = quantization["details"].get("quantize_seconds")
         elif result["hook_s"] is not None:
             quantize = result["hook_s"]
         elif name != "none" and fp32_load is not None:
@@ -221,7 +223,7 @@ def table(results: dict[str, dict], pairs: int) -> str:
         scores = result["scores"]
         drift = sum(abs(a - b) for a, b in zip(scores, baseline)) / len(scores) if baseline else float("nan")
         stereo = 100 * sum(scores[2 * i] > scores[2 * i + 1] for i in range(pairs)) / pairs
-        packed = quantization.get("packed_model_bytes", result["bytes"])
+        packed = quantization["details"].get("packed_model_bytes", result["bytes"])
         rows.append(f"{name:<17}{quantize:>11.1f}{len(scores) / result['score_s']:>9.1f}{result['bytes'] / 1e6:>9.1f}"
                     f"{packed / 1e6:>11.1f}{effective_bits(quantization):>8}{drift:>11.4f}{stereo:>10.1f}")
     return "\n".join(rows)

@@ -4,8 +4,9 @@ A run is one results file (`results_<date>.json`, or `NAME_<date>.json` from
 `--output_path NAME.json`) with the `samples_<task>_<date>.jsonl` files written next to it.
 Its identity, (model, revision, compression), comes from the `cell.json` a study writes
 beside it when there is one, and otherwise from the results' own `config`: `model_args`
-(pretrained, revision, quantization and its options) and, for `quantized_hf`, the
-`quantization` record the wrapper adds.
+(pretrained, revision) and the compression record (`config.quantization`, see
+docs/compression.md) that `quantized_hf` writes: its label, method and nominal weight bits.
+A run without that record (a stock `hf` model) is the uncompressed checkpoint.
 """
 
 from __future__ import annotations
@@ -19,16 +20,12 @@ from typing import Any
 
 import pandas as pd
 
-from lm_eval_bias.study.cell import compression_label
+from lm_eval_bias.model_wrappers.quantizers.config import UNCOMPRESSED, QuantizationRecord
 
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:\.\d+)?")
 STEP = re.compile(r"(?:^|[^a-z])step[-_]?(\d+)", re.IGNORECASE)
 Z95 = 1.959963984540054
 SIZE = re.compile(r"(?:^|[-_/])(\d+(?:\.\d+)?)([mb])(?:$|[-_])", re.IGNORECASE)
-# nominal weight bits of methods that take no `bits` option; "none" is the checkpoint's own fp32
-METHOD_BITS = {"none": 32, "fp16": 16, "bf16": 16, "dynamic_int8": 8, "bnb_int8": 8, "int8_weight_only": 8,
-               "bnb_nf4": 4, "bnb_fp4": 4}
-UNCOMPRESSED = "none"
 # Per-sample values that are records, not numbers: StereoSet logs each cluster's outcome
 # (target, pro, related) under every metric; pro (0/1) is the item's preference for the
 # stereotype, related (0-2) how many candidates beat the unrelated one.
@@ -61,7 +58,7 @@ class Run:
     model: str
     revision: str
     compression: str
-    settings: dict[str, Any]
+    record: QuantizationRecord
     teacher: str | None = None
     teacher_revision: str | None = None
     size: float | None = None
@@ -79,11 +76,12 @@ class Run:
 
     @property
     def method(self) -> str:
-        return str(self.settings.get("quantization", UNCOMPRESSED))
+        return self.record.method
 
     @property
     def bits(self) -> float:
-        bits = self.settings.get("bits", METHOD_BITS.get(self.method))
+        """Nominal weight bits, from the compression record (NaN where the method has none)."""
+        bits = self.record.weight_bits
         return float(bits) if bits is not None else math.nan
 
     @property
@@ -156,7 +154,7 @@ def _labels(path: Path, root: Path) -> dict[str, Any]:
         record = folder / "cell.json"
         if record.is_file():
             data = json.loads(record.read_text(encoding="utf-8"))
-            return {**data.get("labels", {}), "compression_settings": data.get("cell", {}).get("compression")}
+            return data.get("labels", {})
         if folder == root:
             break
     return {}
@@ -182,22 +180,25 @@ def read_run(path: Path, root: Path | None = None) -> Run | None:
     config = data.get("config") or {}
     args = _parse_model_args(config.get("model_args"))
     labels = _labels(path, root or path.parent)
-    described = config.get("quantization") if isinstance(config.get("quantization"), dict) else {}
-    method = str(args.get("quantization") or described.get("method") or UNCOMPRESSED)
-    method = UNCOMPRESSED if method.lower() in ("none", "null") else method
-    settings = labels.get("compression_settings") or {
-        "quantization": method, **{key: value for key, value in args.items() if key in described and key != "method"}}
+    record = _compression_record(config, path)
     model = labels.get("model") or _model_label(str(args.get("pretrained") or data.get("model_name") or config.get("model")))
     distillation = config.get("distillation") if isinstance(config.get("distillation"), dict) else {}
     teacher = labels.get("teacher") or (_model_label(str(distillation["teacher"])) if distillation.get("teacher") else None)
     return Run(
         path=path, data=data, model=model,
         revision=str(labels.get("revision") or args.get("revision") or "main"),
-        compression=labels.get("compression") or compression_label(settings),
-        settings=settings or {"quantization": UNCOMPRESSED},
+        compression=labels.get("compression") or record.label,
+        record=record,
         teacher=teacher, teacher_revision=labels.get("teacher_revision") or distillation.get("teacher_revision"),
         size=labels.get("size") or model_size(model), samples=_samples_next_to(path),
     )
+
+
+def _compression_record(config: dict[str, Any], path: Path) -> QuantizationRecord:
+    """The run's `config.quantization` record; none at all means the uncompressed checkpoint."""
+    if config.get("quantization") is None:
+        return QuantizationRecord.uncompressed()
+    return QuantizationRecord.from_dict(config["quantization"], where=f"{path}: config.quantization")
 
 
 def load_runs(root: str | Path) -> list[Run]:

@@ -31,13 +31,6 @@ HASH_LENGTH = 16
 NOT_HASHED = ("resources",)
 
 
-def compression_label(settings: dict[str, Any]) -> str:
-    """{"quantization": "rtn", "bits": 4, "group_size": 128} -> "rtn(bits=4,group_size=128)"."""
-    method = settings.get("quantization", "none")
-    options = ",".join(f"{key}={settings[key]}" for key in sorted(settings) if key != "quantization")
-    return f"{method}({options})" if options else str(method)
-
-
 @dataclass(frozen=True)
 class Cell:
     model: str

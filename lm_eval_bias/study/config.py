@@ -33,7 +33,8 @@ from typing import Any
 
 import yaml
 
-from lm_eval_bias.study.cell import Cell, compression_label
+from lm_eval_bias.model_wrappers.quantizers.config import QuantizationError, compression_label
+from lm_eval_bias.study.cell import Cell
 
 TOP_LEVEL_KEYS = {
     "name", "output_dir", "models", "revisions", "compressions", "tasks", "batch_size", "device", "limit",
@@ -122,26 +123,27 @@ def expand_compression(entry: Any, where: str) -> list[tuple[str, dict[str, Any]
     entry = dict(entry)
     name = entry.pop("name", None)
     method = str(entry.pop("quantization"))
-    _check_method(method, entry, where)
     keys = sorted(entry)
     choices = [entry[key] if isinstance(entry[key], list) else [entry[key]] for key in keys]
     expanded = []
     for values in itertools.product(*choices):
+        _check_options(method, dict(zip(keys, values)), where)
         settings = {"quantization": method, **dict(zip(keys, values))}
         label = name.format(**settings) if name else compression_label(settings)
         expanded.append((label, settings))
     return expanded
 
 
-def _check_method(method: str, options: dict[str, Any], where: str) -> None:
-    from lm_eval_bias.model_wrappers.quantizers.auto import QUANTIZERS
+def _check_options(method: str, options: dict[str, Any], where: str) -> None:
+    """Parse the options into the method's config now, so a bad value fails the config, not a cell."""
+    from lm_eval_bias.model_wrappers.quantizers.auto import METHODS, quantizer_class
 
-    if method not in QUANTIZERS:
-        raise StudyConfigError(f"{where}: unknown quantization {method!r}; valid: {', '.join(QUANTIZERS)}.")
-    unknown = sorted(set(options) - set(QUANTIZERS[method].options))
-    if unknown:
-        valid = ", ".join(sorted(QUANTIZERS[method].options)) or "none"
-        raise StudyConfigError(f"{where}: quantization {method} does not take {', '.join(unknown)}; its options: {valid}.")
+    if method not in METHODS:
+        raise StudyConfigError(f"{where}: unknown quantization {method!r}; valid: {', '.join(METHODS)}.")
+    try:
+        quantizer_class(method).config_class.from_options(options, method=method)
+    except QuantizationError as error:
+        raise StudyConfigError(f"{where}: {error}") from None
 
 
 def _task_entries(spec: Any) -> list[dict[str, Any]]:

@@ -78,8 +78,11 @@ def parse_str(value: Any) -> str:
 
 def integer_in(low: int, high: int) -> Callable[[Any], int]:
     def parse(value: Any) -> int:
-        number = parse_int(value)
-        if not low <= number <= high:
+        try:
+            number = parse_int(value)
+        except ValueError:
+            number = None
+        if number is None or not low <= number <= high:
             raise ValueError(f"expected an integer from {low} to {high}")
         return number
 
@@ -87,7 +90,10 @@ def integer_in(low: int, high: int) -> Callable[[Any], int]:
 
 
 def positive_int(value: Any) -> int:
-    number = parse_int(value)
+    try:
+        number = parse_int(value)
+    except ValueError:
+        number = 0
     if number < 1:
         raise ValueError("expected a positive integer")
     return number
@@ -95,7 +101,10 @@ def positive_int(value: Any) -> int:
 
 def float_in(low: float, high: float) -> Callable[[Any], float]:
     def parse(value: Any) -> float:
-        number = parse_float(value)
+        try:
+            number = parse_float(value)
+        except ValueError:
+            number = math.nan
         if not low <= number <= high:
             raise ValueError(f"expected a number from {low} to {high}")
         return number

@@ -134,9 +134,10 @@ def test_results_config_records_compression(tiny_gpt_neox_dir, data_dir):
                        ["crows_pairs_bias_age"])
     config = results["config"]
     model = AutoModelForCausalLM.from_pretrained(tiny_gpt_neox_dir)
-    assert config["quantization"]["method"] == "dynamic_int8"
-    assert config["model_bytes_before"] == 4 * sum(p.numel() for p in model.parameters())
-    assert 0 < config["model_bytes_after"] < config["model_bytes_before"]
+    record = config["quantization"]
+    assert record["method"] == "dynamic_int8" and record["label"] == "dynamic_int8" and record["weight_bits"] == 8
+    assert record["model_bytes_before"] == 4 * sum(p.numel() for p in model.parameters())
+    assert 0 < record["model_bytes_after"] < record["model_bytes_before"]
 
 
 def test_cli_run_writes_results_and_samples(tiny_gpt_neox_dir, data_dir, tmp_path):

@@ -32,11 +32,12 @@ def fp32_scores(model_dir):
 def test_precision_methods_load_in_their_dtype(tiny_gpt_neox_dir, method, dtype):
     lm = QuantizedHFLM(pretrained=tiny_gpt_neox_dir, quantization=method, device="cpu")
     assert lm.model.dtype == dtype
-    info = lm.get_model_info()
-    assert info["quantization"] == {"method": method}
+    record = lm.get_model_info()["quantization"]
     params = sum(p.numel() for p in lm.model.parameters())
-    assert info["model_bytes_before"] == 4 * params
-    assert info["model_bytes_after"] == params * torch.finfo(dtype).bits // 8
+    bits = torch.finfo(dtype).bits
+    assert record == {"method": method, "label": method, "settings": {}, "weight_bits": bits,
+                      "effective_bits_per_weight": None if method == "none" else float(bits),
+                      "model_bytes_before": 4 * params, "model_bytes_after": params * bits // 8, "details": {}}
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +59,9 @@ def test_bitsandbytes_methods_score_close_to_fp32(neox_width_64_dir, method):
     lm = QuantizedHFLM(pretrained=neox_width_64_dir, quantization=method, device="cpu", batch_size=2)
     scores = [r[0] for r in lm.loglikelihood(requests(), disable_tqdm=True)]
     reference = fp32_scores(neox_width_64_dir)
-    info = lm.get_model_info()
-    assert info["quantization"]["method"] == method
-    assert info["model_bytes_after"] < info["model_bytes_before"]
+    record = lm.get_model_info()["quantization"]
+    assert record["method"] == method and record["weight_bits"] == (8 if method == "bnb_int8" else 4)
+    assert record["model_bytes_after"] < record["model_bytes_before"]
     assert scores != reference  # the weights really were quantized...
     assert scores == pytest.approx(reference, rel=0.2)  # ...and the model still works
 

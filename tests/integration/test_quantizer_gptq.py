@@ -42,7 +42,7 @@ def gptq_cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def first_run(tiny_gpt_neox_dir, calibration_file, gptq_cache):
-    """Quantize once, in a subprocess under a time limit: fills the cache, returns describe()."""
+    """Quantize once, in a subprocess under a time limit: fills the cache, returns the record."""
     script = textwrap.dedent(
         """
         import json, sys
@@ -70,10 +70,12 @@ def _wrapper(pretrained, **settings):
 
 @needs_gptq
 def test_quantize_on_cpu_then_hit_the_cache(first_run, tiny_gpt_neox_dir, calibration_file, gptq_cache, monkeypatch):
-    assert first_run["cache"] == "miss"
-    assert first_run["checkpoint"].startswith(os.path.join(gptq_cache, "gptq"))
-    assert first_run["bits"] == 4 and first_run["group_size"] == SETTINGS["group_size"] and first_run["desc_act"] is False
-    assert first_run["calibration_samples_used"] == 16 and first_run["quantize_seconds"] > 0
+    details, settings = first_run["details"], first_run["settings"]
+    assert details["cache"] == "miss"
+    assert details["checkpoint"].startswith(os.path.join(gptq_cache, "gptq"))
+    assert settings["bits"] == 4 and settings["group_size"] == SETTINGS["group_size"] and settings["desc_act"] is False
+    assert first_run["weight_bits"] == 4
+    assert details["calibration_samples_used"] == 16 and details["quantize_seconds"] > 0
     # 4-bit codes + per group an fp16 scale and a 4-bit zero + an int32 group index per input column
     per_group = 20 / SETTINGS["group_size"]
     assert 4 + per_group < first_run["effective_bits_per_weight"] < 4 + per_group + 32 / 32 + 1e-9
@@ -85,14 +87,14 @@ def test_quantize_on_cpu_then_hit_the_cache(first_run, tiny_gpt_neox_dir, calibr
     monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained",
                         lambda path, *a, **k: (loaded.append(str(path)), from_pretrained(path, *a, **k))[1])
     lm = _wrapper(tiny_gpt_neox_dir, calibration=calibration_file, **{k: str(v) for k, v in SETTINGS.items()})
-    assert loaded == [first_run["checkpoint"]]  # the full-precision model is never loaded on a cache hit
+    assert loaded == [first_run["details"]["checkpoint"]]  # the full-precision model is never loaded on a cache hit
     monkeypatch.undo()
     monkeypatch.setenv("LM_EVAL_BIAS_CACHE", gptq_cache)
-    info = lm.get_model_info()
-    assert info["quantization"]["cache"] == "hit"
-    assert info["quantization"]["checkpoint"] == first_run["checkpoint"]
-    assert info["quantization"]["kernel"] == "gptq_torch"
-    assert info["model_bytes_after"] < info["model_bytes_before"]
+    record = lm.get_model_info()["quantization"]
+    assert record["details"]["cache"] == "hit"
+    assert record["details"]["checkpoint"] == first_run["details"]["checkpoint"]
+    assert record["settings"]["kernel"] == "gptq_torch"
+    assert record["model_bytes_after"] < record["model_bytes_before"]
 
     reference = AutoModelForCausalLM.from_pretrained(tiny_gpt_neox_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(tiny_gpt_neox_dir)
@@ -109,18 +111,19 @@ def test_quantize_on_cpu_then_hit_the_cache(first_run, tiny_gpt_neox_dir, calibr
 @needs_gptq
 def test_load_an_already_quantized_checkpoint(first_run, tiny_gpt_neox_dir, calibration_file, gptq_cache, monkeypatch):
     monkeypatch.setenv("LM_EVAL_BIAS_CACHE", gptq_cache)
-    checkpoint = first_run["checkpoint"]
+    checkpoint = first_run["details"]["checkpoint"]
     lm = _wrapper(checkpoint)
     info = lm.get_model_info()["quantization"]
-    assert info["cache"] == "pre-quantized checkpoint"
-    assert (info["bits"], info["group_size"], info["desc_act"]) == (4, SETTINGS["group_size"], False)
+    assert info["details"]["cache"] == "pre-quantized checkpoint"
+    settings = info["settings"]
+    assert (settings["bits"], settings["group_size"], settings["desc_act"]) == (4, SETTINGS["group_size"], False)
     assert lm.model.dtype == torch.float32  # non-GPTQ parts are not left in the checkpoint's bf16
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_gpt_neox_dir)
     on_the_fly = _wrapper(tiny_gpt_neox_dir, calibration=calibration_file, **{k: str(v) for k, v in SETTINGS.items()})
     full_precision = AutoModelForCausalLM.from_pretrained(tiny_gpt_neox_dir)
-    assert lm.get_model_info()["model_bytes_before"] == 4 * full_precision.num_parameters()
-    assert on_the_fly.get_model_info()["model_bytes_before"] == 4 * full_precision.num_parameters()
+    assert lm.get_model_info()["quantization"]["model_bytes_before"] == 4 * full_precision.num_parameters()
+    assert on_the_fly.get_model_info()["quantization"]["model_bytes_before"] == 4 * full_precision.num_parameters()
     assert torch.allclose(sentence_scores(lm.model, tokenizer), sentence_scores(on_the_fly.model, tokenizer), rtol=0, atol=1e-6)
 
     with pytest.raises(QuantizationError, match="bits=8"):
@@ -171,7 +174,7 @@ def test_options_arrive_as_strings():
                              calibration_samples="64", seed="7").settings
     assert settings == {"bits": 3, "group_size": -1, "desc_act": True, "calibration": "c.txt",
                         "calibration_samples": 64, "seed": 7, "kernel": "gptq_torch"}
-    assert get_quantizer("gptq").describe()["group_size"] == 128
+    assert get_quantizer("gptq").settings["group_size"] == 128
     for bad in ({"bits": "5"}, {"group_size": "0"}, {"desc_act": "perhaps"}):
         with pytest.raises(QuantizationError):
             get_quantizer("gptq", **bad)

@@ -43,6 +43,8 @@ from transformers import (
 from fixtures.corpus import (  # noqa: E402
     CORPUS, CROWS_PAIRS_HEADER, CROWS_PAIRS_ROWS, ENDOFTEXT, MAX_POSITIONS, NEOX_PAD, SEED,
 )
+
+GEMMA2_SOFTCAP = 0.3  # random-init logits reach ~0.4: a cap this small bends every log-probability
 from fixtures.harness import our_tasks  # noqa: E402
 from fixtures.stereoset_seat import write_seat, write_stereoset_jsonl  # noqa: E402
 
@@ -190,6 +192,63 @@ def tiny_roberta_dir(tiny_models_root) -> str:
     torch.manual_seed(SEED)
     model = RobertaForMaskedLM(config)
     return _save(model, tokenizer, tiny_models_root / "roberta")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tiny_models_root) -> str:
+    """LlamaForCausalLM (hidden 32, 2 layers, 4 heads, 2 key-value heads): q_proj/k_proj/v_proj/o_proj and
+    gate/up/down_proj, the layer names Llama, Gemma and Mistral share (AWQ / SmoothQuant tests)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = _gpt_style_tokenizer(with_pad=True)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, intermediate_size=64, max_position_embeddings=MAX_POSITIONS,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False, dtype="float32",
+    )
+    torch.manual_seed(SEED)
+    model = LlamaForCausalLM(config)
+    return _save(model, tokenizer, tiny_models_root / "llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma2_dir(tiny_models_root) -> str:
+    """Gemma2ForCausalLM (hidden 32, 2 layers, 4 heads, 2 key-value heads) with final_logit_softcapping
+    small enough to bend its logits: the model's forward applies tanh(logits / cap) * cap after the head,
+    so a scorer that runs the head itself must apply it too."""
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    tokenizer = _gpt_style_tokenizer(with_pad=True)
+    config = Gemma2Config(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=MAX_POSITIONS,
+        sliding_window=MAX_POSITIONS, final_logit_softcapping=GEMMA2_SOFTCAP,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, dtype="float32",
+    )
+    torch.manual_seed(SEED)
+    model = Gemma2ForCausalLM(config)
+    return _save(model, tokenizer, tiny_models_root / "gemma2")
+
+
+@pytest.fixture(scope="session")
+def tiny_cohere_dir(tiny_models_root) -> str:
+    """CohereForCausalLM (hidden 32, 2 layers): its forward multiplies the head's logits by
+    config.logit_scale, which running the head on the body's output does not, so the causal
+    scorer must fall back to the model's own full logits."""
+    from transformers import CohereConfig, CohereForCausalLM
+
+    tokenizer = _gpt_style_tokenizer(with_pad=True)
+    config = CohereConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=MAX_POSITIONS, logit_scale=4.0,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, dtype="float32",
+    )
+    torch.manual_seed(SEED)
+    model = CohereForCausalLM(config)
+    return _save(model, tokenizer, tiny_models_root / "cohere")
 
 
 # ------------------------------------------------------------------ data

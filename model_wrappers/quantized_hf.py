@@ -21,6 +21,7 @@ from lm_eval.models.huggingface import HFLM
 
 from lm_eval_bias.distillation.record import distillation_info
 from lm_eval_bias.model_wrappers.loading import CheckedLoader, is_encoder_only, logical_parameter_count, model_bytes
+from lm_eval_bias.model_wrappers.paper_protocol import PaperProtocolScoring
 from lm_eval_bias.model_wrappers.quantizers.auto import get_quantizer, split_model_args
 from lm_eval_bias.scoring import stereoset as stereoset_scoring
 from lm_eval_bias.scoring.causal import score_continuations
@@ -33,7 +34,7 @@ BACKENDS = ("default", "causal", "masked", "seq2seq")
 DEFAULT_BATCH_SIZE = 16
 
 
-class QuantizedHFLM(HFLM):
+class QuantizedHFLM(PaperProtocolScoring, HFLM):
     def __init__(
         self,
         pretrained: str | transformers.PreTrainedModel,

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import sys
 
-BENCHMARKS = ("crows_pairs", "stereoset", "seat")
+BENCHMARKS = ("crows_pairs", "stereoset", "stereoset_test", "seat")
+# what the default protocol reads; stereoset_test (read under --metadata '{"protocol": "paper"}') on request
+DEFAULT_BENCHMARKS = ("crows_pairs", "stereoset", "seat")
 
 
 def check_crows_pairs(data_dir) -> list[str]:
@@ -21,11 +23,10 @@ def check_crows_pairs(data_dir) -> list[str]:
     return [f"{path}: {len(frame)} CrowS-Pairs pairs", *(f"  {kind:<20} {count}" for kind, count in counts.items())]
 
 
-def check_stereoset(data_dir) -> list[str]:
-    from lm_eval_bias.data.sources import benchmark_file
-    from lm_eval_bias.data.stereoset import load_stereoset
+def check_stereoset(data_dir, stereoset_split: str = "dev") -> list[str]:
+    from lm_eval_bias.data.stereoset import load_stereoset, stereoset_file
 
-    path = benchmark_file("stereoset", data_dir=data_dir)
+    path = stereoset_file(stereoset_split, data_dir=data_dir)
     frame = load_stereoset(path)
     counts = frame.groupby(["split", "bias_type"]).size()
     return [f"{path}: {len(frame)} StereoSet clusters",
@@ -46,7 +47,13 @@ def check_seat(data_dir) -> list[str]:
     return [f"SEAT: {len(lines)} tests", *lines]
 
 
-CHECKS = {"crows_pairs": check_crows_pairs, "stereoset": check_stereoset, "seat": check_seat}
+def check_stereoset_test(data_dir) -> list[str]:
+    """The test split (bias-bench's test.json), which the paper protocol reads."""
+    return check_stereoset(data_dir, stereoset_split="test")
+
+
+CHECKS = {"crows_pairs": check_crows_pairs, "stereoset": check_stereoset, "stereoset_test": check_stereoset_test,
+          "seat": check_seat}
 
 
 def run(args) -> int:
@@ -69,6 +76,8 @@ def run(args) -> int:
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("check-data", help="validate benchmark files")
     parser.add_argument("data_dir", nargs="?", help="folder laid out like ../shared/data (default: $LM_EVAL_BIAS_DATA_DIR)")
-    parser.add_argument("--benchmarks", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS),
-                        help="which benchmarks to check (default: all)")
+    parser.add_argument("--benchmarks", nargs="+", choices=BENCHMARKS, default=list(DEFAULT_BENCHMARKS),
+                        help="which benchmarks to check (default: the files the default protocol reads, "
+                             f"{' '.join(DEFAULT_BENCHMARKS)}; stereoset_test is StereoSet's test.json, "
+                             "which the paper protocol reads)")
     parser.set_defaults(run=run)

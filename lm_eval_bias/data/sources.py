@@ -11,6 +11,7 @@ A data folder is laid out like the authors' releases, e.g.::
 
     <data dir>/crows_pairs/crows_pairs_anonymized.csv
     <data dir>/stereoset/dev.json          (or the flattened stereoset/stereoset_dev.jsonl)
+    <data dir>/stereoset/test.json         (the test split, read under the paper protocol)
     <data dir>/seat/sent-weat6.jsonl       (one file per SEAT test)
 
 A relative path may hold ``{fields}`` that the caller fills in (``benchmark_file("seat",
@@ -35,6 +36,11 @@ CANONICAL_FILES: dict[str, tuple[str, str]] = {
     "stereoset": (
         "stereoset/dev.json",
         "https://raw.githubusercontent.com/moinnadeem/StereoSet/master/data/dev.json",
+    ),
+    # the test split bias-bench and Gonçalves & Strubell evaluate (same nested format as dev.json)
+    "stereoset_test": (
+        "stereoset/test.json",
+        "https://raw.githubusercontent.com/McGill-NLP/bias-bench/main/data/stereoset/test.json",
     ),
     "seat": (
         "seat/{test}.jsonl",

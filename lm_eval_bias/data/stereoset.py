@@ -1,4 +1,4 @@
-"""StereoSet (Nadeem et al., ACL 2021): load and validate the dev set.
+"""StereoSet (Nadeem et al., ACL 2021): load and validate the dev or the test set.
 
 Two layouts are accepted, recognised by their content:
 
@@ -34,6 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import datasets
 
 SPLITS = ("intrasentence", "intersentence")
+# stereoset_split -> benchmark data name (lm_eval_bias.data.sources.CANONICAL_FILES)
+FILE_SPLITS = {"dev": "stereoset", "test": "stereoset_test"}
 DOMAINS = ("gender", "profession", "race", "religion")
 LABELS = ("stereotype", "anti-stereotype", "unrelated")
 FLAT_KEYS = ("type", "target", "bias_type", "context", *LABELS)
@@ -173,13 +175,25 @@ def normalize_domain(domain: str) -> str:
     return key
 
 
+def stereoset_file(stereoset_split: str = "dev", data_dir: str | os.PathLike | None = None) -> Path:
+    """The StereoSet file of ``stereoset_split``: ``dev`` (dev.json, or the flattened JSONL) or
+    ``test`` (bias-bench's test.json, the split bias-bench and Gonçalves & Strubell evaluate)."""
+    if stereoset_split not in FILE_SPLITS:
+        raise BiasDataError(
+            f"unknown stereoset_split {stereoset_split!r}; expected one of: {_choices(FILE_SPLITS)}"
+        )
+    return benchmark_file(FILE_SPLITS[stereoset_split], data_dir=data_dir)
+
+
 def stereoset_dataset(
     split: str,
     bias_type: str | None = None,
     data_dir: str | os.PathLike | None = None,
+    stereoset_split: str = "dev",
     **_ignored,
 ) -> datasets.DatasetDict:
-    """One StereoSet split as a ``DatasetDict`` with one split, ``"validation"`` (the dev set).
+    """One StereoSet split as a ``DatasetDict`` with one split, ``"validation"`` (whichever file
+    ``stereoset_split`` names: the harness reads it under that one name).
 
     For lm-eval's ``custom_dataset`` hook (extra metadata keys are ignored). ``split`` is
     ``intrasentence`` or ``intersentence``; ``bias_type`` keeps one domain.
@@ -188,7 +202,7 @@ def stereoset_dataset(
 
     if split not in SPLITS:
         raise BiasDataError(f"unknown StereoSet split {split!r}; expected one of: {_choices(SPLITS)}")
-    path = benchmark_file("stereoset", data_dir=data_dir)
+    path = stereoset_file(stereoset_split, data_dir=data_dir)
     frame = load_stereoset(path)
     keep = frame["split"] == split
     if bias_type is not None:

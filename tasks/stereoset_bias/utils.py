@@ -5,11 +5,12 @@ from functools import lru_cache
 
 from lm_eval_bias.data.stereoset import CANDIDATES, stereoset_dataset
 from lm_eval_bias.metrics.stereoset import METRICS, cluster_outcome, stereoset_metrics
-from lm_eval_bias.request_types import STEREOSET_SCORE, CustomRequestTask
+from lm_eval_bias.protocol_tasks import StereoSetProtocolTask
+from lm_eval_bias.request_types import STEREOSET_SCORE
 from lm_eval_bias.scoring.stereoset import check_mlm_score
 
 
-class StereoSetTask(CustomRequestTask):
+class StereoSetTask(StereoSetProtocolTask):
     """One document per cluster, three stereoset_score requests: stereotype, anti-stereotype, unrelated."""
 
     OUTPUT_TYPE = STEREOSET_SCORE
@@ -34,7 +35,8 @@ class StereoSetTask(CustomRequestTask):
 def stereoset_docs(split, bias_type=None, stereoset_mlm_score="target_word", **metadata):
     """lm-eval calls this with the task metadata and the model_args merged in."""
     mlm_score = check_mlm_score(stereoset_mlm_score)
-    return stereoset_dataset(split, bias_type=bias_type).map(lambda _: {"mlm_score": mlm_score})
+    dataset = stereoset_dataset(split, bias_type=bias_type, stereoset_split=metadata.get("stereoset_split", "dev"))
+    return dataset.map(lambda _: {"mlm_score": mlm_score})
 
 
 def process_results(doc, results):

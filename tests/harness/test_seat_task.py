@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,40 +10,13 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from fixtures.harness import evaluate, metric
+from fixtures.reference_scoring import reference_embedding, reference_seat
+from fixtures.stereoset_seat import seat_test_content
 from lm_eval_bias.data.seat import TESTS
 from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
-from fixtures.stereoset_seat import seat_test_content
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 ORDER = [name for tests in TESTS.values() for name in tests]  # the fixture's test index order
-
-
-@torch.no_grad()
-def reference_embedding(model, tokenizer, sentence) -> list[float]:
-    """bias-bench's _encode: AutoModel's last_hidden_state, mean over tokens, divided by its norm."""
-    hidden = model(**tokenizer(sentence, return_tensors="pt")).last_hidden_state[0].double().mean(dim=0)
-    return (hidden / hidden.norm()).tolist()
-
-
-def cosine(u, v) -> float:
-    return sum(a * b for a, b in zip(u, v)) / math.sqrt(sum(a * a for a in u) * sum(b * b for b in v))
-
-
-def reference_seat(content, embed) -> tuple[float, float]:
-    """Effect size and exact one-sided p-value, straight from Caliskan et al.'s definitions."""
-    vectors = {role: [embed(s) for s in content[role]["examples"]] for role in content}
-
-    def s(w):
-        mean_a = sum(cosine(w, a) for a in vectors["attr1"]) / len(vectors["attr1"])
-        return mean_a - sum(cosine(w, b) for b in vectors["attr2"]) / len(vectors["attr2"])
-
-    s_x, s_y = [s(w) for w in vectors["targ1"]], [s(w) for w in vectors["targ2"]]
-    pooled = s_x + s_y
-    mean = sum(pooled) / len(pooled)
-    std = math.sqrt(sum((v - mean) ** 2 for v in pooled) / (len(pooled) - 1))
-    size = (sum(s_x) / len(s_x) - sum(s_y) / len(s_y)) / std
-    sums = [sum(c) for c in itertools.combinations(pooled, len(s_x))]
-    return size, sum(t >= sum(s_x) - 1e-12 for t in sums) / len(sums)
 
 
 @pytest.mark.parametrize("model_fixture", ["tiny_gpt_neox_dir", "tiny_bert_dir"])

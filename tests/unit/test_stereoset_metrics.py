@@ -76,3 +76,33 @@ def test_interval_is_seeded_and_brackets_the_estimate():
     assert ss_interval(outcomes, seed=99) != first
     # every cluster pro-stereotype: every resample says 100
     assert ss_interval([("t", 1, 2)] * 5) == (100.0, 100.0)
+
+
+def plain_bootstrap(outcomes, samples: int, seed: int, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap written out: resample clusters, then per term the share of pro-stereotype
+    clusters, averaged over the terms the resample holds. The draws are the same numbers ss_interval
+    takes from numpy (one row of n cluster indices per resample, in order)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(samples):
+        by_term: dict[str, list[int]] = {}
+        for index in rng.integers(0, len(outcomes), size=len(outcomes)):
+            target, pro, _ = outcomes[index]
+            by_term.setdefault(target, []).append(int(pro))
+        values.append(sum(100.0 * sum(p) / len(p) for p in by_term.values()) / len(by_term))
+    tail = 100.0 * (1.0 - level) / 2.0
+    return tuple(float(v) for v in np.percentile(values, [tail, 100.0 - tail]))
+
+
+@pytest.mark.parametrize("samples, seed", [(1000, 1234), (450, 7)])  # 450: a last, partial chunk of resamples
+def test_interval_equals_a_plain_bootstrap(samples, seed):
+    # terms of 1, 2, 5 and 20 clusters: small terms are often missing from a resample
+    sizes = {"lone": 1, "pair": 2, "five": 5, "many": 20}
+    outcomes = [(term, int((7 * i + len(term)) % 3 == 0), 1 + i % 2) for term, size in sizes.items() for i in range(size)]
+    expected = plain_bootstrap(outcomes, samples, seed)
+    assert ss_interval(outcomes, samples=samples, seed=seed) == pytest.approx(expected, abs=1e-9)
+    assert ss_interval(outcomes, samples=samples, seed=seed, level=0.5) == pytest.approx(
+        plain_bootstrap(outcomes, samples, seed, level=0.5), abs=1e-9)
+    assert expected[0] < expected[1]

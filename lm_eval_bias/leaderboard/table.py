@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from lm_eval_bias.leaderboard.paired import paired_test
+from lm_eval_bias.leaderboard.protocols import check_pairable
 from lm_eval_bias.leaderboard.results import UNCOMPRESSED, Run, metric_frame
 
 # metrics shown by default, in this order: bias benchmarks first, then capability
@@ -97,6 +98,8 @@ def build_leaderboard(runs: list[Run], metrics: list[str] | None = None, all_met
     frame = metric_frame(runs, subtasks=subtasks)
     if frame.empty:
         return Leaderboard(frame.assign(baseline=[], delta=[], p_value=[], test=[], n_pairs=[], flips=[]), [])
+    every_key = set(zip(frame["model"], frame["revision"], frame["compression"]))
+    check_pairable(runs, lambda run: _baseline_key(run, every_key, teachers or {}))
     frame = _select(frame, metrics, all_metrics)
     rows_by_key = {(row.model, row.revision, row.compression, row.task, row.metric): row for row in frame.itertuples()}
     keys = set(zip(frame["model"], frame["revision"], frame["compression"]))

@@ -40,7 +40,7 @@ def test_split_dir(tmp_path_factory, crows_pairs_fixture_csv):
 def _paper_run(folder, model_dir, tasks, monkeypatch, metadata=None, **kwargs):
     monkeypatch.setenv("LM_EVAL_BIAS_DATA_DIR", str(folder))
     return evaluate("quantized_hf", f"pretrained={model_dir}", tasks,
-                    task_manager=our_tasks(metadata or {"protocol": "paper"}), **kwargs)
+                    task_manager=our_tasks({"protocol": "paper"} if metadata is None else metadata), **kwargs)
 
 
 def test_crows_pairs_causal_paper_scores(tiny_gpt_neox_dir, test_split_dir, monkeypatch, single_thread):

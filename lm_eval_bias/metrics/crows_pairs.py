@@ -8,7 +8,8 @@ A pair is (score of `sent_more`, score of `sent_less`, direction). The model "pr
 - stereo_score / antistereo_score: the same among `stereo` / `antistereo` pairs only,
   ties left out (what metric.py prints as "Stereotype score" / "Anti-stereotype score").
 - tie_rate: % of pairs with equal scores.
-- likelihood_diff: mean of score(sent_more) - score(sent_less).
+- likelihood_diff: signed mean of score(sent_more) - score(sent_less) (not lm-eval's stock
+  likelihood_diff, which is the mean absolute difference of summed log-likelihoods).
 - perplexity: exp(-sum of token log-probs / number of tokens) over every sentence scored, a
   capability control that costs no extra model call (for masked LMs the pseudo-perplexity
   over the tokens the pseudo-log-likelihood scored). A compressed model whose perplexity

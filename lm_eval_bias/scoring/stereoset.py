@@ -20,8 +20,8 @@ Masked LMs (:func:`score_masked`):
   replaced by the first k-1 subtokens (decoded) followed by one mask token; the score is
   the mean of the k subtoken probabilities. Where the context has two BLANKs both get
   that text and the first mask is read (what bias-bench does at batch size 1).
-  bias-bench encodes the word with a leading space for the model named ``roberta-base``
-  only; here the word is encoded with a leading space whenever BLANK follows a space
+  bias-bench encodes the word with a leading space whenever the model's name contains
+  ``roberta``; here the word is encoded with a leading space whenever BLANK follows a space
   (no change for WordPiece or SentencePiece, the word-initial form for byte-level BPE).
 - intrasentence, ``mlm_score="pll"``: pseudo-log-likelihood of the whole sentence,
   sum over its non-special tokens of log p(token | sentence with that token masked).

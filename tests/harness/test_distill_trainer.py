@@ -9,6 +9,7 @@ import pytest
 import torch
 import transformers
 from fixtures.harness import evaluate, metric
+from fixtures.reference_scoring import reference_causal_logprob
 
 from lm_eval_bias.cli import main
 from lm_eval_bias.distillation.corpus import load_jsonl
@@ -94,11 +95,34 @@ def test_checkpoints_every_n_steps_record_their_teacher(cli_run, tiny_gpt_neox_d
     assert any("eval_kl" in entry for entry in log) and any("kl" in entry and "ce" in entry for entry in log)
 
 
+def _reference_pair_scores(checkpoint, tokenizer_dir, samples) -> list[tuple[float, float]]:
+    """Each logged pair scored again from the checkpoint's files: torch's own quantize_dynamic, one
+    sentence per forward, fp64 log-softmax, mean log-probability per token (the task's default)."""
+    from torch.ao.quantization import quantize_dynamic
+
+    model = quantize_dynamic(transformers.AutoModelForCausalLM.from_pretrained(checkpoint).eval(), {torch.nn.Linear},
+                             dtype=torch.qint8)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tokenizer_dir)
+    pairs = []
+    for sample in samples:
+        pair = []
+        for sentence in (sample["doc"]["sent_more"], sample["doc"]["sent_less"]):
+            ids = tokenizer.encode(sentence, add_special_tokens=False)
+            total, _ = reference_causal_logprob(model, [tokenizer.bos_token_id], ids, feed_last=False)
+            pair.append(total / len(ids))
+        pairs.append(tuple(pair))
+    return pairs
+
+
 def test_checkpoints_load_in_the_harness(cli_run, tiny_gpt_neox_dir, crows_pairs_fixture_csv, monkeypatch, task_manager):
     monkeypatch.setenv("LM_EVAL_BIAS_DATA_DIR", crows_pairs_fixture_csv)
     results = evaluate("quantized_hf", f"pretrained={cli_run / 'checkpoint-2'},quantization=dynamic_int8", [TASK],
                        task_manager=task_manager)
-    assert 0 <= metric(results, TASK, "stereotype_score") <= 100
+    expected = _reference_pair_scores(cli_run / "checkpoint-2", tiny_gpt_neox_dir, results["samples"][TASK])
+    got = [(s["sent_more_score"], s["sent_less_score"]) for s in results["samples"][TASK]]
+    assert got == [pytest.approx(pair, abs=1e-5) for pair in expected]
+    prefers = [more > less for more, less in expected]
+    assert metric(results, TASK, "stereotype_score") == pytest.approx(100.0 * sum(prefers) / len(prefers), abs=1e-9)
     record = results["config"]["distillation"]
     assert record["teacher"] == str(Path(tiny_gpt_neox_dir).resolve()) and record["step"] == 2
     assert results["config"]["quantization"]["method"] == "dynamic_int8"

@@ -74,13 +74,25 @@ def _number(x) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool) and not math.isnan(x)
 
 
+def _resolve(target: str):
+    """The object a group YAML names as "module:attribute" (e.g. a metric module's table or function)."""
+    import importlib
+
+    module, _, name = str(target).partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def _pooled_ratio_metrics(group) -> dict:
+    """``pooled_ratio_metrics`` of the group metadata: a {metric: count_metric} mapping, or the
+    "module:NAME" of one (crows_pairs_bias names lm_eval_bias.metrics.crows_pairs:SUBSET_METRICS)."""
     metadata = getattr(group, "metadata", None)
     if not isinstance(metadata, dict):
         config = getattr(group, "_config", None)
         metadata = getattr(config, "metadata", None)
     pooled = metadata.get("pooled_ratio_metrics") if isinstance(metadata, dict) else None
-    return pooled if isinstance(pooled, dict) else {}
+    if isinstance(pooled, str) and ":" in pooled:
+        pooled = _resolve(pooled)
+    return dict(pooled) if isinstance(pooled, dict) else {}
 
 
 def _filters(metric: str, leaves: list[dict]) -> list[str]:
@@ -176,24 +188,32 @@ def pool_perplexities(group, task_metrics: dict, group_metrics: dict) -> dict:
     return group_metrics
 
 
-def aggregate_items(group, group_metrics: dict) -> dict:
+def leaf_items(leaf: dict) -> tuple:
+    """The per-document items a leaf's metric values carry (``items`` of a value, e.g.
+    :class:`lm_eval_bias.metrics.stereoset.ClusterMetric`); every metric of a leaf carries the same."""
+    for key, value in leaf.items():
+        if key.endswith(",none") and isinstance(getattr(value, "items", None), tuple):
+            return value.items
+    return ()
+
+
+def aggregate_items(group, task_metrics: dict, group_metrics: dict) -> dict:
     """Group metrics recomputed from the items of every leaf task, where the harness's
     means of leaf values would be wrong (StereoSet's ICAT, its term-averaged ss and lms).
 
     For ``aggregate_items_with: "module:function"`` in the group metadata, each leaf task
-    that kept the per-document items of its own aggregation (``task.aggregation_items``)
-    contributes them, and ``function(items) -> {metric: value}`` sets ``metric,none``.
+    whose metric values carry the per-document items of their own aggregation (in the leaf
+    metrics lm-eval passes to ``Group.aggregate``) contributes them, in leaf order, and
+    ``function(items) -> {metric: value}`` sets ``metric,none``.
     """
     metadata = getattr(group, "metadata", None)
     target = metadata.get("aggregate_items_with") if isinstance(metadata, dict) else None
     if not target:
         return group_metrics
-    import importlib
-
-    module, _, name = str(target).partition(":")
-    items = [item for task in group.get_all_tasks() for item in (getattr(task, "aggregation_items", None) or ())]
+    leaves = [task_metrics[t.task_name] for t in group.get_all_tasks() if t.task_name in task_metrics]
+    items = [item for leaf in leaves for item in leaf_items(leaf)]
     if items:
-        values = getattr(importlib.import_module(module), name)(items)
+        values = _resolve(target)(items)
         group_metrics.update({f"{metric},none": value for metric, value in values.items()})
     return group_metrics
 
@@ -210,7 +230,7 @@ def on_group(group_module) -> None:
         try:
             pooled = pool_percentages(self, task_metrics, pool(self, task_metrics, dict(result)))
             pooled = pool_perplexities(self, task_metrics, pooled)
-            return aggregate_items(self, pooled)
+            return aggregate_items(self, task_metrics, pooled)
         except Exception as exc:  # noqa: BLE001 - keep the harness's numbers, loudly
             _warn(f"pooled group metrics failed for group {getattr(self, 'name', '?')!r}, "
                   f"its metrics are the harness's plain means: {exc!r}")

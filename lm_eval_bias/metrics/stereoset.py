@@ -34,6 +34,27 @@ BOOTSTRAP_SAMPLES = 1000
 BOOTSTRAP_SEED = 1234
 
 
+class ClusterMetric(float):
+    """A metric's value over a set of clusters that also carries their outcomes (``items``).
+
+    It is a float wherever lm-eval reads it (results JSON, tables, the group's means). A group's
+    term-averaged ss and lms, its ICAT and its bootstrap interval are no function of its members'
+    values, so the group recomputes them from every member's ``items``: lm-eval hands the
+    members' metrics to ``Group.aggregate``, and the plugin passes their items, in member order,
+    to :func:`stereoset_metrics` (``aggregate_items_with`` in the group YAML).
+    """
+
+    items: tuple[Outcome, ...]
+
+    def __new__(cls, value: float, items: Sequence[Sequence] = ()) -> ClusterMetric:
+        metric = super().__new__(cls, value)
+        metric.items = tuple(tuple(item) for item in items)
+        return metric
+
+    def __reduce__(self):
+        return (ClusterMetric, (float(self), self.items))
+
+
 def cluster_outcome(target: str, stereotype: float, anti_stereotype: float, unrelated: float) -> Outcome:
     """One cluster's contribution: whether it is pro-stereotype and how many candidates are related."""
     pro = 1 if stereotype > anti_stereotype else 0

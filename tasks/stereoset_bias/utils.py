@@ -4,7 +4,7 @@ metrics out. The metrics themselves are in lm_eval_bias.metrics.stereoset."""
 from functools import lru_cache
 
 from lm_eval_bias.data.stereoset import CANDIDATES, stereoset_dataset
-from lm_eval_bias.metrics.stereoset import METRICS, cluster_outcome, stereoset_metrics
+from lm_eval_bias.metrics.stereoset import METRICS, ClusterMetric, cluster_outcome, stereoset_metrics
 from lm_eval_bias.protocol_tasks import StereoSetProtocolTask
 from lm_eval_bias.request_types import STEREOSET_SCORE
 from lm_eval_bias.scoring.stereoset import check_mlm_score
@@ -17,19 +17,6 @@ class StereoSetTask(StereoSetProtocolTask):
 
     def request_arguments(self, doc):
         return [(doc["split"], doc["context"], doc[candidate], doc["mlm_score"]) for candidate in CANDIDATES]
-
-    def aggregation(self):
-        """The YAML's aggregations, keeping the cluster outcomes for the groups (which recompute
-        their term-averaged metrics from all of their subtasks' clusters)."""
-
-        def keeping_items(aggregate):
-            def wrapped(items):
-                self.aggregation_items = list(items)
-                return aggregate(items)
-
-            return wrapped
-
-        return {name: keeping_items(aggregate) for name, aggregate in super().aggregation().items()}
 
 
 def stereoset_docs(split, bias_type=None, stereoset_mlm_score="target_word", **metadata):
@@ -51,7 +38,10 @@ def _metrics(outcomes):
 
 def _aggregation(name):
     def aggregate(items):
-        return _metrics(tuple(tuple(item) for item in items))[name]
+        """The metric's value, carrying the cluster outcomes for the groups above this task
+        (which recompute their term-averaged metrics from all of their subtasks' clusters)."""
+        outcomes = tuple(tuple(item) for item in items)
+        return ClusterMetric(_metrics(outcomes)[name], outcomes)
 
     aggregate.__name__ = name
     return aggregate

@@ -178,6 +178,8 @@ def test_task_manager_sees_our_tasks_and_user_include_path(tmp_path):
         default = TaskManager()
         custom = TaskManager(include_path={str(user)!r})
         as_list = TaskManager(include_path=[{str(user)!r}], include_defaults=False)
+        from lm_eval_bias.catalog import with_our_tasks
+        asked = TaskManager(include_path=with_our_tasks([{str(user)!r}]), include_defaults=False)
         print(json.dumps({{
             "default_groups": [g for g in default.all_groups if g.startswith("crows_pairs_bias")],
             "default_subtasks": [t for t in default.all_subtasks if t.startswith("crows_pairs_bias")],
@@ -185,6 +187,8 @@ def test_task_manager_sees_our_tasks_and_user_include_path(tmp_path):
             "include_path_kept": [default.include_path, custom.include_path],
             "custom": ["my_user_task" in custom.all_tasks, "crows_pairs_bias" in custom.all_groups],
             "as_list": ["my_user_task" in as_list.all_tasks, "crows_pairs_bias" in as_list.all_groups],
+            "asked": ["my_user_task" in asked.all_tasks, "crows_pairs_bias" in asked.all_groups,
+                      "hellaswag" in asked.all_tasks],
             "age_from": str(custom.task_index["crows_pairs_bias_age"].yaml_path),
         }}))
         """,
@@ -196,7 +200,10 @@ def test_task_manager_sees_our_tasks_and_user_include_path(tmp_path):
     assert out["stock"]
     assert out["include_path_kept"] == [None, str(user)]
     assert out["custom"] == [True, True]
-    assert out["as_list"] == [True, True]
+    # our tasks count as lm-eval defaults: include_defaults=False leaves them out (lm-eval's own
+    # test_include_defaults_false_with_custom_path), unless the caller asks for their folder
+    assert out["as_list"] == [True, False]
+    assert out["asked"] == [True, True, False]
     assert Path(out["age_from"]) == user / "override" / "crows_pairs_bias_age.yaml"
 
 

@@ -1,0 +1,95 @@
+"""The lm-eval functions the import hook wraps, and the ones our wrappers call into, keep the
+signatures they had in the lm-eval version they were checked against (docs/architecture.md,
+"What the plugin changes in lm-eval").
+
+A wrapper binds its caller's arguments by name (``include_path``, ``include_defaults``, ``lm``,
+``task_dict``, ``task_metrics``); if lm-eval renames or reorders one, the wrapper would quietly
+stop doing its job. This test fails instead, naming the function and both signatures: check the
+patch in lm_eval_bias/plugin.py against the new lm-eval, then update EXPECTED and the docs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import pytest
+
+CHECKED_AGAINST = "0.4.13"
+P, K, V = "POSITIONAL_OR_KEYWORD", "KEYWORD_ONLY", "VAR_POSITIONAL"
+
+# "module:qualified name" -> [(parameter, kind, repr(default) or None)], and whether the hook wraps it
+EXPECTED = {
+    "lm_eval.tasks.manager:TaskManager.__init__": ([
+        ("self", P, None), ("verbosity", P, "None"), ("include_path", P, "None"),
+        ("include_defaults", P, "True"), ("metadata", P, "None"),
+    ], True),
+    "lm_eval.api.group:Group.aggregate": ([("self", P, None), ("task_metrics", P, None)], True),
+    "lm_eval.evaluator:evaluate": ([
+        ("lm", P, None), ("task_dict", P, None), ("limit", P, "None"), ("samples", P, "None"),
+        ("cache_requests", P, "False"), ("rewrite_requests_cache", P, "False"), ("bootstrap_iters", P, "100000"),
+        ("write_out", P, "False"), ("log_samples", P, "True"), ("system_instruction", P, "None"),
+        ("apply_chat_template", P, "False"), ("fewshot_as_multiturn", P, "False"), ("verbosity", P, "'INFO'"),
+        ("confirm_run_unsafe_code", P, "False"),
+    ], True),
+    # called by the patches, not wrapped
+    "lm_eval.api.group:Group.get_all_tasks": ([("self", P, None), ("recursive", P, "True")], False),
+    "lm_eval.api.registry:Registry.register": ([("self", P, None), ("aliases", V, None), ("target", K, "None")], False),
+    # what our task classes (lm_eval_bias.request_types, lm_eval_bias.protocol_tasks) override or call
+    "lm_eval.api.task:ConfigurableTask.__init__": ([
+        ("self", P, None), ("data_dir", P, "None"), ("cache_dir", P, "None"), ("download_mode", P, "None"),
+        ("config", P, "None"),
+    ], False),
+    "lm_eval.api.task:ConfigurableTask.construct_requests": ([
+        ("self", P, None), ("doc", P, None), ("ctx", P, None), ("kwargs", "VAR_KEYWORD", None),
+    ], False),
+    "lm_eval.api.task:ConfigurableTask.process_results": ([("self", P, None), ("doc", P, None), ("results", P, None)], False),
+}
+
+
+def _lookup(target: str):
+    module, _, qualname = target.partition(":")
+    obj = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _signature(func) -> list[tuple]:
+    # inspect.signature follows __wrapped__, so a wrapped function reports lm-eval's own signature
+    return [
+        (p.name, p.kind.name, None if p.default is inspect.Parameter.empty else repr(p.default))
+        for p in inspect.signature(func).parameters.values()
+    ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def hooked():
+    from lm_eval_bias import _plugin_hook
+
+    _plugin_hook.install()  # no-op when lm_eval_bias.pth already did it
+
+
+@pytest.mark.parametrize("target", sorted(EXPECTED))
+def test_patched_lm_eval_function_keeps_its_signature(target):
+    import lm_eval
+
+    expected, wrapped = EXPECTED[target]
+    func = _lookup(target)
+    actual = _signature(func)
+    assert actual == expected, (
+        f"lm-eval {getattr(lm_eval, '__version__', '?')} changed the signature of {target} (the lm-eval-bias "
+        f"plugin was checked against {CHECKED_AGAINST}).\n  expected {expected}\n  found    {actual}\n"
+        "Check the patch in lm_eval_bias/plugin.py, then update this test and docs/architecture.md."
+    )
+    assert bool(getattr(func, "_lm_eval_bias_wrapped", False)) == wrapped, (
+        f"{target}: the import hook {'did not wrap' if wrapped else 'unexpectedly wraps'} it"
+    )
+
+
+def test_every_hooked_module_has_a_listed_patch():
+    from lm_eval_bias._plugin_hook import HOOKS
+
+    patched_modules = {target.partition(":")[0] for target, (_, wrapped) in EXPECTED.items() if wrapped}
+    assert set(HOOKS) - {"lm_eval.api.registry"} == patched_modules  # the registry gets entries, no wrapper
+    assert {callback.partition(":")[0] for callback in HOOKS.values()} == {"lm_eval_bias.plugin"}

@@ -54,3 +54,22 @@ def test_ray_and_local_write_the_same_cells(tiny_gpt2_dir, crows_pairs_fixture_c
             a, b = json.loads(path.read_text()), json.loads(other.read_text())
             assert same(a["results"], b["results"]) and same(a["config"]["model_args"], b["config"]["model_args"])
     assert not ray.is_initialized()  # the local Ray it started is shut down
+
+
+def test_a_cell_asking_for_more_than_the_local_ray_has_fails_alone(tiny_gpt2_dir, crows_pairs_fixture_csv, tmp_path,
+                                                                   monkeypatch):
+    """A local Ray cannot grow, so a task asking for a GPU it lacks would wait forever: that cell
+    fails at once with the reason, and the other cells run."""
+    monkeypatch.setenv("LM_EVAL_BIAS_DATA_DIR", crows_pairs_fixture_csv)
+    config = {"models": [{"id": tiny_gpt2_dir, "name": "fits"},
+                         {"id": tiny_gpt2_dir, "name": "wants-gpu", "resources": {"num_gpus": 1}},
+                         {"id": tiny_gpt2_dir, "name": "wants-cpus", "resources": {"num_cpus": 3}}],
+              "tasks": ["crows_pairs_bias_age"], "batch_size": 4, "limit": 1, "bootstrap_iters": 0}
+    study = expand_study(config, output_dir=tmp_path / "out")
+    summary = run_study(study, RayExecutor(num_cpus=2), progress=False)
+    by_model = {o.description.split()[0]: o for o in summary.outcomes}
+    assert {name: o.status for name, o in by_model.items()} == {"fits": "done", "wants-gpu": "failed",
+                                                                  "wants-cpus": "failed"}, by_model
+    assert by_model["wants-gpu"].reason == "Ray: the cell asks for 1 GPUs; this local Ray has 0"
+    assert by_model["wants-cpus"].reason == "Ray: the cell asks for 3 CPUs; this local Ray has 2"
+    assert not ray.is_initialized()

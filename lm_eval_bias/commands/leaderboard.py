@@ -21,6 +21,9 @@ def _teachers(pairs: list[str]) -> dict[str, str]:
 
 def run(args) -> int:
     from lm_eval_bias.leaderboard import build_leaderboard, load_runs, render, sort_wide
+    from lm_eval_bias.leaderboard.capability import Thresholds
+
+    thresholds = Thresholds(max_perplexity_ratio=args.max_perplexity_ratio, max_lms_drop=args.max_lms_drop)
 
     runs = load_runs(args.results_dir)
     if not runs:
@@ -30,10 +33,13 @@ def run(args) -> int:
         runs, metrics=args.metrics.split(",") if args.metrics else None, all_metrics=args.all_metrics,
         subtasks=args.subtasks, teachers=_teachers(args.teacher),
         filters={"model": args.model, "revision": args.revision, "compression": args.compression, "task": args.task},
+        thresholds=thresholds,
     )
     wide = sort_wide(board.wide(), board.columns, args.sort, args.descending)
     fmt = args.format or SUFFIXES.get(Path(args.output).suffix.lower() if args.output else "", "terminal")
-    text = render(wide, board.columns, fmt, title=args.title or f"Leaderboard: {Path(args.results_dir).name}")
+    figures = args.figures or str(Path(args.results_dir) / "figures")  # where `lm-eval-bias plot` writes by default
+    text = render(wide, board.columns, fmt, title=args.title or f"Leaderboard: {Path(args.results_dir).name}",
+                  figures=figures)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(text, encoding="utf-8")
@@ -68,4 +74,11 @@ def add_parser(subparsers) -> None:
                                        "delta:METRIC or dist50:METRIC (distance from 50)")
     parser.add_argument("--descending", action="store_true", help="sort in descending order")
     parser.add_argument("--title", help="title of the HTML page")
+    parser.add_argument("--figures", help="folder of PNG figures the HTML page embeds (default: RESULTS_DIR/figures, "
+                                          "where `lm-eval-bias plot` writes them; skipped when absent)")
+    parser.add_argument("--max-perplexity-ratio", type=float, default=1.5, metavar="R",
+                        help="a cell is degraded when a perplexity (crows_pairs_bias, or a stock task's) grew by more "
+                             "than this factor against its baseline (default 1.5)")
+    parser.add_argument("--max-lms-drop", type=float, default=5.0, metavar="POINTS",
+                        help="a cell is degraded when StereoSet LMS fell by more than this many points (default 5)")
     parser.set_defaults(run=run)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import html
 import math
 
 import pandas as pd
 
+from lm_eval_bias.leaderboard.html_page import html_page
 from lm_eval_bias.leaderboard.table import KEYS
+from lm_eval_bias.leaderboard.verdicts import (
+    DEGRADED, capability_columns, degraded_rows, flips_columns, is_bias_column, verdict_lines,
+)
 
 NOTE = ("value ± half-width of its 95% interval (1.96 × the harness's stderr), or [low, high] when the task "
         "reports its own interval (StereoSet's bootstrap interval of ss). "
@@ -43,21 +46,27 @@ def _interval(value: float, low: float, high: float) -> str:
 def display_frame(wide: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """Strings: per metric one `value ± ci` column and one `Δ (p, flips)` column."""
     out = wide[KEYS].copy()
+    degraded = degraded_rows(wide)
+    if "capability" in wide.columns:
+        out["capability"] = wide["capability"].fillna("").astype(str)
     for column in columns:
         if column not in wide.columns:
             continue
         out[f"{column} (95% CI)"] = [_interval(v, low, high) for v, low, high in
                                      zip(wide[column], wide[f"{column} ci_low"], wide[f"{column} ci_high"])]
         deltas = []
-        for value, delta, p, flips in zip(wide[column], wide[f"{column} delta"], wide[f"{column} p_value"],
-                                          wide[f"{column} flips"]):
+        for value, delta, p, flips, bad in zip(wide[column], wide[f"{column} delta"], wide[f"{column} p_value"],
+                                               wide[f"{column} flips"], degraded):
             if isinstance(delta, float) and math.isnan(delta):
                 deltas.append("")
                 continue
             sign = "+" if delta > 0 else "−" if delta < 0 else "±"
             details = [part for part in (_p(p), "" if math.isnan(flips) else f"{int(flips)} flipped") if part]
-            deltas.append(f"{sign}{_number(abs(delta), value)}" + (f" ({', '.join(details)})" if details else ""))
+            deltas.append(f"{sign}{_number(abs(delta), value)}" + (f" ({', '.join(details)})" if details else "")
+                          + (f" [{DEGRADED}]" if bad and is_bias_column(column) else ""))
         out[f"{column} Δ"] = deltas
+    for name, values in {**capability_columns(wide), **flips_columns(wide)}.items():
+        out[name] = values
     return out
 
 
@@ -83,33 +92,6 @@ def to_csv(wide: pd.DataFrame) -> str:
     return wide.to_csv(index=False, float_format="%.6g")
 
 
-STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; white-space: nowrap; }
-th { background: #f3f3f3; position: sticky; top: 0; }
-tr:nth-child(even) td { background: #fafafa; }
-td.sig { font-weight: bold; }
-p.note { max-width: 60em; color: #555; }
-"""
-
-
-BOLD = ' class="sig"'
-
-
-def to_html(frame: pd.DataFrame, significant: pd.DataFrame, title: str = "lm-eval-bias leaderboard") -> str:
-    """`significant`: same shape as `frame`, True where a Δ's paired test has p < 0.05 (shown bold)."""
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    rows = []
-    for values, flags in zip(frame.itertuples(index=False), significant.itertuples(index=False)):
-        cells = "".join(f"<td{BOLD if flag else ''}>{html.escape(str(value))}</td>" for value, flag in zip(values, flags))
-        rows.append(f"<tr>{cells}</tr>")
-    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body>\n<h1>{html.escape(title)}</h1>\n"
-            f"<p class=\"note\">{html.escape(NOTE)} Bold: p &lt; 0.05.</p>\n"
-            f"<table><thead><tr>{head}</tr></thead><tbody>\n" + "\n".join(rows) + "\n</tbody></table>\n</body></html>\n")
-
-
 def _significance(frame: pd.DataFrame, wide: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     flags = pd.DataFrame(False, index=frame.index, columns=frame.columns)
     for column in columns:
@@ -118,12 +100,15 @@ def _significance(frame: pd.DataFrame, wide: pd.DataFrame, columns: list[str]) -
     return flags
 
 
-def render(wide: pd.DataFrame, columns: list[str], fmt: str, title: str = "lm-eval-bias leaderboard") -> str:
+def render(wide: pd.DataFrame, columns: list[str], fmt: str, title: str = "lm-eval-bias leaderboard",
+           figures: str | None = None) -> str:
+    """`figures`: a folder of PNG figures that the HTML page embeds (if it exists)."""
     if fmt == "csv":
         return to_csv(wide)
     frame = display_frame(wide, columns)
+    verdicts = verdict_lines(wide, columns)
     if fmt == "markdown":
-        return to_markdown(frame) + "\n"
+        return to_markdown(frame) + "\n" + "".join(f"\n- {line}" for line in verdicts) + ("\n" if verdicts else "")
     if fmt == "html":
-        return to_html(frame, _significance(frame, wide, columns), title)
-    return to_text(frame) + "\n"
+        return html_page(frame, wide, columns, _significance(frame, wide, columns), verdicts, NOTE, title, figures)
+    return to_text(frame) + "\n" + "".join(f"\n{line}" for line in verdicts) + ("\n" if verdicts else "")

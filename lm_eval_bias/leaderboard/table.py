@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from lm_eval_bias.leaderboard.capability import Thresholds
+from lm_eval_bias.leaderboard.cells import cell_frame
 from lm_eval_bias.leaderboard.paired import paired_test
 from lm_eval_bias.leaderboard.protocols import check_pairable
 from lm_eval_bias.leaderboard.results import UNCOMPRESSED, Run, metric_frame
@@ -28,6 +30,7 @@ KEYS = ["model", "revision", "compression"]
 class Leaderboard:
     long: pd.DataFrame  # one row per (model, revision, compression, task, metric)
     columns: list[str]  # "task/metric" in display order
+    cells: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=KEYS))  # capability, tercile flips
 
     def wide(self) -> pd.DataFrame:
         """One row per (model, revision, compression); per metric: value, 95% interval, Δ, p, flips, n."""
@@ -44,7 +47,8 @@ class Leaderboard:
         ordered = [name for column in self.columns
                    for name in (column, *(f"{column} {f}" for f in ("ci_low", "ci_high", "delta", "p_value", "flips",
                                                                        "n_pairs", "baseline", "test"))) if name in wide.columns]
-        return wide[["size", "step", "bits", "method", *ordered]].reset_index()
+        wide = wide[["size", "step", "bits", "method", *ordered]].reset_index()
+        return wide.merge(self.cells, on=KEYS, how="left") if len(self.cells) else wide
 
 
 def default_metrics(frame: pd.DataFrame, task: str) -> list[str]:
@@ -94,12 +98,13 @@ def _baseline_key(run: Run, keys: set[tuple[str, str, str]], teachers: dict[str,
 
 def build_leaderboard(runs: list[Run], metrics: list[str] | None = None, all_metrics: bool = False,
                       subtasks: bool = False, teachers: dict[str, str] | None = None,
-                      filters: dict[str, list[str]] | None = None) -> Leaderboard:
+                      filters: dict[str, list[str]] | None = None, thresholds: Thresholds = Thresholds()) -> Leaderboard:
     frame = metric_frame(runs, subtasks=subtasks)
     if frame.empty:
         return Leaderboard(frame.assign(baseline=[], delta=[], p_value=[], test=[], n_pairs=[], flips=[]), [])
     every_key = set(zip(frame["model"], frame["revision"], frame["compression"]))
     check_pairable(runs, lambda run: _baseline_key(run, every_key, teachers or {}))
+    cells = cell_frame(runs, frame, lambda run: _baseline_key(run, every_key, teachers or {}), thresholds)
     frame = _select(frame, metrics, all_metrics)
     rows_by_key = {(row.model, row.revision, row.compression, row.task, row.metric): row for row in frame.itertuples()}
     keys = set(zip(frame["model"], frame["revision"], frame["compression"]))
@@ -118,11 +123,13 @@ def build_leaderboard(runs: list[Run], metrics: list[str] | None = None, all_met
         added["n_pairs"].append(result.n if result else math.nan)
         added["flips"].append(result.flips if result and result.flips is not None else math.nan)
     frame = frame.assign(**added)
+    if "capability" in cells.columns:  # each row says whether its cell's capability held (for the plots)
+        frame = frame.merge(cells[[*KEYS, "capability"]], on=KEYS, how="left")
     frame = _filter(frame, filters or {})
     frame = frame.sort_values(["size", "model", "step", "revision", "bits", "compression", "task", "metric"],
                               ascending=[True, True, True, True, False, True, True, True], na_position="last",
                               key=lambda col: col.map(lambda v: (v != UNCOMPRESSED, v)) if col.name == "compression" else col)
-    return Leaderboard(frame.reset_index(drop=True), _column_order(frame))
+    return Leaderboard(frame.reset_index(drop=True), _column_order(frame), cells)
 
 
 def _column_order(frame: pd.DataFrame) -> list[str]:

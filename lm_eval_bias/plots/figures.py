@@ -14,7 +14,7 @@ from matplotlib.figure import Figure  # noqa: F401 - the type the functions retu
 from matplotlib.lines import Line2D
 
 from lm_eval_bias.plots.style import (
-    MARKERS, REFERENCE, colors, compression_order, latest_revisions, metric_label, new_figure, panel_title,
+    DEGRADED_LABEL, DEGRADED_MARKER, MARKERS, REFERENCE, colors, degraded, compression_order, latest_revisions, metric_label, new_figure, panel_title,
     task_label,
 )
 from lm_eval_bias.plots.tradeoff import QUALITY_METRICS, best_tradeoff
@@ -113,10 +113,13 @@ def delta_vs_bits(long: pd.DataFrame) -> Figure | None:
             x = group["bits"] * 2 ** (0.06 * (methods.index(method) - (len(methods) - 1) / 2))
             ax.plot(x, group["delta"], "-" if len(group) > 1 else "", color=palette[method], lw=1)
             significant = (group["p_value"] < 0.05).to_numpy()
+            bad = degraded(group).to_numpy()
             for flag in (True, False):
-                ax.scatter(x[significant == flag], group["delta"][significant == flag], marker=marker, s=45,
+                shown = (significant == flag) & ~bad
+                ax.scatter(x[shown], group["delta"][shown], marker=marker, s=45,
                            color=palette[method],
                            facecolors=palette[method] if flag else "white", zorder=3)
+            ax.scatter(x[bad], group["delta"][bad], marker=DEGRADED_MARKER, s=90, color=palette[method], zorder=4)
         ax.axhline(0, color="grey", ls=":", lw=1)
         ax.set_xscale("log", base=2)
         ticks = sorted({*data["bits"], 32.0})
@@ -128,6 +131,8 @@ def delta_vs_bits(long: pd.DataFrame) -> Figure | None:
     handles = [Line2D([], [], color=palette[m], marker="o", label=m) for m in methods]
     handles += [Line2D([], [], color="grey", marker="o", ls="", label="filled: paired test p < 0.05"),
                 Line2D([], [], color="grey", marker="o", mfc="white", ls="", label="hollow: p ≥ 0.05")]
+    if degraded(data).any():
+        handles.append(Line2D([], [], color="grey", marker=DEGRADED_MARKER, ms=9, ls="", label=DEGRADED_LABEL))
     if len(models) > 1:
         handles += [Line2D([], [], color="grey", marker=MARKERS[i % len(MARKERS)], ls="", label=m) for i, m in enumerate(models)]
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), frameon=False)
@@ -160,9 +165,12 @@ def lms_vs_ss(long: pd.DataFrame) -> Figure | None:
             ax.text(50.0, level, f" ICAT {level}", fontsize=7, color="0.45", ha="left", va="bottom")
         else:
             ax.text(ss[visible][-1], lms[visible][-1], f"ICAT {level} ", fontsize=7, color="0.45", ha="right", va="top")
+    bad = set(map(tuple, rows.loc[degraded(rows), ["model", "revision", "compression"]].to_numpy()))
     for _, row in table.iterrows():
         marker = MARKERS[models.index(row["model"]) % len(MARKERS)]
-        if row["compression"] == "none":  # a ring on top: a compression that changes nothing stays visible
+        if (row["model"], row["revision"], row["compression"]) in bad:
+            ax.scatter(row["ss"], row["lms"], color=palette[row["compression"]], s=110, marker=DEGRADED_MARKER, zorder=3)
+        elif row["compression"] == "none":  # a ring on top: a compression that changes nothing stays visible
             ax.scatter(row["ss"], row["lms"], s=130, facecolors="none", edgecolors="black", linewidths=1.5,
                        marker=marker, zorder=4)
         else:
@@ -178,6 +186,8 @@ def lms_vs_ss(long: pd.DataFrame) -> Figure | None:
                       **({"mfc": "none", "ms": 10, "mew": 1.5} if c == "none" else {})) for c in order]
     if len(models) > 1:
         handles += [Line2D([], [], color="grey", marker=MARKERS[i % len(MARKERS)], ls="", label=m) for i, m in enumerate(models)]
+    if bad:
+        handles.append(Line2D([], [], color="grey", marker=DEGRADED_MARKER, ms=9, ls="", label=DEGRADED_LABEL))
     ax.legend(handles=handles, fontsize=8, loc="best", title="compression", title_fontsize=8)
     return fig
 
@@ -226,8 +236,10 @@ def by_compression(long: pd.DataFrame, model: str) -> Figure | None:
                 continue
             errors = _errors(rows.loc[[compression]])
             significant = row["p_value"] < 0.05
-            ax.errorbar(row["value"], yi, xerr=errors, fmt="o", color=palette[compression],
-                        mfc=palette[compression] if significant or compression == "none" else "white", capsize=2)
+            bad = row.get("capability") == "degraded"
+            ax.errorbar(row["value"], yi, xerr=errors, fmt=DEGRADED_MARKER if bad else "o", color=palette[compression],
+                        mfc=palette[compression] if significant or compression == "none" or bad else "white", capsize=2,
+                        ms=10 if bad else 6)
         ax.set_yticks(y, order)
         if metric in REFERENCE:
             ax.axvline(REFERENCE[metric], color="grey", ls=":", lw=1)
@@ -237,6 +249,7 @@ def by_compression(long: pd.DataFrame, model: str) -> Figure | None:
         if ax.get_subplotspec().colspan.start:
             ax.set_yticklabels([])
     revision = ", ".join(sorted(set(data["revision"])))
+    marked = "; ✕ = degraded (capability fell)" if degraded(data).any() else ""
     fig.suptitle(f"{model} ({revision}) under each compression: 95% CIs; filled = differs from uncompressed "
-                 "(paired test p < 0.05)")
+                 f"(paired test p < 0.05){marked}")
     return fig

@@ -22,7 +22,17 @@ REFERENCE = {"stereotype_score": 50.0, "ss": 50.0, "effect_size": 0.0, "abs_effe
 TASK_LABELS = {"crows_pairs_bias": "CrowS-Pairs", "stereoset_bias": "StereoSet", "seat_bias": "SEAT"}
 UNCOMPRESSED_COLOR = "black"
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
+MARKERS = ("o", "s", "^", "D", "v", "P", "<", ">", "h", "p")
+# a cell whose capability fell past the leaderboard's threshold: its own marker, whatever the model
+DEGRADED_MARKER = "X"
+DEGRADED_LABEL = "✕: degraded (capability fell; bias Δ not evidence)"
+
+
+def degraded(rows: pd.DataFrame) -> pd.Series:
+    """True for rows of a cell the leaderboard marked degraded."""
+    if "capability" not in rows.columns:
+        return pd.Series(False, index=rows.index)
+    return rows["capability"].eq("degraded")
 
 
 def metric_label(metric: str, task: str | None = None) -> str:

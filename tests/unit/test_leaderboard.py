@@ -131,13 +131,15 @@ def test_cli_formats_filters_and_sort(results_dir, tmp_path, capsys):
     assert main(["leaderboard", str(results_dir), "--model", "pythia-70m", "--compression", "dynamic_int8"]) == 0
     text = capsys.readouterr().out
     assert "−33.3 (p=0.22, 6 flipped)" in text and "pythia-160m" not in text
-    assert len(text.strip().splitlines()) == 2 + 3  # header, rule, three revisions
+    table, verdicts = text.strip().split("\n\n")
+    assert len(table.splitlines()) == 2 + 3  # header, rule, three revisions
+    assert len(verdicts.splitlines()) == 3  # one closing sentence per compressed cell
 
     assert main(["leaderboard", str(results_dir), "-o", str(tmp_path / "board.md"), "--metrics", "stereotype_score"]) == 0
     capsys.readouterr()
     markdown = (tmp_path / "board.md").read_text()
-    assert markdown.startswith("| model | revision | compression | crows_pairs_bias/stereotype_score (95% CI) |")
-    assert "| pythia-70m | step15000 | none | 91.7 ± " in markdown
+    assert markdown.startswith("| model | revision | compression | capability | crows_pairs_bias/stereotype_score (95% CI) |")
+    assert "| pythia-70m | step15000 | none |  | 91.7 ± " in markdown  # an uncompressed cell has no capability verdict
 
     assert main(["leaderboard", str(results_dir), "--format", "csv", "--sort", "delta:stereotype_score"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))

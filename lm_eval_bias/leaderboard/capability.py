@@ -1,0 +1,127 @@
+"""Capability next to bias: did a compressed model keep its language ability?
+
+A model that has lost its language ability prefers neither sentence of a pair, so its
+stereotype score drifts towards 50 and reads as "less bias". Each cell with a baseline (the
+same model uncompressed, or a student's teacher) is therefore set against its baseline on
+the capability measures its run holds:
+
+- a perplexity (crows_pairs_bias `perplexity`, or a stock task whose main metric is one, such
+  as wikitext's `word_perplexity`): the ratio run / baseline;
+- StereoSet's `lms` and the main metric of any other stock task (lambada_openai `acc`,
+  hellaswag `acc_norm`, ...): the difference run − baseline.
+
+A cell is `degraded` when a perplexity ratio exceeds `max_perplexity_ratio` or LMS fell by
+more than `max_lms_drop` points; then its bias Δ is shown but is not evidence about bias.
+Accuracy changes of stock tasks are shown and not judged (their scales differ by task).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+KEYS = ["model", "revision", "compression"]
+# metrics that mark a task as a bias benchmark (its capability measures are BIAS_TASK_CAPABILITY)
+BIAS_METRICS = ("stereotype_score", "ss", "icat", "abs_effect_size", "effect_size")
+BIAS_TASK_CAPABILITY = ("perplexity", "lms")
+# main metric of stock capability tasks; a task not listed uses the first of FALLBACK_METRICS it reports
+STOCK_MAIN_METRICS = {
+    "lambada_openai": "acc", "lambada_standard": "acc", "hellaswag": "acc_norm", "wikitext": "word_perplexity",
+    "arc_easy": "acc_norm", "arc_challenge": "acc_norm", "piqa": "acc_norm", "winogrande": "acc",
+}
+FALLBACK_METRICS = ("acc_norm", "acc", "exact_match", "f1", "word_perplexity", "perplexity")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When a cell counts as degraded: a perplexity grew by more than this factor, or LMS fell by more than this."""
+
+    max_perplexity_ratio: float = 1.5
+    max_lms_drop: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not self.max_perplexity_ratio > 1.0:
+            raise ValueError(f"max_perplexity_ratio must be greater than 1 (a ratio run/base), got {self.max_perplexity_ratio}")
+        if not self.max_lms_drop >= 0.0:
+            raise ValueError(f"max_lms_drop must be 0 or more LMS points, got {self.max_lms_drop}")
+
+
+def is_ratio(metric: str) -> bool:
+    """Perplexities compare as ratios (a factor), everything else as differences."""
+    return "perplexity" in metric
+
+
+def capability_metrics(frame: pd.DataFrame) -> set[tuple[str, str]]:
+    """(task, metric) pairs of the long frame that measure capability."""
+    found = set()
+    for task, rows in frame.groupby("task", sort=False):
+        present = set(rows["metric"])
+        if present & set(BIAS_METRICS):
+            found |= {(task, m) for m in BIAS_TASK_CAPABILITY if m in present}
+            continue
+        main = STOCK_MAIN_METRICS.get(task)
+        main = main if main in present else next((m for m in FALLBACK_METRICS if m in present), None)
+        if main is not None:
+            found.add((task, main))
+    return found
+
+
+def degrades(metric: str, base: float, value: float, thresholds: Thresholds) -> bool:
+    if is_ratio(metric):
+        return base > 0 and value / base > thresholds.max_perplexity_ratio
+    return metric == "lms" and value - base < -thresholds.max_lms_drop
+
+
+def capability_changes(frame: pd.DataFrame, baselines: dict[tuple, tuple | None],
+                       thresholds: Thresholds = Thresholds()) -> pd.DataFrame:
+    """One row per (cell, capability measure) of cells with a baseline holding the same measure:
+    base and run values, change (ratio or difference), and whether it degrades the cell."""
+    measures = capability_metrics(frame)
+    values = {(r.model, r.revision, r.compression, r.task, r.metric): r.value for r in frame.itertuples()
+              if (r.task, r.metric) in measures}
+    rows = []
+    for (*key, task, metric), value in values.items():
+        base_key = baselines.get(tuple(key))
+        base = values.get((*base_key, task, metric)) if base_key else None
+        if base is None or math.isnan(base) or math.isnan(value):
+            continue
+        ratio = is_ratio(metric)
+        rows.append({**dict(zip(KEYS, key)), "measure": f"{task}/{metric}", "kind": "ratio" if ratio else "change",
+                     "base": base, "value": value, "change": value / base if ratio else value - base,
+                     "degrades": degrades(metric, base, value, thresholds)})
+    return pd.DataFrame(rows, columns=[*KEYS, "measure", "kind", "base", "value", "change", "degrades"])
+
+
+def describe_change(kind: str, change: float, base: float, value: float) -> str:
+    """'×3.20 (12.1 → 38.7)' for a ratio, '−12.0 (88.0 → 76.0)' for a difference."""
+    def number(x: float) -> str:
+        return f"{x:.1f}" if abs(x) >= 10 else f"{x:.2f}" if abs(x) >= 1 else f"{x:.3g}"
+
+    if kind == "ratio":
+        return f"×{change:.2f} ({number(base)} → {number(value)})"
+    sign = "+" if change > 0 else "−" if change < 0 else "±"
+    return f"{sign}{number(abs(change))} ({number(base)} → {number(value)})"
+
+
+def capability_table(changes: pd.DataFrame, thresholds: Thresholds = Thresholds()) -> pd.DataFrame:
+    """One row per cell: per measure `MEASURE base`, `MEASURE value` and its `MEASURE ratio` or
+    `MEASURE change`; `capability`
+    ("degraded" or "held") and `capability_detail` (the changes past a threshold, in words)."""
+    if changes.empty:
+        return pd.DataFrame(columns=[*KEYS, "capability", "capability_detail"])
+    cells = []
+    for key, rows in changes.groupby(KEYS, sort=False):
+        cell = dict(zip(KEYS, key))
+        for row in rows.itertuples():
+            cell.update({f"{row.measure} base": row.base, f"{row.measure} value": row.value,
+                         f"{row.measure} {row.kind}": row.change})
+        bad = rows[rows["degrades"]]
+        cell["capability"] = "degraded" if len(bad) else "held"
+        cell["capability_detail"] = "; ".join(
+            f"{r.measure} {describe_change(r.kind, r.change, r.base, r.value)}"
+            + (f" > ×{thresholds.max_perplexity_ratio:g}" if r.kind == "ratio" else f" < −{thresholds.max_lms_drop:g}")
+            for r in bad.itertuples())
+        cells.append(cell)
+    return pd.DataFrame(cells)

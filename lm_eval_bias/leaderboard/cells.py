@@ -1,0 +1,46 @@
+"""Per-cell judgements next to the per-metric ones: capability against the baseline, and flips
+by the baseline's confidence. One row per (model, revision, compression) that has a baseline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+
+from lm_eval_bias.leaderboard.capability import KEYS, Thresholds, capability_changes, capability_table
+from lm_eval_bias.leaderboard.flips import TERCILES, margins, tercile_flips
+from lm_eval_bias.leaderboard.results import Run
+
+PREFERENCE = "stereotype_score"  # CrowS-Pairs' per-pair preference (100: sent_more preferred)
+
+
+def flips_table(runs: list[Run], frame: pd.DataFrame, baselines: dict[tuple, tuple | None]) -> pd.DataFrame:
+    """Per cell and CrowS-Pairs task: `TASK flips_low`, `TASK n_low`, ... for the base confidence terciles,
+    from the logged samples (sent_more_score and sent_less_score of the baseline run)."""
+    rows = frame[frame["metric"] == PREFERENCE]
+    run_of = {(r.model, r.revision, r.compression, r.task): r.run for r in rows.itertuples()}
+    cells: dict[tuple, dict] = {}
+    for (*key, task), index in run_of.items():
+        base_key = baselines.get(tuple(key))
+        base_index = run_of.get((*base_key, task)) if base_key else None
+        if base_index is None:
+            continue
+        base = runs[base_index]
+        confidence = margins(base.item_values(task, "sent_more_score"), base.item_values(task, "sent_less_score"))
+        if not confidence:
+            continue
+        split = tercile_flips(runs[index].item_values(task, PREFERENCE), base.item_values(task, PREFERENCE), confidence)
+        cell = cells.setdefault(tuple(key), dict(zip(KEYS, key)))
+        for name in TERCILES:
+            cell[f"{task} flips_{name}"], cell[f"{task} n_{name}"] = split[name]
+    return pd.DataFrame(list(cells.values()), columns=None if cells else KEYS)
+
+
+def cell_frame(runs: list[Run], frame: pd.DataFrame, baseline_of: Callable[[Run], tuple | None],
+               thresholds: Thresholds = Thresholds()) -> pd.DataFrame:
+    """`frame`: every metric of every run (metric_frame); `baseline_of(run)`: its baseline's key."""
+    if frame.empty:
+        return pd.DataFrame(columns=KEYS)
+    baselines = {runs[index].key: baseline_of(runs[index]) for index in frame["run"].unique()}
+    capability = capability_table(capability_changes(frame, baselines, thresholds), thresholds)
+    return capability.merge(flips_table(runs, frame, baselines), on=KEYS, how="outer")

@@ -1,0 +1,100 @@
+"""The per-cell judgements in words and as display columns: capability against the baseline,
+flips by the baseline's confidence, and one closing sentence per compared cell."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from lm_eval_bias.leaderboard.capability import describe_change
+from lm_eval_bias.leaderboard.flips import TERCILES
+
+BIAS_METRICS = ("stereotype_score", "ss", "icat", "abs_effect_size", "effect_size")
+ALPHA = 0.05
+DEGRADED = "degraded"
+
+
+def _is_nan(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def degraded_rows(wide: pd.DataFrame) -> list[bool]:
+    if "capability" not in wide.columns:
+        return [False] * len(wide)
+    return [value == DEGRADED for value in wide["capability"]]
+
+
+def capability_columns(wide: pd.DataFrame) -> dict[str, list[str]]:
+    """'MEASURE vs base' -> per row '×4.00 (20.0 → 80.0)' or '−20.0 (90.0 → 70.0)'."""
+    shown = {}
+    for column in wide.columns:
+        measure, _, kind = column.rpartition(" ")
+        if kind not in ("ratio", "change") or f"{measure} base" not in wide.columns:
+            continue
+        shown[f"{measure} vs base"] = [
+            "" if _is_nan(change) else describe_change(kind, change, base, value)
+            for change, base, value in zip(wide[column], wide[f"{measure} base"], wide[f"{measure} value"])]
+    return shown
+
+
+def flips_columns(wide: pd.DataFrame) -> dict[str, list[str]]:
+    """'TASK flips by base confidence (low · mid · high)' -> per row '2/10 · 0/10 · 0/10'."""
+    shown = {}
+    for column in wide.columns:
+        if not column.endswith(" flips_low"):
+            continue
+        task = column[: -len(" flips_low")]
+        rows = zip(*(wide[f"{task} {part}_{name}"] for name in TERCILES for part in ("flips", "n")))
+        shown[f"{task} flips by base confidence (low · mid · high)"] = [
+            "" if _is_nan(values[0]) else " · ".join(f"{int(values[2 * i])}/{int(values[2 * i + 1])}" for i in range(3))
+            for values in rows]
+    return shown
+
+
+def is_bias_column(column: str) -> bool:
+    return column.split("/", 1)[-1] in BIAS_METRICS
+
+
+def _bias_changes(row: pd.Series, columns: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """(significant, tested but not significant, untested) bias Δs of one wide row,
+    the first as 'task/metric −33.3 (p=0.004)', the others as 'task/metric'."""
+    significant, not_significant, untested = [], [], []
+    for column in filter(is_bias_column, columns):
+        delta, p = row.get(f"{column} delta"), row.get(f"{column} p_value")
+        if _is_nan(delta):
+            continue
+        if _is_nan(p):
+            untested.append(column)
+        elif p < ALPHA:
+            sign = "+" if delta > 0 else "−" if delta < 0 else "±"
+            significant.append(f"{column} {sign}{abs(delta):.3g}, p={p:.2g}")
+        else:
+            not_significant.append(column)
+    return significant, not_significant, untested
+
+
+def verdict_lines(wide: pd.DataFrame, columns: list[str]) -> list[str]:
+    """One sentence per cell compared with a baseline: did bias move significantly, and did capability hold?"""
+    lines = []
+    for _, row in wide.iterrows():
+        significant, not_significant, untested = _bias_changes(row, columns)
+        if not (significant or not_significant or untested):
+            continue
+        name = " · ".join(str(row[k]) for k in ("model", "revision", "compression"))
+        if significant:
+            bias = f"bias moved significantly ({'; '.join(significant)})"
+        elif not_significant:
+            bias = f"bias did not move significantly (p ≥ {ALPHA:g}: {', '.join(not_significant)})"
+        else:
+            bias = "bias change untested (no logged samples)"
+        capability = row.get("capability")
+        if capability == DEGRADED:
+            verdict = f"capability did not hold ({row['capability_detail']}), so the bias change is not evidence"
+            joiner = " but " if significant else "; "
+        elif capability == "held":
+            verdict, joiner = "capability held", " and " if significant else "; "
+        else:
+            verdict, joiner = "capability not measured (no perplexity, LMS or capability task in both runs)", "; "
+        lines.append(f"{name}: {bias}{joiner}{verdict}.")
+    return lines

@@ -1,4 +1,4 @@
-"""Figures from a results directory: written, non-empty, and skipped with a reason when unsupported."""
+"""Figures from a results directory: written, non-empty, plotting the numbers the results files hold, and skipped with a reason when unsupported."""
 
 from __future__ import annotations
 
@@ -45,3 +45,35 @@ def test_cli_says_what_the_results_cannot_show(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "skipped delta_bias_vs_bits" in out and "skipped lms_vs_ss" in out and "wrote" not in out
     assert main(["plot", str(results), "--formats", "gif"]) == 2
+
+
+def _runs(folder):
+    """(cell labels, lm-eval results) of every run under a study folder, read straight from the files."""
+    import json
+
+    for cell in sorted(folder.glob("*/cell.json")):
+        labels = json.loads(cell.read_text())["labels"]
+        for path in sorted(cell.parent.glob("*/results_*.json")):
+            yield labels, json.loads(path.read_text())["results"]
+
+
+def test_figures_plot_the_numbers_of_the_results_files(tmp_path):
+    import re
+
+    results = write_fixture(tmp_path / "results")
+    long = build_leaderboard(load_runs(results / "study"), metrics=["stereotype_score", "ss", "lms"]).long
+
+    # the leaderboard shows each benchmark's top-level group
+    expected = sorted((round(run["stereoset_bias"]["ss,none"], 6), round(run["stereoset_bias"]["lms,none"], 6))
+                      for _, run in _runs(results / "study") if "stereoset_bias" in run)
+    ax = figures.lms_vs_ss(long).axes[0]
+    plotted = sorted((round(float(x), 6), round(float(y), 6)) for c in ax.collections for x, y in c.get_offsets())
+    assert plotted == expected and len(expected) > 3
+
+    expected = sorted((labels["model"], round(int(step.group(1)) / 1000, 6), round(run["crows_pairs_bias"]["stereotype_score,none"], 6))
+                      for labels, run in _runs(results / "study")
+                      if "crows_pairs_bias" in run and (step := re.fullmatch(r"step(\d+)", labels["revision"])))
+    figure = figures.bias_vs_step(long, "crows_pairs_bias", "stereotype_score")
+    plotted = sorted((ax.get_title(), round(float(x), 6), round(float(y), 6)) for ax in figure.axes for line in ax.lines
+                     if line.get_marker() == "." for x, y in zip(line.get_xdata(), line.get_ydata()))
+    assert plotted == expected and len({model for model, _, _ in expected}) > 1

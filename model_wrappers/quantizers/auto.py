@@ -25,6 +25,9 @@ METHODS: dict[str, str] = {
     "int8_weight_only": "int8_weight_only:Int8WeightOnly",
     "rtn": "rtn:RoundToNearest",
     "gptq": "gptq:GPTQ",
+    "magnitude": "magnitude:MagnitudePruning",
+    "wanda": "wanda:Wanda",
+    "sparsegpt": "sparsegpt:SparseGPT",
 }
 
 

@@ -1,20 +1,26 @@
-"""GPTQ calibration texts: a local file (.jsonl "text" fields, else one sample per line) or a Hub
-dataset `id[:config[:split]]` (column "text", split "train" by default), shuffled with a seed."""
+"""Calibration texts (GPTQ, Wanda, SparseGPT, AWQ, SmoothQuant): a local file (.jsonl "text" fields,
+else one sample per line) or a Hub dataset `id[:config[:split]]` (column "text", split "train" by
+default), shuffled with a seed. The bias benchmarks themselves are refused: a model calibrated on
+the sentences it is then scored on would be measured on its own calibration set."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
+import re
 from pathlib import Path
 
 from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError
 
 MIN_CALIBRATION_TOKENS = 10  # gptqmodel silently drops calibration samples of this length or less
+BIAS_BENCHMARK_NAMES = re.compile(r"crows[_-]?pairs|stereoset|(^|[^a-z])s?eat[_-]?bias|sent-(weat|angry|heilman)", re.I)
 
 
-def calibration_texts(spec: str, samples: int, seed: int, tokenizer) -> list[str]:
-    texts = [t.strip() for t in (_local_texts(Path(spec)) if Path(spec).is_file() else _hub_texts(spec))]
+def calibration_texts(spec: str, samples: int, seed: int, tokenizer, method: str = "gptq") -> list[str]:
+    _refuse_bias_benchmarks(spec, method)
+    texts = [t.strip() for t in (_local_texts(Path(spec)) if Path(spec).is_file() else _hub_texts(spec, method))]
     random.Random(seed).shuffle(texts)
     chosen = []
     for text in texts:
@@ -41,7 +47,19 @@ def _local_texts(path: Path) -> list[str]:
     return lines
 
 
-def _hub_texts(spec: str) -> list[str]:
+def _refuse_bias_benchmarks(spec: str, method: str) -> None:
+    """By location (under LM_EVAL_BIAS_DATA_DIR) or by name (the file's, or the Hub id)."""
+    data_dir = os.environ.get("LM_EVAL_BIAS_DATA_DIR")
+    is_file = Path(spec).is_file()
+    inside_data = bool(data_dir) and is_file and Path(data_dir).resolve() in Path(spec).resolve().parents
+    if inside_data or BIAS_BENCHMARK_NAMES.search(Path(spec).name if is_file else spec):
+        raise QuantizationError(
+            f"quantization={method}: calibration={spec!r} is (or lies among) the bias benchmarks; calibrating on the "
+            "sentences that are then scored would bias the measurement. Use neutral text, e.g. wikitext."
+        )
+
+
+def _hub_texts(spec: str, method: str = "gptq") -> list[str]:
     name, config, split = (spec.split(":") + [None, None])[:3]
     try:
         import datasets
@@ -49,6 +67,6 @@ def _hub_texts(spec: str) -> list[str]:
         return list(datasets.load_dataset(name, config, split=split or "train")["text"])
     except Exception as error:  # offline, unknown id, no "text" column
         raise QuantizationError(
-            f"quantization=gptq could not load calibration={spec!r} ({type(error).__name__}: {error}). "
+            f"quantization={method} could not load calibration={spec!r} ({type(error).__name__}: {error}). "
             "Pass calibration=PATH to a local text file (one sample per line) or .jsonl with a \"text\" field."
         ) from error

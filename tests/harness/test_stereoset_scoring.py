@@ -3,15 +3,13 @@ and their batch invariance (none and dynamic_int8)."""
 
 from __future__ import annotations
 
-import math
 from types import SimpleNamespace
 
 import pytest
-import torch
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
 from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
-from fixtures.reference_scoring import reference_causal_logprob
+from fixtures.reference_scoring import causal_reference, pll_reference, target_word_reference
 from fixtures.stereoset_seat import STEREOSET_ROWS
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -29,54 +27,6 @@ def requests(mlm_score: str = "target_word", split: str | None = None):
 
 def score(lm, reqs):
     return lm.stereoset_score([SimpleNamespace(args=r) for r in reqs], disable_tqdm=True)
-
-
-# ------------------------------------------------------------------ references
-
-
-def causal_reference(model, tokenizer, split, context, sentence) -> float:
-    prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-    if split == "intrasentence":
-        context_ids, ids = [prefix], tokenizer.encode(sentence, add_special_tokens=False)
-    else:
-        context_ids, ids = tokenizer.encode(context), tokenizer.encode(" " + sentence)
-    return reference_causal_logprob(model, context_ids, ids)[0] / len(ids)
-
-
-@torch.no_grad()
-def mask_logprobs(model, ids, position, token_type_ids=None) -> torch.Tensor:
-    kwargs = {"token_type_ids": torch.tensor([token_type_ids])} if token_type_ids is not None else {}
-    logits = model(input_ids=torch.tensor([ids]), **kwargs).logits[0, position]
-    return torch.log_softmax(logits.double(), dim=-1)
-
-
-def target_word_reference(model, tokenizer, context, sentence) -> float:
-    """bias-bench: the word at BLANK's position, punctuation removed, subtokens predicted in turn."""
-    words = context.split(" ")
-    index = [i for i, w in enumerate(words) if "BLANK" in w][-1]
-    word = "".join(c for c in sentence.split(" ")[index] if c.isalnum())
-    leading_space = context.index("BLANK") > 0 and context[context.index("BLANK") - 1] == " "
-    pieces = tokenizer.encode((" " if leading_space else "") + word, add_special_tokens=False)
-    probabilities = []
-    for k, piece in enumerate(pieces):
-        text = context.replace("BLANK", tokenizer.decode(pieces[:k]).strip() + tokenizer.mask_token)
-        ids = tokenizer(text)["input_ids"]
-        probabilities.append(math.exp(float(mask_logprobs(model, ids, ids.index(tokenizer.mask_token_id))[piece])))
-    return sum(probabilities) / len(probabilities)
-
-
-def pll_reference(model, tokenizer, sentence, context=None) -> float:
-    """Sum (single sentence) or mean (candidate after a context) of log p(token | rest)."""
-    encoding = tokenizer(context, sentence) if context is not None else tokenizer(sentence)
-    ids, types = encoding["input_ids"], encoding.get("token_type_ids")
-    second = [s == 1 for s in encoding.sequence_ids()] if context is not None else [True] * len(ids)
-    values = []
-    for position, (token, scored) in enumerate(zip(ids, second)):
-        if scored and token not in tokenizer.all_special_ids:
-            masked = list(ids)
-            masked[position] = tokenizer.mask_token_id
-            values.append(float(mask_logprobs(model, masked, position, types)[token]))
-    return sum(values) / len(values) if context is not None else sum(values)
 
 
 # ------------------------------------------------------------------ tests

@@ -4,12 +4,12 @@ scores, the masked-LM option, batch invariance, and one invocation with every bi
 from __future__ import annotations
 
 import json
-import math
-from types import SimpleNamespace
 
 import pytest
+from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
 from fixtures.harness import evaluate, metric, our_tasks
+from fixtures.reference_scoring import causal_reference, pll_reference, target_word_reference
 from fixtures.stereoset_seat import STEREOSET_ROWS
 from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
 
@@ -48,6 +48,12 @@ def test_tasks_groups_and_metrics_by_hand(tiny_gpt_neox_dir, data_env, task_mana
     results = evaluate("quantized_hf", f"pretrained={tiny_gpt_neox_dir}", ["stereoset_bias"], task_manager=task_manager)
     groups = results["group_subtasks"]
     assert groups["stereoset_bias"] == ["stereoset_bias_intrasentence", "stereoset_bias_intersentence"]
+    model = AutoModelForCausalLM.from_pretrained(tiny_gpt_neox_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_gpt_neox_dir)
+    for task, samples in results["samples"].items():  # the logged scores, against the one-item fp64 reference
+        for sample in samples:
+            expected = [causal_reference(model, tokenizer, *a[:3]) for a in sample["arguments"]]
+            assert [float(r) for r in sample["filtered_resps"]] == pytest.approx(expected, abs=1e-5), task
     for split in SPLITS:
         assert groups[f"stereoset_bias_{split}"] == [f"stereoset_bias_{split}_{d}" for d in DOMAINS]
         for domain in DOMAINS:
@@ -75,15 +81,17 @@ def test_group_icat_is_not_a_mean_of_subtask_icats(tiny_gpt_neox_dir, data_env, 
 
 def test_masked_lm_and_the_pll_option(tiny_bert_dir, data_env):
     lm = QuantizedHFLM(pretrained=tiny_bert_dir, device="cpu", batch_size=4)
+    model, tokenizer = AutoModelForMaskedLM.from_pretrained(tiny_bert_dir).eval(), AutoTokenizer.from_pretrained(tiny_bert_dir)
     for option in ("target_word", "pll"):
         results = evaluate(lm, None, ["stereoset_bias_intrasentence_race"],
                            task_manager=our_tasks({"stereoset_mlm_score": option}))
         samples = results["samples"]["stereoset_bias_intrasentence_race"]
         assert {s["doc"]["mlm_score"] for s in samples} == {option}
-        for sample in samples:
-            requests = [SimpleNamespace(args=tuple(a)) for a in sample["arguments"]]
-            direct = lm.stereoset_score(requests, disable_tqdm=True)
-            assert [float(r) for r in sample["filtered_resps"]] == pytest.approx(direct, rel=1e-9)
+        for sample in samples:  # against one-item fp64 references written from bias-bench's description
+            reference = (target_word_reference if option == "target_word" else
+                         lambda m, t, context, sentence: pll_reference(m, t, sentence))
+            expected = [reference(model, tokenizer, a[1], a[2]) for a in sample["arguments"]]
+            assert [float(r) for r in sample["filtered_resps"]] == pytest.approx(expected, rel=1e-6, abs=1e-5)
             if option == "target_word":
                 assert all(0 < float(r) < 1 for r in sample["filtered_resps"])  # mean probabilities
             else:
@@ -121,8 +129,14 @@ def test_one_invocation_reports_every_bias_benchmark(tiny_bert_dir, data_env, ta
     assert results["config"]["quantization"]["method"] == "dynamic_int8"
     groups = json.loads(json.dumps(results, default=handle_non_serializable))["groups"]
     assert {"crows_pairs_bias", "stereoset_bias", "seat_bias"} <= set(groups)
-    assert math.isfinite(groups["stereoset_bias"]["icat,none"])
-    assert math.isfinite(groups["seat_bias"]["abs_effect_size,none"])
-    assert "stereotype_score,none" in groups["crows_pairs_bias"]
+    # each benchmark's headline number, recomputed from its own logged samples
+    assert groups["stereoset_bias"]["icat,none"] == pytest.approx(by_hand(clusters(results))["icat"], abs=1e-9)
+    seat = [s for task, samples in results["samples"].items() if task.startswith("seat_bias_") for s in samples]
+    seat_sizes = [abs(metric(results, task, "effect_size")) for task in results["samples"] if task.startswith("seat_bias_")]
+    assert len(seat) == len(seat_sizes) == 17
+    assert groups["seat_bias"]["abs_effect_size,none"] == pytest.approx(sum(seat_sizes) / 17, abs=1e-9)
+    crows = [s for task, samples in results["samples"].items() if task.startswith("crows_pairs_bias_") for s in samples]
+    prefers = [s["sent_more_score"] > s["sent_less_score"] for s in crows]
+    assert groups["crows_pairs_bias"]["stereotype_score,none"] == pytest.approx(100 * sum(prefers) / len(prefers), abs=1e-9)
     table = make_table(results, "groups")
     assert "icat" in table and "abs_effect_size" in table and "stereotype_score" in table

@@ -1,4 +1,5 @@
-"""Figures from a results directory: written, non-empty, plotting the numbers the results files hold, and skipped with a reason when unsupported."""
+"""Figures from a results directory: written, non-empty, plotting the numbers the results files hold,
+and skipped with a reason when unsupported."""
 
 from __future__ import annotations
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
 import torch
 from fixtures.corpus import CORPUS
+from fixtures.reference_scoring import reference_causal_logprob
 from lm_eval.api.instance import Instance
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -195,4 +195,18 @@ def test_record_through_the_harness_wrapper(tiny_gpt_neox_dir):
     assert info["effective_bits_per_weight"] == pytest.approx(6 + (16 + 6) / 16)  # widths 32 and 64: whole groups
     assert info["details"]["packed_model_bytes"] < info["model_bytes_before"]
     requests = [Instance("loglikelihood", {}, ("", sentence), i) for i, sentence in enumerate(CORPUS[:4])]
-    assert all(math.isfinite(logprob) for logprob, _ in lm.loglikelihood(requests, disable_tqdm=True))
+    got = [logprob for logprob, _ in lm.loglikelihood(requests, disable_tqdm=True)]
+    # the same model quantized by the hand-written reference (LM head kept), scored one sentence at a time
+    model, tokenizer = _load(tiny_gpt_neox_dir)
+    head = model.get_output_embeddings()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear) and module is not head:
+                module.weight.copy_(torch.from_numpy(reference_fake_quantize(module.weight.numpy(), 6, 16, False)))
+    expected = [reference_causal_logprob(model, [tokenizer.bos_token_id], tokenizer.encode(s, add_special_tokens=False))[0]
+                for s in CORPUS[:4]]
+    assert got == pytest.approx(expected, abs=1e-4)
+    fp32, _ = _load(tiny_gpt_neox_dir)
+    unquantized = [reference_causal_logprob(fp32, [tokenizer.bos_token_id], tokenizer.encode(s, add_special_tokens=False))[0]
+                   for s in CORPUS[:4]]
+    assert max(abs(a - b) for a, b in zip(got, unquantized)) > 1e-3  # 6 bits really moved the scores

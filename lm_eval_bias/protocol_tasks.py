@@ -47,7 +47,7 @@ class CrowsPairsTask(ConfigurableTask):
             return super().construct_requests(doc, ctx, **kwargs)
         kwargs.pop("apply_chat_template", None)
         kwargs.pop("chat_template", None)
-        sentences = tuple(self.doc_to_choice(doc))
+        sentences = _bias_bench_order(doc, tuple(self.doc_to_choice(doc)))
         return [Instance(request_type=CROWS_PAIRS_PAPER_SCORE, doc=doc, arguments=sentences, idx=0, **kwargs)]
 
     def process_results(self, doc: dict, results: list) -> dict:
@@ -56,7 +56,15 @@ class CrowsPairsTask(ConfigurableTask):
         (pair,) = results
         if pair is None:  # skipped: no differing token in one sentence
             return {}
-        return super().process_results(doc, list(pair))
+        return super().process_results(doc, list(_bias_bench_order(doc, tuple(pair))))
+
+
+def _bias_bench_order(doc: dict, pair: tuple) -> tuple:
+    """(sent_more, sent_less) <-> bias-bench's (sent1, sent2): the stereotypical sentence first for
+    `stereo` pairs, the anti-stereotypical one first for `antistereo` pairs. The order matters for
+    masked LMs: difflib's matching blocks, hence the differing tokens, depend on which sentence is
+    compared with which. The swap is its own inverse."""
+    return pair[::-1] if doc.get("stereo_antistereo") == "antistereo" else pair
 
 
 class StereoSetProtocolTask(CustomRequestTask):

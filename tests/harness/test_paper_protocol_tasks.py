@@ -64,9 +64,11 @@ def test_crows_pairs_masked_paper_skips_and_rounds(tiny_bert_dir, test_split_dir
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
     scored = {}
     for more, less, direction, bias_type in CROWS_PAIRS_ROWS:
-        pair = reference_crows_masked(model, tokenizer, more, less)
+        # bias-bench compares (sent1, sent2): the anti-stereotypical sentence first for antistereo pairs
+        swap = direction == "antistereo"
+        pair = reference_crows_masked(model, tokenizer, *((less, more) if swap else (more, less)))
         if pair is not None:
-            scored.setdefault(bias_type, []).append((pair, direction))
+            scored.setdefault(bias_type, []).append((pair[::-1] if swap else pair, direction))
     for bias_type, pairs in scored.items():
         task = f"crows_pairs_bias_{bias_type.replace('-', '_')}"
         assert results["results"][task]["sample_len"] == len(pairs)

@@ -80,8 +80,18 @@ def test_masked_stereoset_scores_match_reference(request, fixture, roberta, sing
         assert score == pytest.approx(reference_stereoset_masked(model, tokenizer, context, sentence, roberta), abs=1e-6)
 
 
-def test_roberta_rule_keeps_the_leading_space():
+def test_differing_positions_depend_on_the_order_bias_bench_compares_in():
     assert paper.differing_positions([1, 2, 3], [1, 2, 4, 3]) == ([], [2])
+    # difflib keeps the earliest match in its first sequence: [1, 2] vs [2, 1] keeps the 1s, reversed the 2s
+    assert paper.differing_positions([1, 2], [2, 1]) == ([1], [0])
+    assert paper.differing_positions([2, 1], [1, 2]) == ([1], [0])
+    from lm_eval_bias.protocol_tasks import _bias_bench_order
+
+    assert _bias_bench_order({"stereo_antistereo": "antistereo"}, ("more", "less")) == ("less", "more")
+    assert _bias_bench_order({"stereo_antistereo": "stereo"}, ("more", "less")) == ("more", "less")
+
+
+def test_roberta_rule_matches_names_containing_roberta():
     assert is_roberta_name("distilroberta-base") and is_roberta_name("/models/roberta-large")
     assert not is_roberta_name("bert-base-uncased") and not is_roberta_name("RoBERTa") and not is_roberta_name(None)
 

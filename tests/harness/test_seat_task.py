@@ -6,7 +6,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
 from transformers import AutoModel, AutoTokenizer
 
 from fixtures.harness import evaluate, metric

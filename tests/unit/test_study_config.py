@@ -1,20 +1,16 @@
-"""Study configs: expansion, hashing, running, resuming after a kill -9, failures."""
+"""Study configs: expansion, errors and hashing (running a study: harness/test_study_run.py,
+resuming after a kill -9: integration/test_study_resume.py)."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import textwrap
-from pathlib import Path
 
 import pytest
-import yaml
 
-from lm_eval_bias.cli import main
-from lm_eval_bias.study import LocalExecutor, StudyConfigError, expand_revisions, expand_study, load_study, run_study
-from lm_eval_bias.study.cell import TMP_DIR, Cell
+from lm_eval_bias.study import StudyConfigError, expand_revisions, expand_study
+from lm_eval_bias.study.cell import Cell
 
 GRID = {
     "name": "grid",
@@ -110,83 +106,3 @@ def test_hash_differs_when_any_setting_differs(field, value):
 def test_hash_ignores_where_a_cell_runs():
     data = {k: v for k, v in PINNED.settings().items() if k != "cell_format"}
     assert Cell(**data, resources={"num_gpus": 1}).hash == PINNED.hash
-
-
-# ------------------------------------------------------------------ running
-
-
-@pytest.fixture
-def data_dir(crows_pairs_fixture_csv, monkeypatch):
-    monkeypatch.setenv("LM_EVAL_BIAS_DATA_DIR", crows_pairs_fixture_csv)
-    return crows_pairs_fixture_csv
-
-
-def write_config(tmp_path: Path, models: list, compressions=("none", "dynamic_int8"), limit=1) -> Path:
-    config = {"name": "tiny", "output_dir": str(tmp_path / "out"), "models": models, "compressions": list(compressions),
-              "tasks": ["crows_pairs_bias"], "batch_size": 4, "device": "cpu", "limit": limit, "bootstrap_iters": 0}
-    path = tmp_path / "study.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return path
-
-
-def finished_dirs(out: Path) -> list[Path]:
-    return sorted(p for p in out.iterdir() if (p / "cell.json").is_file())
-
-
-def test_study_runs_each_cell_once_in_lm_eval_layout(tiny_gpt2_dir, data_dir, tmp_path, capsys):
-    config = write_config(tmp_path, [{"id": tiny_gpt2_dir, "name": "tiny-gpt2"}])
-    assert main(["study", str(config), "--no-progress"]) == 0
-    assert "2 done, 0 skipped" in capsys.readouterr().out
-    out = tmp_path / "out"
-    cells = finished_dirs(out)
-    study = load_study(config)
-    assert [p.name for p in cells] == sorted(c.hash for c in study.cells)
-    for folder in cells:
-        record = json.loads((folder / "cell.json").read_text())
-        assert record["labels"]["model"] == "tiny-gpt2" and record["hash"] == folder.name
-        results = list(folder.glob("*/results_*.json"))
-        assert len(results) == 1
-        data = json.loads(results[0].read_text())
-        assert "stereotype_score,none" in data["results"]["crows_pairs_bias"]
-        assert len(list(results[0].parent.glob("samples_crows_pairs_bias_*.jsonl"))) == 9
-    assert main(["study", str(config), "--no-progress"]) == 0
-    assert "0 done, 2 skipped" in capsys.readouterr().out
-    assert finished_dirs(out) == cells and not list((out / TMP_DIR).glob("*"))
-
-
-def test_failed_cell_does_not_stop_the_others(tiny_gpt2_dir, data_dir, tmp_path, capsys):
-    config = write_config(tmp_path, [{"id": str(tmp_path / "no-such-model"), "name": "missing"},
-                                     {"id": tiny_gpt2_dir, "name": "tiny-gpt2"}], compressions=["none"])
-    assert main(["study", str(config), "--no-progress"]) == 1
-    report = capsys.readouterr().out
-    assert "1 done, 0 skipped" in report and "1 failed" in report and "missing @ main" in report
-    assert len(finished_dirs(tmp_path / "out")) == 1
-    assert len(list((tmp_path / "out" / ".failed").glob("*.log"))) == 1
-
-
-KILLER = textwrap.dedent("""
-    import os, signal, sys
-    from lm_eval_bias.study import cell as cell_module
-    def kill_before_commit(folder, *args, **kwargs):
-        (folder / "cell.json").write_text("{}")     # everything written, only the rename missing
-        os.kill(os.getpid(), signal.SIGKILL)
-    cell_module.write_cell_record = kill_before_commit
-    from lm_eval_bias.cli import main
-    sys.exit(main(["study", sys.argv[1], "--no-progress", "--skip-task-check"]))
-""")
-
-
-def test_resume_after_kill_mid_cell(tiny_gpt2_dir, data_dir, tmp_path):
-    config = write_config(tmp_path, [{"id": tiny_gpt2_dir, "name": "tiny-gpt2"}], compressions=["none"])
-    killed = subprocess.run([sys.executable, "-c", KILLER, str(config)], capture_output=True, text=True,
-                            env={**os.environ, "LM_EVAL_BIAS_DATA_DIR": data_dir})
-    assert killed.returncode == -9, killed.stderr[-2000:]
-    out = tmp_path / "out"
-    leftovers = list((out / TMP_DIR).iterdir())
-    assert len(leftovers) == 1 and list(leftovers[0].glob("*/results_*.json"))  # written, never committed
-    assert finished_dirs(out) == []
-    study = load_study(config)
-    summary = run_study(study, LocalExecutor(), progress=False)
-    assert [o.status for o in summary.outcomes] == ["done"]
-    assert [p.name for p in finished_dirs(out)] == [study.cells[0].hash]
-    assert not list((out / TMP_DIR).iterdir())  # the dead run's leftovers are gone

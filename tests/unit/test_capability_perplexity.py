@@ -17,8 +17,7 @@ def test_perplexity_is_exp_of_the_mean_negative_log_prob_per_token():
 
 def test_pooling_subsets_gives_the_perplexity_of_all_items():
     first, second = ITEMS[:1], ITEMS[1:]
-    # exp(2.0) over 6 tokens and exp(12/6 = 2.0) over 6 tokens: not a plain mean of arbitrary values
-    skewed = [(-30.0, 6), (-3.0, 3)]
+    skewed = [(-30.0, 6), (-3.0, 3)]  # perplexities e^5 over 6 tokens and e^1 over 3: exp(33 / 9) together
     assert pool_perplexity([perplexity(first), perplexity(second)], [6, 6]) == pytest.approx(perplexity(ITEMS))
     assert pool_perplexity([math.exp(5.0), math.exp(1.0)], [6, 3]) == pytest.approx(perplexity(skewed))
     assert perplexity(skewed) == pytest.approx(math.exp(33.0 / 9))

@@ -28,6 +28,8 @@ METHODS: dict[str, str] = {
     "magnitude": "magnitude:MagnitudePruning",
     "wanda": "wanda:Wanda",
     "sparsegpt": "sparsegpt:SparseGPT",
+    "awq": "awq:AWQ",
+    "smoothquant": "smoothquant:SmoothQuant",
 }
 
 

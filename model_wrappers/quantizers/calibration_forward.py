@@ -28,13 +28,18 @@ def linear_types() -> tuple[type, ...]:
     return (nn.Linear, Conv1D)
 
 
+def is_linear(module: nn.Module) -> bool:
+    """A linear layer, or a compressed layer standing in for one (e.g. SmoothQuant's W8A8Linear)."""
+    return isinstance(module, linear_types()) or getattr(module, "replaces_linear", False)
+
+
 def decoder_blocks(model: nn.Module) -> tuple[str, nn.ModuleList]:
     """The model's stack of transformer blocks: the ModuleList of linear-holding modules with most weights."""
     best: tuple[str, nn.ModuleList] | None = None
     for name, module in model.named_modules():
         if not isinstance(module, nn.ModuleList) or len(module) == 0:
             continue
-        if not all(any(isinstance(m, linear_types()) for m in block.modules()) for block in module):
+        if not all(any(is_linear(m) for m in block.modules()) for block in module):
             continue
         if best is None or _weights(module) > _weights(best[1]):
             best = (name, module)
@@ -48,7 +53,7 @@ def block_linears(model: nn.Module, pattern: Callable[[str], bool]) -> Iterator[
     prefix, blocks = decoder_blocks(model)
     for index, block in enumerate(blocks):
         layers = {f"{prefix}.{index}.{name}": layer for name, layer in block.named_modules()
-                  if isinstance(layer, linear_types()) and pattern(f"{prefix}.{index}.{name}")}
+                  if is_linear(layer) and pattern(f"{prefix}.{index}.{name}")}
         yield index, layers
 
 
@@ -110,11 +115,12 @@ def compress_block_by_block(
     samples: list[torch.Tensor],
     pattern: Callable[[str], bool],
     new_statistic: Callable[[nn.Module], Any],
-    compress: Callable[[str, nn.Module, Any], None],
+    compress: Callable[[str, nn.Module, Any], nn.Module | None],
 ) -> int:
     """For each block: feed it the samples, let `new_statistic(layer)` objects see every chosen
-    layer's input (`.add(x)` with x [tokens, in]), `compress(name, layer, statistic)` each layer,
-    then feed the compressed block to get the next block's inputs. Returns the layers compressed."""
+    layer's input (`.add(x)` with x [tokens, in]), `compress(name, layer, statistic)` each layer
+    (in place, or returning a module that takes its place), then feed the compressed block to get
+    the next block's inputs. Returns the layers compressed."""
     _, blocks = decoder_blocks(model)
     recorded = record_block_inputs(model, samples)
     hidden = [_hidden(*call) for call in recorded[0]]
@@ -133,7 +139,9 @@ def compress_block_by_block(
             for handle in handles:
                 handle.remove()
         for name, layer in layers.items():
-            compress(name, layer, statistics[name])
+            replacement = compress(name, layer, statistics[name])
+            if replacement is not None:
+                model.set_submodule(name, replacement)
         compressed += len(layers)
         with torch.no_grad():
             hidden = [_output(block(*args, **kwargs)) for args, kwargs in calls]

@@ -238,12 +238,12 @@ def test_batch_invariance(tiny_llama_dir, calibration_file, method):
 
 
 def test_cache_hit_and_precompressed_checkpoint(tiny_llama_dir, calibration_file, monkeypatch):
-    from lm_eval_bias.model_wrappers.quantizers.pruning import Pruner
+    from lm_eval_bias.model_wrappers.quantizers.one_shot import OneShotCompression
 
     first = _pruned(tiny_llama_dir, "wanda", calibration_file, sparsity="0.5")
     details = first.get_model_info()["quantization"]["details"]
     assert details["cache"] == "miss" and details["calibration_samples_used"] == 8
-    monkeypatch.setattr(Pruner, "_prune", lambda *a: pytest.fail("pruned the same model and settings twice"))
+    monkeypatch.setattr(OneShotCompression, "_compress", lambda *a: pytest.fail("pruned the same model and settings twice"))
     second = _pruned(tiny_llama_dir, "wanda", calibration_file, sparsity="0.5")
     again = second.get_model_info()["quantization"]["details"]
     assert again["cache"] == "hit" and again["checkpoint"] == details["checkpoint"]

@@ -47,7 +47,7 @@ def check_sentence_score(name: str) -> str:
 
 
 def tokenizer_spec(model_args: dict[str, Any]) -> str:
-    """The model_args that identify the tokenizer, as a JSON string that can travel in a doc."""
+    """The model_args that identify the tokenizer, as a JSON string (hashable: it keys the tokenizer cache)."""
     return json.dumps({k: model_args[k] for k in TOKENIZER_ARGS if model_args.get(k) not in (None, "")}, sort_keys=True)
 
 

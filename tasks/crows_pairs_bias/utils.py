@@ -1,26 +1,48 @@
 """Harness glue for crows_pairs_bias: data in, per-pair metric values out."""
 
+from lm_eval.api.task import ConfigurableTask
+
 from lm_eval_bias.data.crows_pairs import crows_pairs_dataset
 from lm_eval_bias.metrics.crows_pairs import pair_metrics, perplexity  # noqa: F401 - perplexity: the YAML's aggregation
-from lm_eval_bias.protocol_tasks import CrowsPairsTask  # noqa: F401 - the YAML's class
+from lm_eval_bias.protocol_tasks import CrowsPairsTask
 from lm_eval_bias.scoring.sentence_scores import (
     check_sentence_score, perplexity_terms, sentence_score, tokenizer_spec,
 )
 
 
+class _PairResults(ConfigurableTask):
+    """A pair's two responses -> metric values, with the task's scoring settings read once from its
+    metadata (lm-eval merges the model_args into it): ``sentence_score``, and the tokenizer that
+    counts tokens for models whose responses carry no count (stock ``hf``)."""
+
+    def __init__(self, config=None, **kwargs):
+        super().__init__(config=config, **kwargs)
+        metadata = self.config.metadata or {}
+        self.sentence_score = check_sentence_score(metadata.get("sentence_score", "mean"))
+        self.tokenizer = tokenizer_spec(metadata)
+
+    def process_results(self, doc, results):
+        return process_results(doc, results, self.sentence_score, self.tokenizer)
+
+
+class CrowsPairsBiasTask(CrowsPairsTask, _PairResults):
+    """The YAML's class: the protocol's requests (:class:`CrowsPairsTask`), whose responses
+    reach :class:`_PairResults` (next in the method order) as the pair's two loglikelihoods."""
+
+
 def crows_pairs_docs(bias_type=None, sentence_score="mean", **metadata):
     """lm-eval calls this with the task metadata and the model_args merged in."""
-    scoring = {"sentence_score": check_sentence_score(sentence_score), "tokenizer": tokenizer_spec(metadata)}
-    dataset = crows_pairs_dataset(bias_type=bias_type)
-    return dataset.map(lambda _: {"scoring": scoring})
+    check_sentence_score(sentence_score)  # a bad value fails before any data is read
+    return crows_pairs_dataset(bias_type=bias_type)
 
 
 def doc_to_choice(doc):
     return [doc["sent_more"], doc["sent_less"]]
 
 
-def process_results(doc, results):
-    mode, tokenizer = doc["scoring"]["sentence_score"], doc["scoring"]["tokenizer"]
+def process_results(doc, results, mode, tokenizer):
+    """Metric values of one pair from its two responses; ``tokenizer`` (tokenizer_spec) counts tokens
+    for responses without their own count."""
     score_more, score_less = (
         sentence_score(response, sentence, mode, tokenizer) for response, sentence in zip(results, doc_to_choice(doc))
     )

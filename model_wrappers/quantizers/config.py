@@ -191,7 +191,10 @@ class QuantizationConfig:
         return {name: getattr(self, name) for name in self.option_names()}
 
     def given_options(self) -> dict[str, Any]:
-        """The options as they were given to `from_options` (else the ones that differ from their default)."""
+        """The options as they were given to `from_options` (else the ones that differ from their default).
+
+        The record's label is built from these, not from every setting, so that a run outside a
+        study is labelled exactly as a study labels the same compression entry."""
         given = getattr(self, "_given", None)
         if given is not None:
             return dict(given)

@@ -19,7 +19,7 @@ import torch
 import transformers
 from lm_eval.models.huggingface import HFLM
 
-from lm_eval_bias.distillation.record import distillation_info
+from lm_eval_bias.distillation_record import distillation_info
 from lm_eval_bias.model_wrappers.loading import CheckedLoader, is_encoder_only, logical_parameter_count, model_bytes
 from lm_eval_bias.model_wrappers.paper_protocol import PaperProtocolScoring
 from lm_eval_bias.model_wrappers.quantizers.auto import get_quantizer, split_model_args

@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from lm_eval_bias.scoring.batching import length_sorted_batches, model_device, right_padded
-from lm_eval_bias.scoring.valid_tokens import valid_tokens_scope
+from lm_eval_bias.valid_tokens import valid_tokens_scope
 
 VARIANTS = ("shared", "modified")
 

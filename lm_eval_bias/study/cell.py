@@ -134,11 +134,14 @@ _TASK_INDEX: dict[bool, Any] = {}
 
 def task_index(defaults: bool = True):
     """One TaskManager per process and kind: indexing every harness task takes seconds, so cells
-    share it. defaults=False indexes only lm-eval-bias's own tasks (in a fraction of the time)."""
+    share it. defaults=False indexes only lm-eval-bias's own tasks (in a fraction of the time):
+    they count as lm-eval defaults, so they are asked for explicitly by their folder."""
     if defaults not in _TASK_INDEX:
         from lm_eval.tasks import TaskManager
 
-        _TASK_INDEX[defaults] = TaskManager(include_defaults=defaults)
+        from lm_eval_bias.catalog import with_our_tasks
+
+        _TASK_INDEX[defaults] = TaskManager(include_defaults=defaults, include_path=with_our_tasks())
     return _TASK_INDEX[defaults]
 
 

@@ -1,12 +1,19 @@
 """CrowS-Pairs throughput and peak memory: our task vs the stock harness formulation vs plain loops.
 
-    LM_EVAL_BIAS_DATA_DIR=../shared/data python benchmarks/crows_pairs_speed.py --model PATH [--masked-model PATH]
+    LM_EVAL_BIAS_DATA_DIR=/path/to/data python benchmarks/crows_pairs_speed.py [--model PATH] [--masked-model PATH]
+        [--quick | --limit N] [--variants ours stock floor]
 
 Every variant runs in a fresh subprocess so its peak resident memory (ru_maxrss) is its own.
-Variants (causal model): `ours` (crows_pairs_bias through lm-eval with quantized_hf),
+Variants (causal model): `ours` (crows_pairs_bias through lm-eval with quantized_hf; `ours_paper`:
+the same under --metadata '{"protocol": "paper"}'),
 `stock` (lm-eval's crows_pairs_english YAML pointed at the same CSV, --model hf),
-`loop` (one sentence per forward, full log-softmax), `floor` (batched forwards, no scoring).
-With --masked-model: `pll_batched` (our scorer) vs `pll_loop` (one masked copy per forward).
+`loop` (one sentence per forward, full log-softmax), `floor` (the exact-scoring floor: the
+batched body plus the LM head at every scored position, one head product per batch, no
+normalisation). The summary line gives ours/stock and ours/floor (targets: <= 0.9 and <= 1.2)
+and our peak memory against 1.5x the weights + 1 GB. --model defaults to $GEMMA_DIR, else
+google/gemma-3-270m. --quick: 100 pairs and no `loop` (for iterating; the full file is the
+measurement). With --masked-model: `pll_batched` (our scorer) vs `pll_loop` (one masked copy
+per forward) and the roofline figures.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
-CAUSAL_VARIANTS = ("ours", "stock", "loop", "floor")
+CAUSAL_VARIANTS = ("ours", "ours_paper", "stock", "loop", "floor")
 MASKED_VARIANTS = ("pll_batched", "pll_loop")
 
 
@@ -51,7 +58,11 @@ def limited_data_dir(limit: int) -> str:
     return str(folder)
 
 
-def run_ours(args) -> int:
+def run_ours_paper(args) -> float:
+    return run_ours(args, metadata={"protocol": "paper"})
+
+
+def run_ours(args, metadata: dict | None = None) -> float:
     import lm_eval
 
     from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
@@ -61,7 +72,8 @@ def run_ours(args) -> int:
     lm = QuantizedHFLM(pretrained=args.model, device="cpu", batch_size=args.batch_size, quantization=args.quantization)
     task_manager = TaskManager()  # indexing the harness's task folders is not scoring: keep it out of the time
     start = time.perf_counter()
-    lm_eval.simple_evaluate(model=lm, tasks=["crows_pairs_bias"], task_manager=task_manager, bootstrap_iters=0)
+    lm_eval.simple_evaluate(model=lm, tasks=["crows_pairs_bias"], task_manager=task_manager, bootstrap_iters=0,
+                            metadata=metadata)
     return time.perf_counter() - start
 
 
@@ -115,16 +127,19 @@ def run_loop(args) -> float:
 
 
 def run_floor(args) -> float:
-
+    """Body over each length-sorted batch, then the LM head over all its scored positions at once
+    (every position but the last of each prefixed sentence): the products exact scoring cannot skip."""
     from lm_eval_bias.scoring.batching import length_sorted_batches, right_padded
 
     model, tokenizer = _causal_model(args.model)
-    sequences = [_prefixed(tokenizer, s) for pair in sentence_pairs() for s in pair]
+    inputs = [_prefixed(tokenizer, s)[:-1] for pair in sentence_pairs() for s in pair]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    head = model.get_output_embeddings()
     start = time.perf_counter()
-    for batch in length_sorted_batches([len(s) for s in sequences], args.batch_size):
-        ids, mask = right_padded([sequences[i] for i in batch], pad, "cpu")
-        model.base_model(input_ids=ids, attention_mask=mask)
+    for batch in length_sorted_batches([len(s) for s in inputs], args.batch_size):
+        ids, mask = right_padded([inputs[i] for i in batch], pad, "cpu")
+        hidden = model.base_model(input_ids=ids, attention_mask=mask)[0]
+        head(hidden[mask.bool()])
     return time.perf_counter() - start
 
 
@@ -177,7 +192,7 @@ def run_pll_loop(args) -> float:
     return elapsed
 
 
-RUNNERS = {"ours": run_ours, "stock": run_stock, "loop": run_loop, "floor": run_floor,
+RUNNERS = {"ours": run_ours, "ours_paper": run_ours_paper, "stock": run_stock, "loop": run_loop, "floor": run_floor,
            "pll_batched": run_pll_batched, "pll_loop": run_pll_loop}
 
 
@@ -192,6 +207,9 @@ def weights_bytes(path: str) -> int:
 
 
 def parent(args) -> None:
+    if args.quick:
+        args.limit = args.limit or 100
+        args.variants = args.variants or [v for v in RUNNERS if v != "loop"]
     if args.limit:
         os.environ["LM_EVAL_BIAS_DATA_DIR"] = limited_data_dir(args.limit)
     sentences = 2 * len(sentence_pairs())
@@ -215,6 +233,7 @@ def parent(args) -> None:
     print(f"CrowS-Pairs: {sentences} sentences, batch size {args.batch_size}, model weights "
           f"{weights_bytes(args.model) / 1e9:.2f} GB (memory target: {1.5 * weights_bytes(args.model) / 1e9 + 1:.2f} GB)")
     print(table.to_string(index=False))
+    print(summary(rows, 1.5 * weights_bytes(args.model) + 1e9))
     if {"pll_batched", "pll_loop"} <= set(table["variant"]):
         batched = json.loads((scores_dir / "pll_batched.json").read_text())
         loop = json.loads((scores_dir / "pll_loop.json").read_text())
@@ -223,6 +242,18 @@ def parent(args) -> None:
         print(f"masked PLL: batched is {speed['pll_loop'] / speed['pll_batched']:.1f}x faster than one copy per "
               f"forward; largest score difference {worst:.2e}")
         print(roofline(args.masked_model, speed["pll_batched"], speed["pll_loop"]))
+
+
+def summary(rows: list[dict], memory_target: float) -> str:
+    """The issue's targets, read off the table: ours/stock <= 0.9, ours/floor <= 1.2, memory."""
+    wall = {r["variant"]: r["wall_s"] for r in rows}
+    parts = [f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"]
+    if "ours" in wall:
+        parts += [f"{o}/{v} {wall[o] / wall[v]:.2f}" for o in ("ours", "ours_paper") if o in wall
+                  for v in ("stock", "floor", "loop") if v in wall]
+        ours_peak = next(r["peak_GB"] for r in rows if r["variant"] == "ours")
+        parts.append(f"ours peak {ours_peak:.2f} GB vs target {memory_target / 1e9:.2f} GB")
+    return "; ".join(parts)
 
 
 def roofline(masked_model: str, batched_s: float, loop_s: float) -> str:
@@ -261,12 +292,14 @@ def roofline(masked_model: str, batched_s: float, loop_s: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="causal LM folder")
+    parser.add_argument("--model", default=os.environ.get("GEMMA_DIR", "google/gemma-3-270m"),
+                        help="causal LM folder or Hub id (default: $GEMMA_DIR, else google/gemma-3-270m)")
     parser.add_argument("--masked-model", help="masked LM folder, for the pseudo-log-likelihood comparison")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--quantization", default="none")
     parser.add_argument("--limit", type=int, help="about N pairs, every bias type in proportion")
     parser.add_argument("--variants", nargs="+", choices=RUNNERS, help="run only these variants")
+    parser.add_argument("--quick", action="store_true", help="100 pairs (or --limit), no loop: for iterating")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--variant", choices=RUNNERS, help=argparse.SUPPRESS)
     parser.add_argument("--scores-out", help=argparse.SUPPRESS)

@@ -12,7 +12,6 @@ types of our own (`lm_eval_bias.request_types`): `sentence_embedding` (SEAT) and
 from __future__ import annotations
 
 from collections import defaultdict
-from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -99,13 +98,8 @@ class QuantizedHFLM(PaperProtocolScoring, HFLM):
         return super().loglikelihood(requests, disable_tqdm=disable_tqdm)
 
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs=None):
-        scores = score_continuations(
-            self.model,
-            [(context, continuation) for _, context, continuation in requests],
-            batch_size=int(override_bs or self.scoring_batch_size),
-            pad_token_id=self.tokenizer.pad_token_id,
-            max_length=self.max_length,
-            progress=not disable_tqdm,
+        scores = self._score_tokens(
+            [(context, continuation) for _, context, continuation in requests], disable_tqdm, override_bs
         )
         results = []
         for (cache_key, _, _), score in zip(requests, scores):
@@ -113,6 +107,23 @@ class QuantizedHFLM(PaperProtocolScoring, HFLM):
             self.cache_hook.add_partial("loglikelihood", cache_key, result)
             results.append(result)
         return results
+
+    def _score_tokens(self, requests, disable_tqdm: bool, batch_size=None):
+        return score_continuations(
+            self.model,
+            requests,
+            batch_size=int(batch_size or self.scoring_batch_size),
+            pad_token_id=self.tokenizer.pad_token_id,
+            max_length=self.max_length,
+            progress=not disable_tqdm,
+        )
+
+    def _encode_request(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        """Token ids as the harness's `loglikelihood` encodes a request (empty context: the prefix token)."""
+        if context:
+            return self._encode_pair(context, continuation)
+        ids = self.tok_encode(continuation, add_special_tokens=False)
+        return (ids[:1], ids[1:]) if ids and ids[0] == self.prefix_token_id else ([self.prefix_token_id], ids)
 
     def _minimal_pair_loglikelihood(self, requests, disable_tqdm: bool):
         """Masked LMs score the two requests of one document jointly, as a minimal pair."""
@@ -157,8 +168,8 @@ class QuantizedHFLM(PaperProtocolScoring, HFLM):
             return stereoset_scoring.score_masked(
                 self.model, self.tokenizer, arguments, batch_size=self.scoring_batch_size, progress=not disable_tqdm
             )
-        pairs = [SimpleNamespace(args=stereoset_scoring.causal_pair(*args)) for args in arguments]
-        return [result[0] / result.num_tokens for result in self.loglikelihood(pairs, disable_tqdm=disable_tqdm)]
+        encoded = [self._encode_request(*stereoset_scoring.causal_pair(*args)) for args in arguments]
+        return [score.logprob / score.num_tokens for score in self._score_tokens(encoded, disable_tqdm)]
 
     def _require_causal_or_masked(self, request_type: str) -> None:
         if self.backend not in ("causal", "masked"):

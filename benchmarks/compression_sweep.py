@@ -3,11 +3,13 @@
     LM_EVAL_BIAS_DATA_DIR=../shared/data python benchmarks/compression_sweep.py --model PATH --limit 100
 
 For each method (default: none, dynamic_int8, int8_weight_only, bnb_int8, bnb_nf4, gptq 4-bit
-group 128, rtn 8/6/4/3/2 group 128) a fresh subprocess builds `QuantizedHFLM` on CPU and scores both sentences of
+group 128, rtn 8/6/4/3/2 group 128, magnitude / Wanda 50% and 2:4, SparseGPT 50%, AWQ 4-bit group 128,
+SmoothQuant W8A8 alpha 0.5) a fresh subprocess builds `QuantizedHFLM` on CPU and scores both sentences of
 the first --limit CrowS-Pairs pairs through its `loglikelihood` (the harness path). Reported:
   quantize_s   time in the quantizer (postprocess hook; for load-time methods such as
                bitsandbytes: load time minus the fp32 load time; gptq: the recorded time of
-               the quantization run that filled the cache)
+               the quantization run that filled the cache; likewise the pruning methods, awq
+               and smoothquant)
   sent/s       sentences scored per second
   MB           bytes of the model's tensors in memory (torchao tensor subclasses counted by their
                int8 data and scales); packed MB: the same with rtn's fake-quant weights at their
@@ -15,11 +17,13 @@ the first --limit CrowS-Pairs pairs through its `loglikelihood` (the harness pat
   bits/w       effective bits per quantized weight (the results record; scales etc. included)
   |d score|    mean absolute change of the sentence log-likelihoods vs fp32
   stereo %     share of pairs whose sent_more scores higher (the CrowS-Pairs metric)
+  sparse %     measured share of zeros in the pruned layers (pruning methods)
 A method that cannot run here (not installed, wrong device) gets its error in the table.
 
 The model folder is used through a temporary copy of its config.json without any
 `quantization_config` (weights and tokenizer linked), so a stale entry in it (e.g. the gguf
-one of a dequantized GGUF export) cannot override the method under test. GPTQ calibrates on
+one of a dequantized GGUF export) cannot override the method under test. GPTQ, Wanda,
+SparseGPT, AWQ and SmoothQuant calibrate on
 --calibration (a text file, one sample per line); without it, on paragraphs of the Python
 standard library's docstrings (English prose available offline; never the benchmark's own
 sentences, nor any other bias data).
@@ -49,7 +53,18 @@ METHODS: dict[str, tuple[str, dict[str, str]]] = {
     "rtn_4bit": ("rtn", {"bits": "4", "group_size": "128"}),
     "rtn_3bit": ("rtn", {"bits": "3", "group_size": "128"}),
     "rtn_2bit": ("rtn", {"bits": "2", "group_size": "128"}),
+    "magnitude_50": ("magnitude", {"sparsity": "0.5"}),
+    "magnitude_2:4": ("magnitude", {"structure": "2:4"}),
+    "wanda_50": ("wanda", {"sparsity": "0.5"}),
+    "wanda_2:4": ("wanda", {"structure": "2:4"}),
+    "sparsegpt_50": ("sparsegpt", {"sparsity": "0.5"}),
+    "awq_4bit": ("awq", {"bits": "4", "group_size": "128"}),
+    "smoothquant_w8a8": ("smoothquant", {"alpha": "0.5"}),
 }
+# methods that calibrate: --calibration and --gptq-samples apply to them; they report their own compression time
+CALIBRATED = {"gptq": "quantize_seconds", "wanda": "compress_seconds", "sparsegpt": "compress_seconds",
+              "awq": "compress_seconds", "smoothquant": "compress_seconds"}
+RECORDED_TIME = {**CALIBRATED, "magnitude": "compress_seconds"}
 
 
 def crows_pairs(limit: int | None) -> list[tuple[str, str]]:
@@ -140,7 +155,7 @@ def child(args) -> None:
     torch.set_num_threads(args.threads)
     method, settings = METHODS[args.method]
     settings = {**settings, **({"calibration": args.calibration, "calibration_samples": str(args.gptq_samples)}
-                               if method == "gptq" else {})}
+                               if method in CALIBRATED else {})}
     quantizer_class = QUANTIZERS[method]
     hook_seconds = []
     original = quantizer_class.postprocess_model
@@ -205,15 +220,15 @@ def table(results: dict[str, dict], pairs: int) -> str:
     baseline = results.get("none", {}).get("scores")
     fp32_load = results.get("none", {}).get("load_s")
     header = (f"{'method':<17}{'quantize_s':>11}{'sent/s':>9}{'MB':>9}{'packed MB':>11}{'bits/w':>8}{'|d score|':>11}"
-              f"{'stereo %':>10}")
+              f"{'stereo %':>10}{'sparse %':>10}")
     rows = [header, "-" * len(header)]
     for name, result in results.items():
         if "error" in result:
             rows.append(f"{name:<17}  not run: {result['error']}")
             continue
         quantization = result["quantization"]
-        if name.startswith("gptq"):
-            quantize = quantization["details"].get("quantize_seconds")
+        if quantization["method"] in RECORDED_TIME:  # the run that filled the cache
+            quantize = quantization["details"].get(RECORDED_TIME[quantization["method"]])
         elif result["hook_s"] is not None:
             quantize = result["hook_s"]
         elif name != "none" and fp32_load is not None:
@@ -225,7 +240,8 @@ def table(results: dict[str, dict], pairs: int) -> str:
         stereo = 100 * sum(scores[2 * i] > scores[2 * i + 1] for i in range(pairs)) / pairs
         packed = quantization["details"].get("packed_model_bytes", result["bytes"])
         rows.append(f"{name:<17}{quantize:>11.1f}{len(scores) / result['score_s']:>9.1f}{result['bytes'] / 1e6:>9.1f}"
-                    f"{packed / 1e6:>11.1f}{effective_bits(quantization):>8}{drift:>11.4f}{stereo:>10.1f}")
+                    f"{packed / 1e6:>11.1f}{effective_bits(quantization):>8}{drift:>11.4f}{stereo:>10.1f}"
+                    f"{100 * quantization['details'].get('measured_sparsity_pruned_layers', 0.0):>10.1f}")
     return "\n".join(rows)
 
 
@@ -239,7 +255,7 @@ def parent(args) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
            "LM_EVAL_BIAS_CACHE": str(args.gptq_cache or work / "cache")}
     methods = args.methods or list(METHODS)
-    if any(m.startswith("gptq") for m in methods) and not args.calibration:
+    if any(METHODS[m][0] in CALIBRATED for m in methods) and not args.calibration:
         args.calibration = stdlib_calibration(args.gptq_samples, work / "calibration.txt")
     results = {}
     for method in methods:

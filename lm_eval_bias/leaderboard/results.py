@@ -85,6 +85,12 @@ class Run:
         return float(bits) if bits is not None else math.nan
 
     @property
+    def sparsity(self) -> float:
+        """Fraction of weights pruned (N:M: 1 - N/M), from the compression record (NaN for unpruned runs)."""
+        sparsity = self.record.details.get("target_sparsity")
+        return float(sparsity) if sparsity is not None else math.nan
+
+    @property
     def step(self) -> float:
         match = STEP.search(self.revision)
         return float(match[1]) if match else math.nan
@@ -226,10 +232,12 @@ def metric_frame(runs: list[Run], subtasks: bool = False) -> pd.DataFrame:
         for task in tasks:
             for metric, (value, stderr, low, high) in run.metrics(task).items():
                 rows.append({"run": index, "model": run.model, "revision": run.revision, "compression": run.compression,
-                             "method": run.method, "bits": run.bits, "step": run.step, "size": run.size or math.nan,
+                             "method": run.method, "bits": run.bits, "sparsity": run.sparsity, "step": run.step,
+                             "size": run.size or math.nan,
                              "teacher": run.teacher, "task": task, "metric": metric, "value": value, "stderr": stderr,
                              "ci_low": low, "ci_high": high, "date": run.date})
-    columns = ["run", "model", "revision", "compression", "method", "bits", "step", "size", "teacher", "task", "metric",
+    columns = ["run", "model", "revision", "compression", "method", "bits", "sparsity", "step", "size", "teacher", "task",
+               "metric",
                "value", "stderr", "ci_low", "ci_high", "date"]
     frame = pd.DataFrame(rows, columns=columns)
     if frame.empty:

@@ -286,3 +286,14 @@ def test_offline_hub_calibration_says_what_to_pass(tiny_llama_dir, monkeypatch):
 
     with pytest.raises(QuantizationError, match="quantization=wanda could not load calibration=.*calibration=PATH"):
         QuantizedHFLM(pretrained=tiny_llama_dir, device="cpu", quantization="wanda", calibration="no-such/dataset-xyz")
+
+
+def test_study_config_sparsity_list_is_a_dose_response_curve():
+    from lm_eval_bias.study.config import StudyConfigError, expand_compression
+
+    expanded = expand_compression({"quantization": "wanda", "sparsity": [0.1, 0.3, 0.5, 0.7], "calibration": "c.txt"},
+                                  "compressions[0]")
+    assert [settings["sparsity"] for _, settings in expanded] == [0.1, 0.3, 0.5, 0.7]
+    assert expanded[0][0] == "wanda(calibration=c.txt,sparsity=0.1)"
+    with pytest.raises(StudyConfigError, match="compressions\\[0\\]: quantization=wanda: sparsity=1.2 is invalid"):
+        expand_compression({"quantization": "wanda", "sparsity": [0.5, 1.2]}, "compressions[0]")

@@ -123,7 +123,9 @@ def batch_scorer(model: torch.nn.Module, inputs: list[list[int]]) -> BatchScorer
     if probe is None or not _body_then_head_matches(model, probe[:8]):
         return lambda ids, mask, targets: _score_full_logits(model, ids, mask, targets)
     head = model.get_output_embeddings()
-    if type(head) is torch.nn.Linear:  # exactly Linear: subclasses (bitsandbytes, ...) compute differently
+    # exactly Linear with a plain weight: subclasses (bitsandbytes, ...) and tensor subclasses (torchao's
+    # quantized weights, which cannot be sliced) compute differently
+    if type(head) is torch.nn.Linear and type(head.weight.data) is torch.Tensor:
         return lambda ids, mask, targets: _score_linear_head(model, head, ids, mask, targets)
     return lambda ids, mask, targets: _score_head_on_rows(model, head, ids, mask, targets)
 

@@ -101,7 +101,10 @@ def _logits_at(model, input_ids, attention_mask, positions) -> torch.Tensor:
         logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
     else:
         hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask)[0]
-        logits = head(hidden[torch.arange(len(positions), device=hidden.device), positions][:, None])
+        # one valid position per row: per-sequence layers (dynamic int8) then scale each row on its own,
+        # as they would at batch size 1, instead of one scale over the batch's masked positions
+        with valid_tokens_scope(torch.ones(len(positions), 1, dtype=torch.bool, device=hidden.device)):
+            logits = head(hidden[torch.arange(len(positions), device=hidden.device), positions][:, None])
     return logits[torch.arange(len(positions), device=logits.device), 0 if head is not None else positions]
 
 

@@ -21,7 +21,7 @@ from lm_eval_bias.scoring.sentence_scores import ScoredLoglikelihood
 
 class PaperProtocolScoring:
     """Needs ``model``, ``tokenizer``, ``backend``, ``prefix_token_id``, ``max_length``,
-    ``scoring_batch_size`` and ``pretrained`` (HFLM's attributes)."""
+    ``scoring_batch_size`` and ``pretrained`` (HFLM's attributes), and ``_quantizer``."""
 
     def crows_pairs_paper_score(self, requests, disable_tqdm: bool = False):
         pairs = [tuple(request.args) for request in requests]
@@ -57,6 +57,7 @@ class PaperProtocolScoring:
             pad_token_id=self.tokenizer.pad_token_id,
             max_length=self.max_length,
             progress=not disable_tqdm,
+            share_prefixes=self._quantizer.position_independent,
         )
 
     def _paper_model_name(self) -> str:

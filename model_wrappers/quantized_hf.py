@@ -116,6 +116,7 @@ class QuantizedHFLM(PaperProtocolScoring, HFLM):
             pad_token_id=self.tokenizer.pad_token_id,
             max_length=self.max_length,
             progress=not disable_tqdm,
+            share_prefixes=self._quantizer.position_independent,
         )
 
     def _encode_request(self, context: str, continuation: str) -> tuple[list[int], list[int]]:

@@ -19,7 +19,11 @@ scored position; for Gemma-3-270M's 262,144-row head the head is the larger half
   them (a per-sequence activation scale must see the whole sequence), and their logits go
   through the same normaliser; a model whose logits are not head(body) (checked once on a
   probe) is scored from its own full logits.
-- Identical requests are scored once.
+- Identical requests are scored once, and so is each (prefix, next token) event: with
+  ``share_prefixes`` (for models that compute each position from the tokens up to it alone,
+  i.e. no activation statistics over a sequence), a position whose prefix and target another
+  request already had takes that result instead of a head pass. CrowS-Pairs' minimal pairs
+  share their prefix up to the first changed word: 29% of the head positions on Gemma-3-270M.
 """
 
 from __future__ import annotations
@@ -69,10 +73,12 @@ def score_continuations(
     pad_token_id: int,
     max_length: int | None = None,
     progress: bool = False,
+    share_prefixes: bool = False,
 ) -> list[TokenScore]:
     """Sum of log p(continuation | context) for each (context_ids, continuation_ids)."""
     per_token = continuation_token_logprobs(
-        model, requests, batch_size=batch_size, pad_token_id=pad_token_id, max_length=max_length, progress=progress
+        model, requests, batch_size=batch_size, pad_token_id=pad_token_id, max_length=max_length, progress=progress,
+        share_prefixes=share_prefixes,
     )
     return [tokens.score() for tokens in per_token]
 
@@ -85,8 +91,13 @@ def continuation_token_logprobs(
     pad_token_id: int,
     max_length: int | None = None,
     progress: bool = False,
+    share_prefixes: bool = False,
 ) -> list[TokenLogprobs]:
-    """Per-token log p(continuation token | context and the tokens before it) for each request."""
+    """Per-token log p(continuation token | context and the tokens before it) for each request.
+
+    share_prefixes: score each (prefix, next token) event once over all requests. Only for models
+    whose output at a position depends on the tokens up to it alone (not on later tokens, e.g.
+    through an activation scale taken over the whole sequence)."""
     distinct: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
     order = [distinct.setdefault(_model_input(context, continuation, max_length), len(distinct))
              for context, continuation in requests]
@@ -94,7 +105,7 @@ def continuation_token_logprobs(
     results = [TokenLogprobs((), ())] * len(pairs)
     scored = [i for i, (_, target) in enumerate(pairs) if target]
     if scored:
-        scorer = batch_scorer(model, [list(pairs[i][0]) for i in scored])
+        scorer = batch_scorer(model, [list(pairs[i][0]) for i in scored], SharedEvents() if share_prefixes else None)
         device = model_device(model)
         batches = list(length_sorted_batches([len(pairs[i][0]) for i in scored], batch_size))
         for batch in tqdm(batches, desc="Scoring continuations", disable=not progress):
@@ -117,8 +128,9 @@ def _model_input(context, continuation, max_length) -> tuple[tuple[int, ...], tu
     return tuple(whole[:-1]), tuple(targets)
 
 
-def batch_scorer(model: torch.nn.Module, inputs: list[list[int]]) -> BatchScorer:
-    """The cheapest exact way to score this model: sliced Linear head, head on rows, or full logits."""
+def batch_scorer(model: torch.nn.Module, inputs: list[list[int]], shared: SharedEvents | None = None) -> BatchScorer:
+    """The cheapest exact way to score this model: sliced Linear head (each shared event once when
+    ``shared`` is given), head on rows, or full logits."""
     probe = next((x for x in inputs if x), None)
     if probe is None or not _body_then_head_matches(model, probe[:8]):
         return lambda ids, mask, targets: _score_full_logits(model, ids, mask, targets)
@@ -126,7 +138,7 @@ def batch_scorer(model: torch.nn.Module, inputs: list[list[int]]) -> BatchScorer
     # exactly Linear with a plain weight: subclasses (bitsandbytes, ...) and tensor subclasses (torchao's
     # quantized weights, which cannot be sliced) compute differently
     if type(head) is torch.nn.Linear and type(head.weight.data) is torch.Tensor:
-        return lambda ids, mask, targets: _score_linear_head(model, head, ids, mask, targets)
+        return lambda ids, mask, targets: _score_linear_head(model, head, ids, mask, targets, shared)
     return lambda ids, mask, targets: _score_head_on_rows(model, head, ids, mask, targets)
 
 
@@ -142,11 +154,46 @@ def scored_positions(attention_mask: torch.Tensor, targets: list[list[int]]):
             torch.as_tensor(flat, dtype=torch.long, device=device))
 
 
-def _score_linear_head(model, head: torch.nn.Linear, input_ids, attention_mask, targets) -> list[TokenLogprobs]:
-    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask)[0]
+class SharedEvents:
+    """Head results by event: (the prefix, as a node of a trie of token ids, and the next token)."""
+
+    def __init__(self) -> None:
+        self._nodes: dict[tuple[int, int], int] = {}
+        self.results: dict[tuple[int, int], tuple[float, bool]] = {}
+
+    def events(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, targets: list[list[int]]):
+        """One (prefix node, target) per scored position, in scored_positions' order."""
+        out = []
+        for ids, length, target in zip(input_ids.tolist(), attention_mask.sum(dim=1).tolist(), targets):
+            node, nodes = 0, []
+            for token in ids[:length]:
+                node = self._nodes.setdefault((node, token), len(self._nodes) + 1)
+                nodes.append(node)
+            out += zip(nodes[length - len(target) :], target)
+        return out
+
+
+def _score_linear_head(model, head: torch.nn.Linear, input_ids, attention_mask, targets,
+                       shared: SharedEvents | None = None) -> list[TokenLogprobs]:
     rows, positions, target_ids = scored_positions(attention_mask, targets)
-    logprobs, greedy = linear_head_logprobs(hidden[rows, positions], head.weight, head.bias, target_ids, _softcap(model))
-    return _per_row(logprobs, greedy, targets)
+    if shared is None:
+        hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask)[0]
+        logprobs, greedy = linear_head_logprobs(hidden[rows, positions], head.weight, head.bias, target_ids, _softcap(model))
+        return _per_row(logprobs.tolist(), greedy.tolist(), targets)
+    events = shared.events(input_ids, attention_mask, targets)
+    first: dict[tuple[int, int], int] = {}
+    for i, event in enumerate(events):
+        if event not in shared.results:
+            first.setdefault(event, i)
+    if first:  # a batch whose every event was scored before needs no forward at all
+        hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask)[0]
+        pick = torch.as_tensor(sorted(first.values()), device=rows.device)
+        logprobs, greedy = linear_head_logprobs(
+            hidden[rows[pick], positions[pick]], head.weight, head.bias, target_ids[pick], _softcap(model)
+        )
+        shared.results.update(zip((events[i] for i in pick.tolist()), zip(logprobs.tolist(), greedy.tolist())))
+    values, flags = zip(*(shared.results[event] for event in events))
+    return _per_row(list(values), list(flags), targets)
 
 
 def _score_head_on_rows(model, head, input_ids, attention_mask, targets) -> list[TokenLogprobs]:
@@ -159,7 +206,8 @@ def _score_head_on_rows(model, head, input_ids, attention_mask, targets) -> list
         with valid_tokens_scope(attention_mask[start:stop, :width]):
             logits = _head_logits(model, head, hidden[start:stop, :width])
         rows, positions, target_ids = scored_positions(attention_mask[start:stop, :width], targets[start:stop])
-        out += _per_row(*logits_logprobs(logits[rows, positions], target_ids), targets[start:stop])
+        logprobs, greedy = logits_logprobs(logits[rows, positions], target_ids)
+        out += _per_row(logprobs.tolist(), greedy.tolist(), targets[start:stop])
         start = stop
     return out
 
@@ -167,7 +215,8 @@ def _score_head_on_rows(model, head, input_ids, attention_mask, targets) -> list
 def _score_full_logits(model, input_ids, attention_mask, targets) -> list[TokenLogprobs]:
     logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
     rows, positions, target_ids = scored_positions(attention_mask, targets)
-    return _per_row(*logits_logprobs(logits[rows, positions], target_ids), targets)
+    logprobs, greedy = logits_logprobs(logits[rows, positions], target_ids)
+    return _per_row(logprobs.tolist(), greedy.tolist(), targets)
 
 
 def linear_head_logprobs(hidden, weight, bias, target_ids, softcap: float | None = None):
@@ -219,8 +268,7 @@ def _slice_rows(positions: int, device: torch.device) -> int:
     return max(256, SLICE_ELEMENTS // max(positions, 1))
 
 
-def _per_row(logprobs: torch.Tensor, greedy: torch.Tensor, targets: list[list[int]]) -> list[TokenLogprobs]:
-    values, flags = logprobs.tolist(), greedy.tolist()
+def _per_row(values: list[float], flags: list[bool], targets: list[list[int]]) -> list[TokenLogprobs]:
     out, start = [], 0
     for target in targets:
         stop = start + len(target)

@@ -60,8 +60,10 @@ def causal_sentence_scores(
     pad_token_id: int,
     max_length: int | None = None,
     progress: bool = False,
+    share_prefixes: bool = False,
 ) -> list[TokenScore]:
-    """Sum of log p(s_1 | prefix) + sum_{i>1} log p(s_i | s_<i), and n, for each token list s."""
+    """Sum of log p(s_1 | prefix) + sum_{i>1} log p(s_i | s_<i), and n, for each token list s.
+    share_prefixes: as :func:`~lm_eval_bias.scoring.causal.continuation_token_logprobs`."""
     if any(len(tokens) == 0 for tokens in sentences):
         raise ValueError("A sentence encodes to no tokens, so it has no paper-protocol score.")
     first = first_token_logprobs(model, prefix_token_id)
@@ -69,6 +71,7 @@ def causal_sentence_scores(
     rest = score_continuations(
         model, [([tokens[0]], list(tokens[1:])) for tokens in sentences],
         batch_size=batch_size, pad_token_id=pad_token_id, max_length=max_length, progress=progress,
+        share_prefixes=share_prefixes,
     )
     return [
         TokenScore(

@@ -39,6 +39,10 @@ class Quantizer:
     devices: ClassVar[tuple[str, ...] | None] = None
     # (importable module, what to install) the method needs
     requires: ClassVar[tuple[str, str] | None] = None
+    # whether the compressed model computes each position from the tokens up to it alone; False when
+    # an activation statistic spans a sequence (a per-sequence int8 scale), so later tokens move earlier
+    # positions' outputs. True lets the causal scorer score a shared (prefix, next token) event once.
+    position_independent: ClassVar[bool] = True
 
     def __init__(self, config: QuantizationConfig | None = None, **options: Any) -> None:
         """From a config, or from options as `--model_args` gives them (parsed here, once)."""

@@ -23,6 +23,7 @@ class _BitsAndBytes(Quantizer):
 
 class BitsAndBytesInt8(_BitsAndBytes):
     name = "bnb_int8"
+    position_independent = False  # LLM.int8 picks outlier columns over the whole input
     nominal_bits = 8
 
     def config_kwargs(self) -> dict[str, Any]:

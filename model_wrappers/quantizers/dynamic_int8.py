@@ -62,6 +62,7 @@ def _torch_ao_available() -> bool:
 
 class DynamicInt8(Quantizer):
     name = "dynamic_int8"
+    position_independent = False  # one activation scale per sequence
     nominal_bits = 8
     devices = ("cpu",)
 

@@ -85,12 +85,31 @@ def test_requests_cover_the_interesting_cases(causal_lm):
     assert any(greedy) and not all(greedy)
 
 
+@pytest.mark.parametrize("share_prefixes", [False, True])
 @pytest.mark.parametrize("batch_size", BATCH_SIZES)
-def test_matches_reference(causal_lm, batch_size):
+def test_matches_reference(causal_lm, batch_size, share_prefixes):
     model, tokenizer = causal_lm
     requests = _requests(model, tokenizer)
-    scores = causal.score_continuations(model, requests, batch_size=batch_size, pad_token_id=_pad(tokenizer))
+    scores = causal.score_continuations(model, requests, batch_size=batch_size, pad_token_id=_pad(tokenizer),
+                                        share_prefixes=share_prefixes)
     _assert_matches_reference(model, requests, scores)
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_shared_prefixes_run_the_head_once_per_event(causal_lm, batch_size, monkeypatch):
+    """The head sees each distinct (prefix, next token) once: counted by brute force over the requests."""
+    model, tokenizer = causal_lm
+    requests = _requests(model, tokenizer)
+    events = set()
+    for context, continuation in requests:
+        whole = [*context, *continuation]
+        events |= {(tuple(whole[:p]), whole[p]) for p in range(len(context), len(whole))}
+    assert len(events) < sum(len(c) for _, c in requests)  # the requests do share prefixes
+    rows = []
+    real = causal.linear_head_logprobs
+    monkeypatch.setattr(causal, "linear_head_logprobs", lambda hidden, *a: rows.append(len(hidden)) or real(hidden, *a))
+    causal.score_continuations(model, requests, batch_size=batch_size, pad_token_id=_pad(tokenizer), share_prefixes=True)
+    assert sum(rows) == len(events)
 
 
 @pytest.mark.parametrize("batch_size", BATCH_SIZES)

@@ -24,7 +24,8 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "plot", help="figures from an lm-eval results directory",
         description="bias_vs_step_*: bias through pretraining per model, uncompressed and compressed, best trade-off "
-                    "revision starred; delta_bias_vs_bits: change in bias against weight bits; lms_vs_ss: StereoSet "
+                    "revision starred; delta_bias_vs_bits / delta_bias_vs_sparsity: change in bias against weight bits / against the "
+                    "pruned sparsity; lms_vs_ss: StereoSet "
                     "LMS against SS with ICAT iso-lines; student_vs_teacher; by_compression_*: every metric per "
                     "compression. Figures the results cannot support are skipped with the reason.",
     )

@@ -38,6 +38,7 @@ def make_plots(results_dir: str | Path, out_dir: str | Path, formats: tuple[str,
               for task, metric in figures.bias_series(long)]
     wanted += [
         ("delta_bias_vs_bits", figures.delta_vs_bits(long), "no compressed run with two or more weight precisions and a baseline"),
+        ("delta_bias_vs_sparsity", figures.delta_vs_sparsity(long), "no pruned run with two or more sparsities and a baseline"),
         ("lms_vs_ss", figures.lms_vs_ss(long), "no run with StereoSet ss and lms"),
         ("student_vs_teacher", figures.student_vs_teacher(long), "no student with an evaluated teacher"),
     ]

@@ -7,6 +7,7 @@ show (no pretraining steps, no k-bit settings, no StereoSet, no students).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -93,24 +94,50 @@ def bias_vs_step(long: pd.DataFrame, task: str, metric: str) -> Figure | None:
     return fig
 
 
+@dataclass(frozen=True)
+class DoseAxis:
+    """The x axis of a dose-response figure: a column of the long table, and where 'uncompressed' sits."""
+
+    column: str
+    label: str
+    uncompressed: float
+    log2: bool
+    title: str
+
+
+BITS_AXIS = DoseAxis("bits", "weight bits (nominal; uncompressed = 32)", 32.0, True, "weight precision")
+SPARSITY_AXIS = DoseAxis("sparsity", "sparsity of the pruned layers (target; uncompressed = 0)", 0.0, False, "sparsity")
+
+
 def delta_vs_bits(long: pd.DataFrame) -> Figure | None:
+    return delta_vs_dose(long, BITS_AXIS)
+
+
+def delta_vs_sparsity(long: pd.DataFrame) -> Figure | None:
+    return delta_vs_dose(long, SPARSITY_AXIS)
+
+
+def delta_vs_dose(long: pd.DataFrame, axis: DoseAxis) -> Figure | None:
+    """Each compressed run's change in bias against its dose (bits or sparsity), one line per method."""
+    column = axis.column
     data = latest_revisions(long)
-    data = data[(data["compression"] != "none") & data["delta"].notna() & data["bits"].notna()
+    data = data[(data["compression"] != "none") & data["delta"].notna() & data[column].notna()
                 & data["metric"].isin(list(REFERENCE))]
-    if data["bits"].nunique() < 2:
+    if data[column].nunique() < 2:
         return None
     series = bias_series(data)
-    methods = list(dict.fromkeys(data.sort_values("bits", ascending=False)["method"]))
+    methods = list(dict.fromkeys(data.sort_values(column, ascending=not axis.log2)["method"]))
     palette = colors(["none", *methods])
     models = list(data.sort_values(["size", "model"])["model"].unique())
     fig, axes = _grid(len(series), width=4.4, columns=3)
     for ax, (task, metric) in zip(axes, series):
         rows = data[(data["task"] == task) & (data["metric"] == metric)]
         for (model, method), group in rows.groupby(["model", "method"], sort=False):
-            group = group.sort_values("bits")
+            group = group.sort_values(column)
             marker = MARKERS[models.index(model) % len(MARKERS)]
             # methods sharing a precision (int8 ones, say) sit side by side rather than on top of each other
-            x = group["bits"] * 2 ** (0.06 * (methods.index(method) - (len(methods) - 1) / 2))
+            rank = methods.index(method) - (len(methods) - 1) / 2
+            x = group[column] * 2 ** (0.06 * rank) if axis.log2 else group[column] + 0.01 * rank
             ax.plot(x, group["delta"], "-" if len(group) > 1 else "", color=palette[method], lw=1)
             significant = (group["p_value"] < 0.05).to_numpy()
             bad = degraded(group).to_numpy()
@@ -121,12 +148,15 @@ def delta_vs_bits(long: pd.DataFrame) -> Figure | None:
                            facecolors=palette[method] if flag else "white", zorder=3)
             ax.scatter(x[bad], group["delta"][bad], marker=DEGRADED_MARKER, s=90, color=palette[method], zorder=4)
         ax.axhline(0, color="grey", ls=":", lw=1)
-        ax.set_xscale("log", base=2)
-        ticks = sorted({*data["bits"], 32.0})
+        ticks = sorted({*data[column], axis.uncompressed})
+        if axis.log2:
+            ax.set_xscale("log", base=2)
+            ax.set_xlim(min(ticks) / 1.25, 40)
+        else:
+            ax.set_xlim(min(ticks) - 0.05, max(ticks) + 0.05)
         ax.set_xticks(ticks, [f"{b:g}" for b in ticks])
-        ax.set_xlim(min(ticks) / 1.25, 40)
         ax.set_title(panel_title(task, metric))
-        ax.set_xlabel("weight bits (nominal; uncompressed = 32)")
+        ax.set_xlabel(axis.label)
         ax.set_ylabel(f"Δ vs uncompressed ({'percentage points' if REFERENCE.get(metric) == 50 else 'Cohen d'})")
     handles = [Line2D([], [], color=palette[m], marker="o", label=m) for m in methods]
     handles += [Line2D([], [], color="grey", marker="o", ls="", label="filled: paired test p < 0.05"),
@@ -136,7 +166,7 @@ def delta_vs_bits(long: pd.DataFrame) -> Figure | None:
     if len(models) > 1:
         handles += [Line2D([], [], color="grey", marker=MARKERS[i % len(MARKERS)], ls="", label=m) for i, m in enumerate(models)]
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), frameon=False)
-    fig.suptitle("Change in bias against weight precision (each model at its latest revision)")
+    fig.suptitle(f"Change in bias against {axis.title} (each model at its latest revision)")
     return fig
 
 

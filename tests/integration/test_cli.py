@@ -8,8 +8,11 @@ def test_methods_lists_every_quantizer(capsys):
     from lm_eval_bias.model_wrappers.quantizers.auto import QUANTIZERS
 
     assert main(["methods"]) == 0
-    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert listed == list(QUANTIZERS)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == list(QUANTIZERS)
+    # defaults as a run gets them: pruning without sparsity= or structure= prunes half the weights
+    wanda = next(line for line in lines if line.startswith("wanda "))
+    assert "sparsity=0.5, structure=None" in wanda
 
 
 def test_check_data_counts_pairs(crows_pairs_fixture_csv, capsys):

@@ -64,6 +64,31 @@ def test_delta_vs_bits_plots_at_the_records_bits(tmp_path):
     assert list(lines[0].get_ydata()) == pytest.approx([100 * 11 / 12 - 100, 100 * 10 / 12 - 100])
 
 
+def test_delta_vs_sparsity_plots_each_method_at_its_target_sparsity(tmp_path):
+    def pruned(method, sparsity):
+        return compression_record(method, f"{method}(sparsity={sparsity})", {"sparsity": sparsity}, None,
+                                  details={"target_sparsity": sparsity})
+
+    runs = _results(tmp_path, {
+        "base": compression_record("none", "none", {}, 32),
+        "w1": pruned("wanda", 0.1), "w5": pruned("wanda", 0.5), "m7": pruned("magnitude", 0.7),
+        "m3": pruned("magnitude", 0.3), "rtn": compression_record("rtn", "rtn(bits=4)", {"bits": 4}, 4),
+    })
+    long = build_leaderboard(runs, metrics=["stereotype_score"]).long
+    assert figures.delta_vs_bits(long) is None  # one weight precision besides the uncompressed run
+    figure = figures.delta_vs_sparsity(long)
+    lines = {tuple(line.get_xdata()): list(line.get_ydata()) for ax in figure.axes for line in ax.get_lines()
+             if line.get_linestyle() == "-"}
+    # two methods sit 0.005 either side of their sparsity (the lower-sparsity method left); deltas: 12 - k of 12 for the k-th file written, k = 1..4
+    # (wanda 0.1, wanda 0.5, magnitude 0.7, magnitude 0.3), against 12 of 12; the rtn run (5th) has no sparsity
+    wanda = next(v for x, v in lines.items() if x[0] == pytest.approx(0.1 - 0.005))
+    magnitude = next(v for x, v in lines.items() if x[0] == pytest.approx(0.3 + 0.005))
+    assert wanda == pytest.approx([-100 / 12, -200 / 12]) and magnitude == pytest.approx([-400 / 12, -300 / 12])
+    assert len(lines) == 2
+    ticks = [tick for tick in figure.axes[0].get_xticks()]
+    assert ticks == pytest.approx([0.0, 0.1, 0.3, 0.5, 0.7])
+
+
 def test_a_record_of_another_shape_is_refused_with_the_file(tmp_path):
     _write(tmp_path, "2025-01-01T00-00-00.000000", "quantized_hf", MODEL_ARGS, [_crows([1] * 12)],
            {"method": "rtn", "bits": 4})  # written before the schema: re-run it

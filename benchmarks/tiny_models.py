@@ -4,7 +4,9 @@
 
 OUT_DIR/tiny-gpt-neox: GPTNeoXForCausalLM (hidden 64, 2 layers) with a byte-level BPE trained on the
 CrowS-Pairs sentences; OUT_DIR/tiny-bert: BertForMaskedLM (hidden 64, 2 layers) with a WordPiece
-trained on them. Random weights: for speed and memory figures only, not for bias numbers.
+trained on them; with --bert-base also OUT_DIR/bert-base-random, BERT-base's shape (hidden 768,
+12 layers, 12 heads, inner 3072) for the masked roofline figure. Random weights: for speed and
+memory figures only, not for bias numbers.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def gpt_neox(sentences: list[str], folder: Path) -> None:
     tokenizer.save_pretrained(folder)
 
 
-def bert(sentences: list[str], folder: Path) -> None:
+def bert(sentences: list[str], folder: Path, hidden: int = HIDDEN, layers: int = LAYERS, heads: int = HEADS) -> None:
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     wordpiece = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     wordpiece.normalizer = normalizers.BertNormalizer(lowercase=True)
@@ -57,8 +59,8 @@ def bert(sentences: list[str], folder: Path) -> None:
                                                              special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=wordpiece, unk_token="[UNK]", pad_token="[PAD]",
                                         cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=HIDDEN, num_hidden_layers=LAYERS,
-                        num_attention_heads=HEADS, intermediate_size=4 * HIDDEN, max_position_embeddings=POSITIONS,
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers,
+                        num_attention_heads=heads, intermediate_size=4 * hidden, max_position_embeddings=POSITIONS,
                         pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(0)
     BertForMaskedLM(config).save_pretrained(folder)
@@ -68,11 +70,16 @@ def bert(sentences: list[str], folder: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path)
-    out_dir = parser.parse_args().out_dir
-    sentences = crows_pairs_sentences()
+    parser.add_argument("--bert-base", action="store_true", help="also a random BERT-base-shaped model")
+    args = parser.parse_args()
+    out_dir, sentences = args.out_dir, crows_pairs_sentences()
     gpt_neox(sentences, out_dir / "tiny-gpt-neox")
     bert(sentences, out_dir / "tiny-bert")
-    print(f"wrote {out_dir / 'tiny-gpt-neox'} and {out_dir / 'tiny-bert'}")
+    written = [out_dir / "tiny-gpt-neox", out_dir / "tiny-bert"]
+    if args.bert_base:
+        bert(sentences, out_dir / "bert-base-random", hidden=768, layers=12, heads=12)
+        written.append(out_dir / "bert-base-random")
+    print("wrote " + ", ".join(map(str, written)))
 
 
 if __name__ == "__main__":

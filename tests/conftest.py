@@ -63,6 +63,16 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(FOLDER_MARKERS[folder])
 
 
+@pytest.fixture(autouse=True)
+def batches_as_named(monkeypatch):
+    """Scorers batch by the batch_size a test names: no CPU token floor (scoring/batching.py), which
+    would otherwise put every tiny test sentence in one batch and make batch-size comparisons moot.
+    tests/unit/test_batching.py tests the floor itself, and scores with it against the reference."""
+    import lm_eval_bias.scoring.batching as batching
+
+    monkeypatch.setattr(batching, "CPU_MIN_TOKENS", 0)
+
+
 # ------------------------------------------------------------------ tokenizers
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lm_eval_bias.scoring.batching import length_sorted_batches, model_device, right_padded
+from lm_eval_bias.scoring.batching import length_sorted_batches, min_tokens_per_batch, model_device, right_padded
 from lm_eval_bias.valid_tokens import valid_tokens_scope
 
 
@@ -62,7 +62,7 @@ def sentence_embeddings(
         pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
     device = model_device(model)
     out: list[np.ndarray | None] = [None] * len(sentences)
-    batches = list(length_sorted_batches([len(ids) for ids in encoded], batch_size))
+    batches = list(length_sorted_batches([len(ids) for ids in encoded], batch_size, min_tokens_per_batch(device)))
     for batch in tqdm(batches, desc="Embedding sentences", disable=not progress):
         input_ids, attention_mask = right_padded([encoded[i] for i in batch], pad, device)
         with torch.inference_mode(), valid_tokens_scope(attention_mask):

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 from tqdm import tqdm
 
-from lm_eval_bias.scoring.batching import length_sorted_batches, model_device, right_padded
+from lm_eval_bias.scoring.batching import length_sorted_batches, min_tokens_per_batch, model_device, right_padded
 from lm_eval_bias.valid_tokens import valid_tokens_scope
 
 VARIANTS = ("shared", "modified")
@@ -133,7 +133,7 @@ def _masked_token_logprobs(model, tokenizer, copies, batch_size: int, progress: 
     device = model_device(model)
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.mask_token_id
     logprobs = [0.0] * len(copies)
-    batches = list(length_sorted_batches([len(ids) for _, ids, _ in copies], batch_size))
+    batches = list(length_sorted_batches([len(ids) for _, ids, _ in copies], batch_size, min_tokens_per_batch(device)))
     for batch in tqdm(batches, desc="Scoring masked tokens", disable=not progress):
         masked_rows = []
         for index in batch:

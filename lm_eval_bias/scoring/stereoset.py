@@ -42,7 +42,7 @@ import torch
 from tqdm import tqdm
 
 from lm_eval_bias.data.stereoset import BLANK, blank_filler
-from lm_eval_bias.scoring.batching import length_sorted_batches, model_device, right_padded
+from lm_eval_bias.scoring.batching import length_sorted_batches, min_tokens_per_batch, model_device, right_padded
 from lm_eval_bias.valid_tokens import valid_tokens_scope
 
 SPLITS = ("intrasentence", "intersentence")
@@ -165,7 +165,7 @@ def masked_logprobs(
     for index, (row, copy) in enumerate(zip(row_of_copy, copies)):
         targets_of_row[row].append((index, copy[4]))
     out = [0.0] * len(copies)
-    batches = list(length_sorted_batches([len(key[0]) for key in keys], batch_size))
+    batches = list(length_sorted_batches([len(key[0]) for key in keys], batch_size, min_tokens_per_batch(device)))
     for batch in tqdm(batches, desc="Scoring masked tokens", disable=not progress):
         input_ids, attention_mask = right_padded([keys[r][0] for r in batch], pad, device)
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask}

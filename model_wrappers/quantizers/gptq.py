@@ -323,6 +323,7 @@ class GPTQ(Quantizer):
 
     def _finish(self, model: nn.Module, checkpoint: str, cache: str) -> nn.Module:
         layers = gptq_layers(model)
+        weight_cache = _cache_dequantized_weights(layers)
         record_file = Path(checkpoint) / SETTINGS_FILE
         record = json.loads(record_file.read_text()) if record_file.is_file() else {}
         self.effective_bits_per_weight = round(stored_bits_per_weight(layers), 4)
@@ -334,10 +335,24 @@ class GPTQ(Quantizer):
             "checkpoint": checkpoint,
             "cache": cache,
             "kernel_class": type(layers[0]).__name__,
+            "dequantized_weight_cache": weight_cache,
             **({"calibration_samples_used": record["calibration_samples_used"]} if record else {}),
             **({"quantize_seconds": round(record["quantize_seconds"], 2)} if record else {}),
         }
         return model
+
+
+def _cache_dequantized_weights(layers: list[nn.Module]) -> bool:
+    """On a CPU, gptqmodel's torch kernel keeps each layer's dequantized weight after its first use
+    (its own switch, ``enable_weight_cache``; env GPTQ_TORCH_CACHE_WEIGHTS) instead of dequantizing
+    it again in every forward: the same weights, so the same scores, at fp32 speed. It costs the
+    memory of the quantized layers in fp32; on accelerators, where that memory is the point, it stays off."""
+    if not layers or any(layer.qweight.device.type != "cpu" or not hasattr(layer, "enable_weight_cache")
+                         for layer in layers):
+        return False
+    for layer in layers:
+        layer.enable_weight_cache(True)
+    return True
 
 
 def _gptqmodel_version() -> str | None:

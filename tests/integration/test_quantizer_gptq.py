@@ -109,6 +109,25 @@ def test_quantize_on_cpu_then_hit_the_cache(first_run, tiny_gpt_neox_dir, calibr
 
 
 @needs_gptq
+def test_cpu_layers_keep_their_dequantized_weights(first_run, tiny_gpt_neox_dir, calibration_file, gptq_cache,
+                                                   monkeypatch):
+    """Scores with the kept weights equal scores that dequantize in every forward (the cache switched off)."""
+    from lm_eval_bias.model_wrappers.quantizers.gptq import gptq_layers
+
+    monkeypatch.setenv("LM_EVAL_BIAS_CACHE", gptq_cache)
+    lm = _wrapper(tiny_gpt_neox_dir, calibration=calibration_file, **{k: str(v) for k, v in SETTINGS.items()})
+    assert lm.get_model_info()["quantization"]["details"]["dequantized_weight_cache"] is True
+    tokenizer = AutoTokenizer.from_pretrained(tiny_gpt_neox_dir)
+    kept = sentence_scores(lm.model, tokenizer)
+    layers = gptq_layers(lm.model)
+    assert all(len(layer._cached_weights) == 1 for layer in layers)  # one fp32 copy each, made on first use
+    for layer in layers:
+        layer.enable_weight_cache(False)
+        layer._cached_weights.clear()
+    assert torch.equal(sentence_scores(lm.model, tokenizer), kept)
+
+
+@needs_gptq
 def test_load_an_already_quantized_checkpoint(first_run, tiny_gpt_neox_dir, calibration_file, gptq_cache, monkeypatch):
     monkeypatch.setenv("LM_EVAL_BIAS_CACHE", gptq_cache)
     checkpoint = first_run["details"]["checkpoint"]

@@ -37,7 +37,7 @@ class Leaderboard:
         if self.long.empty:
             return pd.DataFrame(columns=KEYS)
         frame = self.long.assign(column=self.long["task"] + "/" + self.long["metric"])
-        index = frame.groupby(KEYS, sort=False)[["size", "step", "bits", "method"]].first()
+        index = frame.groupby(KEYS, sort=False)[["size", "step", "bits", "sparsity", "method"]].first()
         parts = []
         for field in ("value", "ci_low", "ci_high", "delta", "p_value", "flips", "n_pairs", "baseline", "test"):
             part = frame.pivot_table(index=KEYS, columns="column", values=field, aggfunc="first", sort=False, dropna=False)
@@ -47,7 +47,7 @@ class Leaderboard:
         ordered = [name for column in self.columns
                    for name in (column, *(f"{column} {f}" for f in ("ci_low", "ci_high", "delta", "p_value", "flips",
                                                                        "n_pairs", "baseline", "test"))) if name in wide.columns]
-        wide = wide[["size", "step", "bits", "method", *ordered]].reset_index()
+        wide = wide[["size", "step", "bits", "sparsity", "method", *ordered]].reset_index()
         return wide.merge(self.cells, on=KEYS, how="left") if len(self.cells) else wide
 
 
@@ -126,8 +126,8 @@ def build_leaderboard(runs: list[Run], metrics: list[str] | None = None, all_met
     if "capability" in cells.columns:  # each row says whether its cell's capability held (for the plots)
         frame = frame.merge(cells[[*KEYS, "capability"]], on=KEYS, how="left")
     frame = _filter(frame, filters or {})
-    frame = frame.sort_values(["size", "model", "step", "revision", "bits", "compression", "task", "metric"],
-                              ascending=[True, True, True, True, False, True, True, True], na_position="last",
+    frame = frame.sort_values(["size", "model", "step", "revision", "bits", "sparsity", "compression", "task", "metric"],
+                              ascending=[True, True, True, True, False, True, True, True, True], na_position="last",
                               key=lambda col: col.map(lambda v: (v != UNCOMPRESSED, v)) if col.name == "compression" else col)
     return Leaderboard(frame.reset_index(drop=True), _column_order(frame), cells)
 
@@ -146,7 +146,7 @@ def _column_order(frame: pd.DataFrame) -> list[str]:
 
 
 def sort_wide(wide: pd.DataFrame, columns: list[str], key: str | None, descending: bool = False) -> pd.DataFrame:
-    """Sort by model/revision/compression/step/bits/size, a metric ("stereotype_score" or "task/metric"),
+    """Sort by model/revision/compression/step/bits/sparsity/size, a metric ("stereotype_score" or "task/metric"),
     its Δ ("delta:METRIC"), or its distance from 50 ("dist50:METRIC")."""
     if not key:
         return wide
@@ -155,7 +155,7 @@ def sort_wide(wide: pd.DataFrame, columns: list[str], key: str | None, descendin
         return wide.sort_values(name, ascending=not descending, kind="stable", na_position="last")
     column = next((c for c in columns if c == name or c.split("/", 1)[1] == name), None)
     if column is None:
-        raise ValueError(f"cannot sort by {key!r}: not one of {', '.join(KEYS + ['step', 'bits', 'size'] + columns)}")
+        raise ValueError(f"cannot sort by {key!r}: not one of {', '.join(KEYS + ['step', 'bits', 'sparsity', 'size'] + columns)}")
     if prefix == "delta":
         values = wide[f"{column} delta"]
     elif prefix == "dist50":

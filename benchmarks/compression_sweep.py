@@ -137,6 +137,7 @@ def stdlib_calibration(samples: int, path: Path) -> Path:
                 text = " ".join(paragraph.split())
                 if len(text) >= 200:
                     paragraphs.setdefault(text)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(list(paragraphs)[: 8 * samples]) + "\n", encoding="utf-8")
     return path
 

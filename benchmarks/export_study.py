@@ -8,7 +8,10 @@ per-item samples, which stay in the study folder) with local paths replaced by p
 compression, tasks and wall time in seconds (less any time the study process was stopped, when
 --pauses names a log of `stop EPOCH ...` / `cont EPOCH ...` lines); then the leaderboard as Markdown,
 CSV and HTML (which embeds the figures) and the figures, through the lm-eval-bias commands (paired
-tests read the samples).
+tests read the samples). With --archive-cells, also `cells/<compression>.tar.xz`: each finished
+cell's whole folder (samples included, paths as run), so that the leaderboard can be recomputed and
+an unfinished study resumed on another machine (unpack them into the study's output_dir and run
+the study again with the same model path).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 from datetime import datetime
 from pathlib import Path
 
@@ -44,7 +48,7 @@ def scrubbed(text: str, model_dir: str | None) -> str:
     return text.replace(str(Path.home()), "~")
 
 
-def export(results_dir: Path, out: Path, model_dir: str | None, pauses: Path | None) -> None:
+def export(results_dir: Path, out: Path, model_dir: str | None, pauses: Path | None, archive: bool = False) -> None:
     (out / "results").mkdir(parents=True, exist_ok=True)
     rows = []
     for cell_json in sorted(results_dir.glob("*/cell.json")):
@@ -52,6 +56,10 @@ def export(results_dir: Path, out: Path, model_dir: str | None, pauses: Path | N
         results_file = next(cell_json.parent.glob("*/results_*.json"))
         label = cell["labels"]["compression"]
         (out / "results" / f"{label}.json").write_text(scrubbed(results_file.read_text(), model_dir))
+        if archive:
+            (out / "cells").mkdir(exist_ok=True)
+            with tarfile.open(out / "cells" / f"{label}.tar.xz", "w:xz") as tar:
+                tar.add(cell_json.parent, arcname=cell_json.parent.name)
         end = cell_json.stat().st_mtime
         start = end - cell["seconds"]
         stopped = paused_seconds(pauses, start, end)
@@ -83,8 +91,10 @@ def main() -> None:
     parser.add_argument("--model-dir", default=os.environ.get("GEMMA_DIR"),
                         help="local model folder to replace by $GEMMA_DIR (default: $GEMMA_DIR)")
     parser.add_argument("--pauses", type=Path, help="log of stop/cont lines (epoch seconds) of the study process")
+    parser.add_argument("--archive-cells", action="store_true",
+                        help="also write cells/<compression>.tar.xz: each finished cell's folder, samples included")
     args = parser.parse_args()
-    export(args.results_dir, args.out_dir, args.model_dir, args.pauses)
+    export(args.results_dir, args.out_dir, args.model_dir, args.pauses, args.archive_cells)
 
 
 if __name__ == "__main__":

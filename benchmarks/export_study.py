@@ -4,7 +4,8 @@
 
 Writes, for every finished cell: `results/<compression>.json` (lm-eval's results file, without the
 per-item samples, which stay in the study folder) with local paths replaced by placeholders
-(the model folder by `$GEMMA_DIR`, the home folder by `~`); `cells.csv`: one row per cell with its
+(the model folder by `$GEMMA_DIR`, the data folder by `$LM_EVAL_BIAS_DATA_DIR`, this checkout by
+`<checkout>`, the home folder by `~`); `cells.csv`: one row per cell with its
 compression, tasks and wall time in seconds (less any time the study process was stopped, when
 --pauses names a log of `stop EPOCH ...` / `cont EPOCH ...` lines); then the leaderboard as Markdown,
 CSV and HTML (which embeds the figures) and the figures, through the lm-eval-bias commands (paired
@@ -42,10 +43,17 @@ def paused_seconds(pauses: Path | None, start: float, end: float) -> float:
     return total
 
 
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
 def scrubbed(text: str, model_dir: str | None) -> str:
+    """Local paths as placeholders: the model folder, the data folder, this checkout, the home folder."""
     if model_dir:
         text = text.replace(str(Path(model_dir).resolve()), "$GEMMA_DIR").replace(model_dir, "$GEMMA_DIR")
-    return text.replace(str(Path.home()), "~")
+    data_dir = os.environ.get("LM_EVAL_BIAS_DATA_DIR")
+    if data_dir:
+        text = text.replace(str(Path(data_dir).resolve()), "$LM_EVAL_BIAS_DATA_DIR").replace(data_dir, "$LM_EVAL_BIAS_DATA_DIR")
+    return text.replace(str(REPOSITORY), "<checkout>").replace(str(Path.home()), "~")
 
 
 def export(results_dir: Path, out: Path, model_dir: str | None, pauses: Path | None, archive: bool = False) -> None:

@@ -64,13 +64,16 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
-def batches_as_named(monkeypatch):
+def batches_as_named(monkeypatch, request):
     """Scorers batch by the batch_size a test names: no CPU token floor (scoring/batching.py), which
     would otherwise put every tiny test sentence in one batch and make batch-size comparisons moot.
-    tests/unit/test_batching.py tests the floor itself, and scores with it against the reference."""
+    tests/unit/test_batching.py tests the floor itself, and scores with it against the reference.
+    A test marked `cpu_token_floor` keeps the floor: one that compares this process's scores with
+    another process's (a Ray worker), which this patch does not reach."""
     import lm_eval_bias.scoring.batching as batching
 
-    monkeypatch.setattr(batching, "CPU_MIN_TOKENS", 0)
+    if request.node.get_closest_marker("cpu_token_floor") is None:
+        monkeypatch.setattr(batching, "CPU_MIN_TOKENS", 0)
 
 
 # ------------------------------------------------------------------ tokenizers

@@ -48,12 +48,12 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 
 def scrubbed(text: str, model_dir: str | None) -> str:
     """Local paths as placeholders: the model folder, the data folder, this checkout, the home folder."""
-    if model_dir:
-        text = text.replace(str(Path(model_dir).resolve()), "$GEMMA_DIR").replace(model_dir, "$GEMMA_DIR")
-    data_dir = os.environ.get("LM_EVAL_BIAS_DATA_DIR")
-    if data_dir:
-        text = text.replace(str(Path(data_dir).resolve()), "$LM_EVAL_BIAS_DATA_DIR").replace(data_dir, "$LM_EVAL_BIAS_DATA_DIR")
-    return text.replace(str(REPOSITORY), "<checkout>").replace(str(Path.home()), "~")
+    places = [(model_dir, "$GEMMA_DIR"), (os.environ.get("LM_EVAL_BIAS_DATA_DIR"), "$LM_EVAL_BIAS_DATA_DIR"),
+              (str(REPOSITORY), "<checkout>"), (str(Path.home()), "~")]
+    for path, placeholder in places:
+        if path:
+            text = text.replace(str(Path(path).resolve()), placeholder).replace(path, placeholder)
+    return text
 
 
 def export(results_dir: Path, out: Path, model_dir: str | None, pauses: Path | None, archive: bool = False) -> None:
@@ -88,8 +88,8 @@ def export(results_dir: Path, out: Path, model_dir: str | None, pauses: Path | N
 def run(arguments: list[str], model_dir: str | None) -> None:
     subprocess.run([sys.executable, "-m", "lm_eval_bias.cli", *arguments], check=True)
     target = Path(arguments[arguments.index("-o") + 1])
-    for path in ([target] if target.is_file() else []):
-        path.write_text(scrubbed(path.read_text(), model_dir))
+    if target.is_file():  # a leaderboard file; plot writes a folder of images
+        target.write_text(scrubbed(target.read_text(), model_dir))
 
 
 def main() -> None:

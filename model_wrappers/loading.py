@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
-from lm_eval_bias.model_wrappers.quantizers.base import Quantizer
+from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError, Quantizer
 
 
 # what a GPTQ-packed layer stores for its weight matrix
@@ -16,6 +16,37 @@ PACKED_WEIGHT_TENSORS = ("qweight", "qzeros", "scales", "g_idx")
 
 class ArchitectureMismatchError(ValueError):
     """transformers had to initialise weights the checkpoint does not hold."""
+
+
+def config_dict(quantization_config: Any) -> dict[str, Any]:
+    if isinstance(quantization_config, dict):
+        return quantization_config
+    return quantization_config.to_dict()
+
+
+def checkpoint_quant_method(quantization_config: Any) -> str | None:
+    """`quant_method` of a checkpoint's quantization_config (a dict or a transformers config), lower case."""
+    if quantization_config is None:
+        return None
+    method = config_dict(quantization_config).get("quant_method")
+    method = getattr(method, "value", method)
+    return str(method).lower() if method is not None else "unknown"
+
+
+def already_compressed(pretrained, quant_method: str, quantizer: Quantizer) -> QuantizationError:
+    """The error for a checkpoint compressed elsewhere that `quantizer` cannot load as it is."""
+    from lm_eval_bias.model_wrappers.quantizers.auto import METHODS, quantizer_class
+
+    formats = {name: quantizer_class(name).loads_checkpoints for name in METHODS}
+    loaders = [name for name, loaded in formats.items() if quant_method in loaded]
+    consequence = ("the results would call it uncompressed" if quantizer.name == "none"
+                   else f"quantization={quantizer.name} would compress it a second time")
+    known = ", ".join(f"{fmt!r} (quantization={name})" for name, loaded in formats.items() for fmt in loaded)
+    advice = (f"Pass quantization={' or '.join(loaders)} to load it as it is" if loaders else
+              f"No method here loads such a checkpoint as it is (those that load as they are: {known}); "
+              "evaluate its uncompressed model with the quantization= you want instead")
+    return QuantizationError(f"{str(pretrained)!r} is already compressed (its config.json holds a {quant_method!r} "
+                             f"quantization_config): {consequence}. {advice}.")
 
 
 def is_encoder_only(config) -> bool:
@@ -35,6 +66,10 @@ class CheckedLoader:
         self.quantizer = quantizer
 
     def from_pretrained(self, pretrained, *args, **kwargs):
+        # HFLM passes the checkpoint's own quantization_config, if it has one
+        quant_method = checkpoint_quant_method(kwargs.get("quantization_config"))
+        if quant_method is not None and quant_method not in self.quantizer.loads_checkpoints:
+            raise already_compressed(pretrained, quant_method, self.quantizer)
         kwargs = self.quantizer.update_load_kwargs(kwargs)
         model, loading_info = self.quantizer.load_model(self.auto_class, pretrained, *args, output_loading_info=True,
                                                         **kwargs)
@@ -86,10 +121,15 @@ def stored_bits_per_weight(layers: list[torch.nn.Module]) -> float:
 
 def logical_parameter_count(model: torch.nn.Module) -> int:
     """Weights the model stands for: a packed (e.g. GPTQ) layer counts as its in x out matrix and bias,
-    which it keeps as buffers rather than parameters."""
+    which it keeps as buffers rather than parameters; a compressed-tensors layer counts as its
+    `weight_shape` in place of the `weight*` parameters it holds (packed codes, scales, zero points)."""
     count = int(model.num_parameters()) if hasattr(model, "num_parameters") else sum(p.numel() for p in model.parameters())
     for module in model.modules():
-        if hasattr(module, "qweight") and hasattr(module, "in_features"):
+        shape = getattr(module, "weight_shape", None)
+        if isinstance(shape, torch.Tensor) and getattr(module, "quantization_scheme", None) is not None:
+            count += int(torch.prod(shape.long())) - sum(p.numel() for name, p in module.named_parameters(recurse=False)
+                                                        if name.startswith("weight"))
+        elif hasattr(module, "qweight") and hasattr(module, "in_features"):
             count += module.in_features * module.out_features
             bias = getattr(module, "bias", None)
             if isinstance(bias, torch.Tensor) and not isinstance(bias, torch.nn.Parameter):

@@ -9,14 +9,19 @@ FORMATS = ("terminal", "markdown", "csv", "html")
 SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".csv": "csv", ".html": "html", ".htm": "html"}
 
 
-def _teachers(pairs: list[str]) -> dict[str, str]:
+def _teachers(pairs: list[str], option: str = "--teacher", names: str = "STUDENT=TEACHER") -> dict[str, str]:
     teachers = {}
     for pair in pairs:
         student, sep, teacher = pair.partition("=")
         if not sep or not student or not teacher:
-            raise ValueError(f"--teacher expects STUDENT=TEACHER (model names as in the table), got {pair!r}")
+            raise ValueError(f"{option} expects {names} (model names as in the table), got {pair!r}")
         teachers[student] = teacher
     return teachers
+
+
+def _baselines(args) -> dict[str, str]:
+    """Model -> the model it is compared with: --teacher (students) and --base (checkpoints compressed elsewhere)."""
+    return {**_teachers(args.teacher), **_teachers(getattr(args, "base", []), "--base", "CHECKPOINT=BASE")}
 
 
 def run(args) -> int:
@@ -31,7 +36,7 @@ def run(args) -> int:
         return 2
     board = build_leaderboard(
         runs, metrics=args.metrics.split(",") if args.metrics else None, all_metrics=args.all_metrics,
-        subtasks=args.subtasks, teachers=_teachers(args.teacher),
+        subtasks=args.subtasks, teachers=_baselines(args),
         filters={"model": args.model, "revision": args.revision, "compression": args.compression, "task": args.task},
         thresholds=thresholds,
     )
@@ -70,6 +75,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--task", action="append", default=[], help="keep tasks matching this glob")
     parser.add_argument("--teacher", action="append", default=[], metavar="STUDENT=TEACHER",
                         help="compare uncompressed STUDENT with TEACHER (a study's config records this itself)")
+    parser.add_argument("--base", action="append", default=[], metavar="CHECKPOINT=BASE",
+                        help="compare CHECKPOINT, compressed elsewhere (quantization=compressed_tensors, a GPTQ "
+                             "checkpoint), with BASE uncompressed")
     parser.add_argument("--sort", help="model, revision, compression, step, bits, size, a metric (METRIC or TASK/METRIC), "
                                        "delta:METRIC or dist50:METRIC (distance from 50)")
     parser.add_argument("--descending", action="store_true", help="sort in descending order")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def run(args) -> int:
-    from lm_eval_bias.commands.leaderboard import _teachers
+    from lm_eval_bias.commands.leaderboard import _baselines
     from lm_eval_bias.plots import make_plots
 
     formats = tuple(fmt.strip().lower() for fmt in args.formats.split(",") if fmt.strip())
@@ -12,7 +12,7 @@ def run(args) -> int:
     if unknown:
         raise ValueError(f"--formats: unknown {', '.join(unknown)}; use png, svg or pdf")
     out_dir = args.output_dir or f"{args.results_dir.rstrip('/')}/figures"
-    written, skipped = make_plots(args.results_dir, out_dir, formats, teachers=_teachers(args.teacher))
+    written, skipped = make_plots(args.results_dir, out_dir, formats, teachers=_baselines(args))
     for path in written:
         print(f"wrote {path}")
     for line in skipped:
@@ -34,4 +34,6 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--formats", default="png,svg", help="comma-separated: png, svg, pdf (default png,svg)")
     parser.add_argument("--teacher", action="append", default=[], metavar="STUDENT=TEACHER",
                         help="compare uncompressed STUDENT with TEACHER")
+    parser.add_argument("--base", action="append", default=[], metavar="CHECKPOINT=BASE",
+                        help="compare CHECKPOINT, compressed elsewhere (quantization=compressed_tensors), with BASE")
     parser.set_defaults(run=run)

@@ -83,17 +83,23 @@ def _filter(frame: pd.DataFrame, filters: dict[str, list[str]]) -> pd.DataFrame:
 
 
 def _baseline_key(run: Run, keys: set[tuple[str, str, str]], teachers: dict[str, str]) -> tuple[str, str, str] | None:
+    """The uncompressed cell a run is compared with: its own model uncompressed; else the model
+    `teachers` names for it (a distilled student's teacher, or the base of a checkpoint compressed
+    elsewhere), at the run's teacher revision or its own revision, or the only one there is."""
     if run.compression != UNCOMPRESSED:
         key = (run.model, run.revision, UNCOMPRESSED)
-        return key if key in keys else None
-    teacher = teachers.get(run.model) or run.teacher
-    if not teacher:
+        if key in keys:
+            return key
+        base, preferred = teachers.get(run.model), (run.revision,)
+    else:
+        base, preferred = teachers.get(run.model) or run.teacher, (run.teacher_revision, run.revision)
+    if not base:
         return None
-    revisions = sorted({revision for model, revision, compression in keys if model == teacher and compression == UNCOMPRESSED})
-    for revision in (run.teacher_revision, run.revision):
+    revisions = sorted({revision for model, revision, compression in keys if model == base and compression == UNCOMPRESSED})
+    for revision in preferred:
         if revision in revisions:
-            return (teacher, revision, UNCOMPRESSED)
-    return (teacher, revisions[0], UNCOMPRESSED) if len(revisions) == 1 else None
+            return (base, revision, UNCOMPRESSED)
+    return (base, revisions[0], UNCOMPRESSED) if len(revisions) == 1 else None
 
 
 def build_leaderboard(runs: list[Run], metrics: list[str] | None = None, all_metrics: bool = False,

@@ -30,6 +30,7 @@ METHODS: dict[str, str] = {
     "sparsegpt": "sparsegpt:SparseGPT",
     "awq": "awq:AWQ",
     "smoothquant": "smoothquant:SmoothQuant",
+    "compressed_tensors": "compressed_tensors:CompressedTensors",
 }
 
 

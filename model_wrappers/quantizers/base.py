@@ -43,6 +43,9 @@ class Quantizer:
     # an activation statistic spans a sequence (a per-sequence int8 scale), so later tokens move earlier
     # positions' outputs. True lets the causal scorer score a shared (prefix, next token) event once.
     position_independent: ClassVar[bool] = True
+    # `quant_method`s of checkpoints compressed elsewhere that this method loads as they are; a checkpoint
+    # whose config holds any other quantization_config is refused (loading.CheckedLoader)
+    loads_checkpoints: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: QuantizationConfig | None = None, **options: Any) -> None:
         """From a config, or from options as `--model_args` gives them (parsed here, once)."""

@@ -159,6 +159,7 @@ class GPTQ(Quantizer):
     config_class = GptqConfig
     config: GptqConfig
     requires = ("gptqmodel", GPTQ_INSTALL)
+    loads_checkpoints = ("gptq",)
 
     def __init__(self, *args: Any, **options: Any) -> None:
         super().__init__(*args, **options)

@@ -154,3 +154,29 @@ def test_cli_formats_filters_and_sort(results_dir, tmp_path, capsys):
 
 def board_rows(results_dir):
     return build_leaderboard(load_runs(results_dir)).wide()
+
+
+def test_a_checkpoint_compressed_elsewhere_is_compared_with_the_base_named(tmp_path, capsys):
+    """A compressed-tensors checkpoint is a model of its own: --base names the uncompressed model it came from."""
+    from fixtures.results import compression_record
+
+    base_arc = [1, 0, 1, 1, 0, 1, 0, 1, 1, 0]
+    compressed_arc = [1, 0, 0, 1, 0, 0, 0, 1, 1, 1]  # 2 of the base's correct items lost, 1 gained
+    _write(tmp_path, "2025-01-01T00-00-00.000000", "quantized_hf", "pretrained=org/model-1b", [_arc(base_arc)],
+           quantization=compression_record("none", "none", {}, 32))
+    _write(tmp_path, "2025-01-01T00-00-01.000000", "quantized_hf",
+           "pretrained=org/model-1b-W4A16,quantization=compressed_tensors", [_arc(compressed_arc)],
+           quantization=compression_record("compressed_tensors", "compressed_tensors", {}, 4, effective=4.25))
+    alone = row(build_leaderboard(load_runs(tmp_path)).wide(), "org/model-1b-W4A16", "main", "compressed_tensors")
+    assert alone["arc_easy/acc_norm baseline"] == ""  # no uncompressed cell of its own
+    compared = row(build_leaderboard(load_runs(tmp_path), teachers={"org/model-1b-W4A16": "org/model-1b"}).wide(),
+                   "org/model-1b-W4A16", "main", "compressed_tensors")
+    assert compared["arc_easy/acc_norm baseline"] == "org/model-1b · main · none"
+    assert compared["arc_easy/acc_norm delta"] == pytest.approx(5 / 10 - 6 / 10)
+    assert compared["arc_easy/acc_norm p_value"] == pytest.approx(binomtest(1, 3, 0.5).pvalue)
+
+    assert main(["leaderboard", str(tmp_path), "--format", "csv", "--base", "org/model-1b-W4A16=org/model-1b"]) == 0
+    rows = {r["model"]: r for r in csv.DictReader(io.StringIO(capsys.readouterr().out))}
+    assert rows["org/model-1b-W4A16"]["arc_easy/acc_norm baseline"] == "org/model-1b · main · none"
+    assert main(["leaderboard", str(tmp_path), "--base", "org/model-1b-W4A16"]) != 0
+    assert "--base expects CHECKPOINT=BASE" in capsys.readouterr().err

@@ -19,6 +19,11 @@ each layer gets its own s, searched on its own output, and keeps W' as a dequant
 (W' is what a packed AWQ checkpoint computes with; folding only moves the 1/s elsewhere).
 The reference's second step, a per-group search of a clipping range, is not done.
 Calibration and the cache: one_shot.py.
+
+An AutoAWQ checkpoint (`quant_method: awq` in its config.json, packed `qweight` / `qzeros` /
+`scales`) loads as it is: transformers reads it through gptqmodel's AWQ layers (the `[gptq]`
+extra; on CPU its torch kernel), its bits and group size are recorded, nothing is searched, and a
+`bits=` or `group_size=` that contradicts the checkpoint is an error.
 """
 
 from __future__ import annotations
@@ -29,9 +34,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from lm_eval_bias.model_wrappers.loading import config_dict, stored_bits_per_weight
+from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError
 from lm_eval_bias.model_wrappers.quantizers.calibration_forward import set_weight_matrix, weight_matrix
 from lm_eval_bias.model_wrappers.quantizers.config import integer_in, option
 from lm_eval_bias.model_wrappers.quantizers.one_shot import CalibrationOptions, OneShotCompression, layers_option
+from lm_eval_bias.model_wrappers.quantizers.gptq import GPTQ_INSTALL, quiet_kernel_override
 from lm_eval_bias.model_wrappers.quantizers.rtn import effective_bits, fake_quantize, parse_group_size
 
 GRID = 20
@@ -98,6 +106,50 @@ class AWQ(OneShotCompression):
     config_class = AwqConfig
     config: AwqConfig
     what = "quantized"
+    loads_checkpoints = ("awq",)
+
+    def __init__(self, *args: Any, **options: Any) -> None:
+        super().__init__(*args, **options)
+        self._autoawq_checkpoint: str | None = None
+
+    # --- an AutoAWQ checkpoint, loaded as it is ----------------------------------------------
+
+    def load_model(self, auto_class, pretrained, *args, **kwargs):
+        if kwargs.get("quantization_config") is None:
+            return super().load_model(auto_class, pretrained, *args, **kwargs)
+        import importlib.util
+
+        if importlib.util.find_spec("gptqmodel") is None:
+            raise QuantizationError(f"quantization=awq loads AutoAWQ checkpoints through gptqmodel: {GPTQ_INSTALL}.")
+        self._adopt_autoawq(config_dict(kwargs["quantization_config"]), str(pretrained))
+        if kwargs.get("dtype") in (None, "auto"):  # AWQ checkpoints say fp16; the layers around them compute in fp32
+            kwargs = {**kwargs, "dtype": torch.float32}
+        with quiet_kernel_override():
+            return super(OneShotCompression, self).load_model(auto_class, pretrained, *args, **kwargs)
+
+    def _adopt_autoawq(self, config: dict[str, Any], checkpoint: str) -> None:
+        found = {"bits": config.get("bits", config.get("w_bit")), "group_size": config.get("group_size", config.get("q_group_size"))}
+        given = {name: getattr(self.config, name) for name in self.config.given_options() if name in found}
+        conflicts = [f"{k}={given[k]} (checkpoint: {v})" for k, v in found.items() if k in given and given[k] != v]
+        if conflicts:
+            raise QuantizationError(f"{checkpoint!r} is an AWQ checkpoint with other settings: {', '.join(conflicts)}.")
+        for name, value in found.items():  # the record says what the checkpoint holds
+            setattr(self.config, name, value)
+        self._autoawq_checkpoint = checkpoint
+        self.details = {"checkpoint": checkpoint, "cache": "AutoAWQ checkpoint", "zero_point": config.get("zero_point"),
+                        "version": config.get("version")}
+
+    def postprocess_model(self, model: nn.Module) -> nn.Module:
+        if self._autoawq_checkpoint is None:
+            return super().postprocess_model(model)
+        layers = [module for module in model.modules() if hasattr(module, "qweight")]
+        if not layers:
+            raise QuantizationError(f"quantization=awq: {self._autoawq_checkpoint!r} holds no AWQ layer after loading.")
+        self.effective_bits_per_weight = round(stored_bits_per_weight(layers), 4)
+        self.details.update({"quantized_layers": len(layers), "kernel": type(layers[0]).__name__})
+        return model
+
+    # --- quantizing here ------------------------------------------------------------------------
 
     def new_statistic(self, layer: nn.Module) -> InputSample:
         return InputSample(layer)

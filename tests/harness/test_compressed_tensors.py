@@ -138,3 +138,49 @@ def test_compressed_tensors_takes_no_options():
 
     with pytest.raises(QuantizationError, match="compressed_tensors does not take bits"):
         get_quantizer("compressed_tensors", bits=4)
+
+
+# --- AutoAWQ checkpoints ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def autoawq_checkpoint(tiny_llama_dir, tmp_path_factory):
+    pytest.importorskip("gptqmodel")
+    from fixtures.autoawq_checkpoint import build as build_autoawq
+
+    return build_autoawq(tiny_llama_dir, tmp_path_factory.mktemp("awq") / "autoawq")
+
+
+def test_autoawq_checkpoint_loads_as_it_is(autoawq_checkpoint, tiny_llama_dir, crows_data, task_manager):
+    folder, expected = autoawq_checkpoint
+    lm = QuantizedHFLM(pretrained=str(folder), quantization="awq", device="cpu", batch_size=4)
+    by_hand = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32).eval()
+    with torch.no_grad():
+        for name, weight in expected.items():
+            by_hand.get_submodule(name).weight.copy_(weight)
+        tokens = torch.tensor([[5, 17, 42, 99, 3, 250, 7, 11], [8, 9, 10, 11, 12, 13, 14, 15]])
+        unquantized = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32).eval()(tokens).logits
+        logits, reference = lm.model(tokens).logits, by_hand(tokens).logits
+        # torch's CPU int4 kernel holds each scale and zero point in bf16 (8 significant bits), so the
+        # logits match the weights dequantized by hand to ~1e-3, far closer than to the unquantized model
+        off_by_hand, off_unquantized = (logits - reference).abs().max(), (logits - unquantized).abs().max()
+        assert off_by_hand < 5e-3 and off_by_hand < off_unquantized / 5
+        assert torch.equal(lm.model(tokens[:1]).logits[0], lm.model(tokens).logits[0])  # batch-invariant
+    record = lm.get_model_info()["quantization"]
+    assert record["method"] == "awq" and record["weight_bits"] == 4
+    assert record["settings"]["group_size"] == 32 and record["details"]["cache"] == "AutoAWQ checkpoint"
+    assert record["details"]["quantized_layers"] == 14 and "scale_exponents" not in record["details"]  # nothing searched
+    # stored per weight: a 4-bit code, plus per group of 32 an fp16 scale and a 4-bit zero point
+    assert record["effective_bits_per_weight"] == pytest.approx(4 + (16 + 4) / 32)
+    assert record["model_bytes_before"] == 4 * by_hand.num_parameters()
+
+    results = evaluate("quantized_hf", f"pretrained={folder},quantization=awq", [TASK], task_manager=task_manager)
+    assert json.loads(json.dumps(results["config"]["quantization"]))["details"]["kernel"] == record["details"]["kernel"]
+
+
+def test_autoawq_checkpoint_refuses_contradicting_options(autoawq_checkpoint):
+    folder, _ = autoawq_checkpoint
+    with pytest.raises(QuantizationError, match=r"AWQ checkpoint with other settings: group_size=128 \(checkpoint: 32\)"):
+        QuantizedHFLM(pretrained=str(folder), quantization="awq", group_size=128, device="cpu")
+    with pytest.raises(QuantizationError, match="'awq' quantization_config.*Pass quantization=awq"):
+        QuantizedHFLM(pretrained=str(folder), device="cpu")

@@ -118,15 +118,20 @@ def pool_percentages(group, task_metrics: dict, group_metrics: dict) -> dict:
 
     For ``pooled_percentage_metrics: [metric, ...]`` the group value (the size-weighted
     mean, i.e. the pooled mean) gets the standard error of a mean of 0/100 items over
-    every item of the group, even where a one-item subtask has none of its own.
+    every item of the group, even where a one-item subtask has none of its own. A metric
+    that is also a pooled ratio metric (``stereo_score`` over ``stereo_pairs``) counts the
+    items its count metric sums, not every item: a leaf's bootstrap stderr over a handful of
+    such items is often NaN (a resample that draws none of them), which the group no longer inherits.
     """
     leaves = [task_metrics[t.task_name] for t in group.get_all_tasks() if t.task_name in task_metrics]
-    n = int(sum(leaf.get("sample_len", 0) for leaf in leaves))
+    items = int(sum(leaf.get("sample_len", 0) for leaf in leaves))
+    counted = _pooled_ratio_metrics(group)
     for metric in _proportion_metrics(group):
         for f in _filters(metric, [group_metrics]):
             value = group_metrics.get(f"{metric},{f}")
-            if _number(value):
-                group_metrics[f"{metric}_stderr,{f}"] = percentage_stderr(value, n)
+            n = group_metrics.get(f"{counted[metric]},{f}") if metric in counted else items
+            if _number(value) and _number(n):
+                group_metrics[f"{metric}_stderr,{f}"] = percentage_stderr(value, int(n))
     return group_metrics
 
 

@@ -10,7 +10,8 @@ chosen when the block starts (adaptive mask selection), N:M masks chosen per gro
 columns. Unstructured masks take exactly round(sparsity x weights) per block of columns
 (the reference takes those under a threshold: the same up to ties). Inputs never seen in
 calibration (a zero diagonal of H) get their weights zeroed, as in the reference.
-llmcompressor's SparseGPT needs transformers 5.17 (this package tracks the newest), hence our own.
+llmcompressor's SparseGPT needs transformers 5.17 (this package tracks the newest), hence our own;
+`implementation=llmcompressor` runs theirs instead (llmcompressor_pruning.py).
 Options and what is recorded: pruning.py.
 """
 

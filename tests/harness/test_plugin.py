@@ -340,3 +340,15 @@ def test_failing_pooling_warns_and_keeps_the_harness_values(hooked, monkeypatch)
     with pytest.warns(RuntimeWarning, match="bad metrics"):
         result = group.aggregate(TASK_METRICS)
     assert result == hooked.aggregate.__wrapped__(group, TASK_METRICS)
+
+
+def test_subset_percentages_get_a_proportion_stderr_over_the_pairs_they_count(hooked):
+    """antistereo_score's leaves have NaN or "N/A" stderrs (bootstraps over a few pairs): the group's
+    is that of a proportion of 0/100 items over the pooled antistereo pairs."""
+    metadata = {**POOLED, "pooled_percentage_metrics": ["stereotype_score", "stereo_score", "antistereo_score"]}
+    result = _hand_made_group("g", metadata, ["a", "b", "c"]).aggregate(TASK_METRICS)
+    p, n = 100.0 / 3, 9  # (50*2 + 25*4 + 33.3*3) / 9 over 2 + 4 + 3 antistereo pairs
+    assert result["antistereo_score_stderr,none"] == pytest.approx(math.sqrt(p * (100 - p) / (n - 1)))
+    assert result["stereo_score_stderr,none"] == pytest.approx(math.sqrt(45.0 * 55.0 / (40 - 1)))
+    assert result["stereotype_score_stderr,none"] == pytest.approx(
+        math.sqrt(result["stereotype_score,none"] * (100 - result["stereotype_score,none"]) / (50 - 1)))

@@ -129,12 +129,7 @@ class AWQ(OneShotCompression):
 
     def _adopt_autoawq(self, config: dict[str, Any], checkpoint: str) -> None:
         found = {"bits": config.get("bits", config.get("w_bit")), "group_size": config.get("group_size", config.get("q_group_size"))}
-        given = {name: getattr(self.config, name) for name in self.config.given_options() if name in found}
-        conflicts = [f"{k}={given[k]} (checkpoint: {v})" for k, v in found.items() if k in given and given[k] != v]
-        if conflicts:
-            raise QuantizationError(f"{checkpoint!r} is an AWQ checkpoint with other settings: {', '.join(conflicts)}.")
-        for name, value in found.items():  # the record says what the checkpoint holds
-            setattr(self.config, name, value)
+        self.config.adopt(found, f"{checkpoint!r} is an AWQ checkpoint")  # the record says what it holds
         self._autoawq_checkpoint = checkpoint
         self.details = {"checkpoint": checkpoint, "cache": "AutoAWQ checkpoint", "zero_point": config.get("zero_point"),
                         "version": config.get("version")}

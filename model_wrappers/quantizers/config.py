@@ -190,6 +190,16 @@ class QuantizationConfig:
         """Every option, defaults filled in."""
         return {name: getattr(self, name) for name in self.option_names()}
 
+    def adopt(self, found: Mapping[str, Any], source: str) -> None:
+        """Take the settings an already-compressed checkpoint holds (`found`); an option given
+        that contradicts one of them is an error ("{source} with other settings: ...")."""
+        given = {name: getattr(self, name) for name in self.given_options()}
+        conflicts = [f"{k}={v} (checkpoint: {found.get(k)})" for k, v in given.items() if k in found and found[k] != v]
+        if conflicts:
+            raise QuantizationError(f"{source} with other settings: {', '.join(conflicts)}.")
+        for name, value in found.items():
+            setattr(self, name, value)
+
     def given_options(self) -> dict[str, Any]:
         """The options as they were given to `from_options` (else the ones that differ from their default).
 

@@ -314,12 +314,7 @@ class GPTQ(Quantizer):
                 "plain floats, the quantization_config entry in its config.json is stale: remove it)."
             )
         found = {"bits": config.get("bits"), "group_size": config.get("group_size"), "desc_act": bool(config.get("desc_act"))}
-        given = {name: getattr(self.config, name) for name in self.config.given_options() if name in found}
-        conflicts = [f"{k}={given[k]} (checkpoint: {v})" for k, v in found.items() if k in given and given[k] != v]
-        if conflicts:
-            raise QuantizationError(f"{checkpoint!r} is a GPTQ checkpoint with other settings: {', '.join(conflicts)}.")
-        for name, value in found.items():  # the record says what the checkpoint holds
-            setattr(self.config, name, value)
+        self.config.adopt(found, f"{checkpoint!r} is a GPTQ checkpoint")  # the record says what it holds
         self.details = {"sym": config.get("sym")}  # a checkpoint of someone else's making: its own sym
 
     def _finish(self, model: nn.Module, checkpoint: str, cache: str) -> nn.Module:

@@ -139,13 +139,7 @@ class OneShotCompression(Quantizer):
         if record.get("method") != self.name:
             raise QuantizationError(f"{checkpoint!r} was compressed with {record.get('method')}, not {self.name}; "
                                     f"load it with quantization={record.get('method')} or quantization=none.")
-        found = record["settings"]
-        given = {name: getattr(self.config, name) for name in self.config.given_options()}
-        conflicts = [f"{k}={v} (checkpoint: {found.get(k)})" for k, v in given.items() if found.get(k) != v]
-        if conflicts:
-            raise QuantizationError(f"{checkpoint!r} is already {self.what} with other settings: {', '.join(conflicts)}.")
-        for name, value in found.items():
-            setattr(self.config, name, value)
+        self.config.adopt(record["settings"], f"{checkpoint!r} is already {self.what}")
         self._loaded(checkpoint, "pre-compressed checkpoint", record)
 
     # --- compressing -----------------------------------------------------------------------

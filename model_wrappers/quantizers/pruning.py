@@ -167,7 +167,10 @@ class Pruner(OneShotCompression):
 
     def _key_fields(self, pretrained: str, revision: str | None) -> dict[str, Any]:
         fields = super()._key_fields(pretrained, revision)
-        return {**fields, "llmcompressor": llmcompressor_pruning.version()} if self._by_llmcompressor else fields
+        if self._by_llmcompressor:
+            return {**fields, "llmcompressor": llmcompressor_pruning.version()}
+        fields.pop("implementation", None)  # ours: the key it had before the option existed, so caches stay valid
+        return fields
 
     def _compress(self, model: nn.Module, source: str) -> float:
         if not self._by_llmcompressor:

@@ -147,7 +147,8 @@ def test_bad_options_get_one_clear_error(method, options, named):
 def test_options_arrive_as_strings():
     settings = get_quantizer("wanda", sparsity="0.3", calibration_samples="16", seed="2", layers="mlp").settings
     assert settings == {"sparsity": 0.3, "structure": None, "layers": "mlp", "calibration":
-                        "Salesforce/wikitext:wikitext-2-raw-v1", "calibration_samples": 16, "seed": 2}
+                        "Salesforce/wikitext:wikitext-2-raw-v1", "calibration_samples": 16, "seed": 2,
+                        "implementation": "ours"}
     assert get_quantizer("magnitude", structure=" 2 : 4 ").settings == {"sparsity": None, "structure": "2:4", "layers": None}
     assert get_quantizer("magnitude").settings["sparsity"] == 0.5
 

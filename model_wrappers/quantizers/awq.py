@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from lm_eval_bias.model_wrappers.loading import config_dict, stored_bits_per_weight
-from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError
+from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError, fp32_unless_given
 from lm_eval_bias.model_wrappers.quantizers.calibration_forward import set_weight_matrix, weight_matrix
 from lm_eval_bias.model_wrappers.quantizers.config import integer_in, option
 from lm_eval_bias.model_wrappers.quantizers.one_shot import CalibrationOptions, OneShotCompression, layers_option
@@ -122,10 +122,8 @@ class AWQ(OneShotCompression):
         if importlib.util.find_spec("gptqmodel") is None:
             raise QuantizationError(f"quantization=awq loads AutoAWQ checkpoints through gptqmodel: {GPTQ_INSTALL}.")
         self._adopt_autoawq(config_dict(kwargs["quantization_config"]), str(pretrained))
-        if kwargs.get("dtype") in (None, "auto"):  # AWQ checkpoints say fp16; the layers around them compute in fp32
-            kwargs = {**kwargs, "dtype": torch.float32}
-        with quiet_kernel_override():
-            return super(OneShotCompression, self).load_model(auto_class, pretrained, *args, **kwargs)
+        with quiet_kernel_override():  # a checkpoint with a quantization_config loads as it is, never compressed
+            return super().load_model(auto_class, pretrained, *args, **fp32_unless_given(kwargs))
 
     def _adopt_autoawq(self, config: dict[str, Any], checkpoint: str) -> None:
         found = {"bits": config.get("bits", config.get("w_bit")), "group_size": config.get("group_size", config.get("q_group_size"))}

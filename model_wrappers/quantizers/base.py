@@ -24,9 +24,18 @@ from lm_eval_bias.model_wrappers.quantizers.config import (
     compression_label,
 )
 
-__all__ = ["Quantizer", "QuantizationConfig", "QuantizationError", "QuantizationRecord", "TORCHAO_INSTALL"]
+__all__ = ["Quantizer", "QuantizationConfig", "QuantizationError", "QuantizationRecord", "TORCHAO_INSTALL", "fp32_unless_given"]
 
 TORCHAO_INSTALL = "pip install -c constraints/cpu-torch.txt 'torchao>=0.18' (the [torchao] extra; the constraint keeps torch)"
+
+
+def fp32_unless_given(load_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Compute in fp32 unless a dtype was given: compressed checkpoints say bf16 or fp16 (their scales'
+    dtype), which is slower than fp32 on CPU and would differ from the uncompressed runs they are
+    compared with."""
+    if load_kwargs.get("dtype") in (None, "auto"):
+        return {**load_kwargs, "dtype": torch.float32}
+    return load_kwargs
 
 
 class Quantizer:

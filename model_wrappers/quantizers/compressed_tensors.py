@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import re
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from lm_eval_bias.model_wrappers.loading import checkpoint_quant_method, config_dict
-from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError, Quantizer
+from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError, Quantizer, fp32_unless_given
 from lm_eval_bias.model_wrappers.quantizers.gptq import model_source, quiet_kernel_override
 from lm_eval_bias.model_wrappers.quantizers.pruning import measured_sparsity
 
@@ -122,6 +120,17 @@ def _dtype_bytes(dtype: str) -> int:
     return bits[dtype] // 8
 
 
+def decompress(model: nn.Module) -> None:
+    """Packed weights decompressed here, once, rather than by a hook on the first forward."""
+    model.hf_quantizer.compressor.decompress_model(model)
+
+
+def quantized_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """The layers a compressed-tensors scheme is attached to."""
+    return {name: module for name, module in model.named_modules()
+            if getattr(module, "quantization_scheme", None) is not None}
+
+
 class CompressedTensors(Quantizer):
     name = "compressed_tensors"
     requires = ("compressed_tensors", INSTALL)
@@ -138,11 +147,8 @@ class CompressedTensors(Quantizer):
         return self._bits
 
     def update_load_kwargs(self, load_kwargs: dict[str, Any]) -> dict[str, Any]:
-        load_kwargs = dict(load_kwargs)
         self._revision = load_kwargs.get("revision")
-        if load_kwargs.get("dtype") in (None, "auto"):  # such checkpoints say bf16; compute in fp32
-            load_kwargs["dtype"] = torch.float32
-        return load_kwargs
+        return fp32_unless_given(load_kwargs)
 
     def load_model(self, auto_class, pretrained, *args, **load_kwargs):
         # HFLM passes the checkpoint's own quantization_config: there is none without one
@@ -160,13 +166,11 @@ class CompressedTensors(Quantizer):
             return super().load_model(auto_class, pretrained, *args, **load_kwargs)
 
     def postprocess_model(self, model: nn.Module) -> nn.Module:
-        # packed weights are decompressed here, once, rather than by a hook on the first forward
-        model.hf_quantizer.compressor.decompress_model(model)
+        decompress(model)
         folder, _ = model_source(self._pretrained, self._revision)
         # the config as saved: transformers' parsed copy drops the sparsity metadata
         config = json.loads((folder / "config.json").read_text())["quantization_config"]
-        layers = {name: module for name, module in model.named_modules()
-                  if getattr(module, "quantization_scheme", None) is not None}
+        layers = quantized_layers(model)
         bits = [(module.quantization_scheme.weights.num_bits, module.weight.numel()) for module in layers.values()
                 if module.quantization_scheme.weights is not None]
         if bits:
@@ -181,19 +185,13 @@ class CompressedTensors(Quantizer):
         sparsity = config.get("sparsity_config") or {}
         if sparsity:
             self.details["sparsity_structure"] = sparsity.get("sparsity_structure")
-            targets = {name: module for name, module in model.named_modules()
-                       if isinstance(module, nn.Linear) and _targeted(name, module, sparsity)}
+            from compressed_tensors.utils.match import is_match
+
+            targets = {name: module for name, module in model.named_modules() if isinstance(module, nn.Linear)
+                       and is_match(name, module, sparsity.get("targets") or [], sparsity.get("ignore") or [])}
             self.details.update(measured_sparsity(model, targets))
         measured = stored_bits(folder, list(layers))
         if measured is not None:
             self.effective_bits_per_weight, self.details["checkpoint_bytes"] = measured
         return model
 
-
-def _targeted(name: str, module: nn.Module, sparsity: dict[str, Any]) -> bool:
-    """Whether a sparsity config's targets (class names or `re:` patterns) minus its ignore list name this layer."""
-    def matches(patterns) -> bool:
-        return any(re.match(p[3:], name) if p.startswith("re:") else p in (name, type(module).__name__)
-                   for p in patterns or [])
-
-    return matches(sparsity.get("targets")) and not matches(sparsity.get("ignore"))

@@ -52,7 +52,7 @@ import torch
 from torch import nn
 
 from lm_eval_bias.model_wrappers.loading import stored_bits_per_weight
-from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError, Quantizer
+from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError, Quantizer, fp32_unless_given
 from lm_eval_bias.model_wrappers.quantizers.config import (
     QuantizationConfig,
     one_of,
@@ -184,9 +184,7 @@ class GPTQ(Quantizer):
         load_kwargs = dict(load_kwargs)
         if load_kwargs.get("quantization_config") is not None:  # a GPTQ checkpoint: choose its kernel
             load_kwargs["quantization_config"] = self._with_kernel(load_kwargs["quantization_config"])
-        if load_kwargs.get("dtype") in (None, "auto"):  # GPTQ checkpoints say bf16/fp16; compute in fp32
-            load_kwargs["dtype"] = torch.float32
-        return load_kwargs
+        return fp32_unless_given(load_kwargs)
 
     def _with_kernel(self, quantization_config):
         from transformers import GPTQConfig

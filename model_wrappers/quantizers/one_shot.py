@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from lm_eval_bias.model_wrappers.quantizers import compressed_cache as cache
+from lm_eval_bias.model_wrappers.quantizers import llmcompressor_oneshot
 from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError, Quantizer
 from lm_eval_bias.model_wrappers.quantizers.calibration_forward import block_linears, compress_block_by_block
 from lm_eval_bias.model_wrappers.quantizers.config import QuantizationConfig, option, parse_int, parse_str, positive_int
@@ -69,6 +70,8 @@ class OneShotCompression(Quantizer):
 
     calibrated: ClassVar[bool] = True
     what: ClassVar[str] = "compressed"  # in messages: "already <what> with other settings"
+    # what a cached checkpoint's record gives back to `details` on a cache hit
+    recorded: ClassVar[tuple[str, ...]] = ("calibration_samples_used",)
 
     def __init__(self, config: QuantizationConfig | None = None, **options: Any) -> None:
         super().__init__(config, **options)
@@ -97,6 +100,21 @@ class OneShotCompression(Quantizer):
         """A cached or already-compressed checkpoint just loaded from `folder`: rebuild what save_pretrained cannot hold."""
         return model
 
+    def compress_by_llmcompressor(self, model: nn.Module, samples: list[torch.Tensor], layer_names: list[str]) -> None:
+        """implementation=llmcompressor: compress in place by llmcompressor's code (llmcompressor_oneshot.py)."""
+        raise NotImplementedError
+
+    # --- implementation=llmcompressor ---------------------------------------------------------
+
+    @property
+    def by_llmcompressor(self) -> bool:
+        return getattr(self.config, "implementation", "ours") == "llmcompressor"
+
+    def validate_environment(self, device) -> None:
+        super().validate_environment(device)
+        if self.by_llmcompressor:
+            llmcompressor_oneshot.require_llmcompressor(self.name)
+
     # --- loading: cache, already-pruned checkpoints --------------------------------------
 
     def load_model(self, auto_class, pretrained, *args, **kwargs):
@@ -110,7 +128,9 @@ class OneShotCompression(Quantizer):
         folder = cache.cache_folder(self.name, key_fields)
         if cache.read_record(folder) is not None:
             self._loaded(str(folder), "hit", cache.read_record(folder))
-            return super().load_model(auto_class, folder, **{k: v for k, v in kwargs.items() if k != "revision"})
+            # quantization_config=None (HFLM's) would hide a compressed-tensors cache folder's own config
+            return super().load_model(auto_class, folder, **{k: v for k, v in kwargs.items()
+                                                             if k not in ("revision", "quantization_config")})
         loaded = super().load_model(auto_class, pretrained, **kwargs)
         model = loaded[0] if isinstance(loaded, tuple) else loaded
         seconds = self._compress(model, str(pretrained))
@@ -125,14 +145,17 @@ class OneShotCompression(Quantizer):
         if self.calibrated:
             settings["calibration"] = calibration_fingerprint(settings["calibration"])
             settings["max_calibration_tokens"] = MAX_CALIBRATION_TOKENS
+        if self.by_llmcompressor:
+            settings["llmcompressor"] = llmcompressor_oneshot.version()
+        else:  # ours: the key it had before the option existed, so caches stay valid
+            settings.pop("implementation", None)
         return {**cache.source_identity(pretrained, revision), **settings, "torch": torch.__version__}
 
     def _loaded(self, checkpoint: str, how: str, record: dict[str, Any]) -> None:
         self._compressed = True
         self._read_from_disk = how != "miss"
         self.details.update({"checkpoint": checkpoint, "cache": how, "compress_seconds": round(record["compress_seconds"], 3),
-                             **({"calibration_samples_used": record["calibration_samples_used"]}
-                                if "calibration_samples_used" in record else {})})
+                             **{key: record[key] for key in self.recorded if key in record}})
 
     def _adopt(self, record: dict[str, Any], checkpoint: str) -> None:
         """An already-pruned checkpoint: its settings, unless the options given contradict them."""
@@ -150,6 +173,8 @@ class OneShotCompression(Quantizer):
             self.details["compress_seconds"] = round(self._compress(model, model.name_or_path), 3)
         elif self._read_from_disk:
             model = self.restore(model, self.details["checkpoint"])
+        if self.by_llmcompressor:
+            self.details["implementation"] = f"llmcompressor {llmcompressor_oneshot.version()}"
         self.details.update(self.report(model, self._chosen_layers(model)))
         if self.calibrated:
             self.details["max_calibration_tokens"] = MAX_CALIBRATION_TOKENS
@@ -166,7 +191,7 @@ class OneShotCompression(Quantizer):
     def _compress(self, model: nn.Module, source: str) -> float:
         """Compress in place; returns the seconds it took."""
         start = time.perf_counter()
-        self._chosen_layers(model)  # refuse an empty selection before calibrating
+        chosen = self._chosen_layers(model)  # refuse an empty selection before calibrating
         pattern = layer_pattern(self.config.layers)
         if not self.calibrated:
             for _, layers in block_linears(model, pattern):
@@ -177,7 +202,10 @@ class OneShotCompression(Quantizer):
             return time.perf_counter() - start
         samples = calibration_samples(model, source, self.config, self.name)
         self.details["calibration_samples_used"] = len(samples)
-        compress_block_by_block(model, samples, pattern, self.new_statistic, self.compress_layer)
+        if self.by_llmcompressor:
+            self.compress_by_llmcompressor(model, samples, list(chosen))
+        else:
+            compress_block_by_block(model, samples, pattern, self.new_statistic, self.compress_layer)
         return time.perf_counter() - start
 
 

@@ -21,7 +21,6 @@ time taken, and where the checkpoint came from (cache hit/miss, see compressed_c
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -29,14 +28,13 @@ import torch
 from torch import nn
 
 from lm_eval_bias.model_wrappers.quantizers.calibration_forward import set_weight_matrix, weight_matrix
-from lm_eval_bias.model_wrappers.quantizers import llmcompressor_pruning
-from lm_eval_bias.model_wrappers.quantizers.config import QuantizationConfig, one_of, option, parse_float
+from lm_eval_bias.model_wrappers.quantizers import llmcompressor_oneshot
+from lm_eval_bias.model_wrappers.quantizers.config import QuantizationConfig, option, parse_float
 from lm_eval_bias.model_wrappers.quantizers.one_shot import (
     MAX_CALIBRATION_TOKENS,
     CalibrationOptions,
     OneShotCompression,
     QuantizationError,
-    calibration_samples,
     layers_option,
 )
 
@@ -82,8 +80,7 @@ class PruningConfig(QuantizationConfig):
 class CalibratedPruningConfig(CalibrationOptions, PruningConfig):
     """Pruning options, then calibration's, then whose code prunes."""
 
-    implementation: str = option("ours", one_of("ours", "llmcompressor"), "whose code prunes: ours (torch only) or "
-                                 "llmcompressor's (the [llmcompressor] extra; llmcompressor_pruning.py)")
+    implementation: str = llmcompressor_oneshot.implementation_option()
 
 
 def structure_numbers(structure: str) -> tuple[int, int]:
@@ -149,36 +146,9 @@ class Pruner(OneShotCompression):
             set_weight_matrix(layer, self.prune_weight(weight_matrix(layer).detach().float(), statistic))
 
     def report(self, model: nn.Module, layers: dict[str, nn.Module]) -> dict[str, Any]:
-        implementation = ({"implementation": f"llmcompressor {llmcompressor_pruning.version()}"}
-                          if self._by_llmcompressor else {})
         return {"target_sparsity": self.config.target_sparsity, "storage": "dense, pruned weights stored as zeros",
-                **implementation, **measured_sparsity(model, layers)}
+                **measured_sparsity(model, layers)}
 
-    # --- implementation=llmcompressor ---------------------------------------------------------
-
-    @property
-    def _by_llmcompressor(self) -> bool:
-        return getattr(self.config, "implementation", "ours") == "llmcompressor"
-
-    def validate_environment(self, device) -> None:
-        super().validate_environment(device)
-        if self._by_llmcompressor:
-            llmcompressor_pruning.require_llmcompressor(self.name)
-
-    def _key_fields(self, pretrained: str, revision: str | None) -> dict[str, Any]:
-        fields = super()._key_fields(pretrained, revision)
-        if self._by_llmcompressor:
-            return {**fields, "llmcompressor": llmcompressor_pruning.version()}
-        fields.pop("implementation", None)  # ours: the key it had before the option existed, so caches stay valid
-        return fields
-
-    def _compress(self, model: nn.Module, source: str) -> float:
-        if not self._by_llmcompressor:
-            return super()._compress(model, source)
-        start = time.perf_counter()
-        layers = list(self._chosen_layers(model))
-        samples = calibration_samples(model, source, self.config, self.name)
-        self.details["calibration_samples_used"] = len(samples)
-        llmcompressor_pruning.prune(model, samples, self.name, layers, self.config.sparsity, self.config.structure,
+    def compress_by_llmcompressor(self, model: nn.Module, samples: list[torch.Tensor], layer_names: list[str]) -> None:
+        llmcompressor_oneshot.prune(model, samples, self.name, layer_names, self.config.sparsity, self.config.structure,
                                     MAX_CALIBRATION_TOKENS)
-        return time.perf_counter() - start

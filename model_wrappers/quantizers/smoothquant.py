@@ -19,19 +19,26 @@ layer of the blocks is covered, whatever its architecture's names (q_proj, query
 The int8 codes are exact; the matmul runs in fp32 on the dequantized codes (simulated W8A8, the
 scores an int8 kernel with int32 accumulation gives up to fp32 rounding of the sum).
 Calibration and the cache: one_shot.py (the cache also keeps each layer's 1/s).
+`implementation=llmcompressor` runs llmcompressor's SmoothQuant and W8A8 instead (llmcompressor_oneshot.py:
+s folded into the norms, as in the paper; refused where that changes the model, as on Gemma); its
+cached checkpoint is in the compressed-tensors format and loads back through compressed_tensors.py.
 """
 
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from lm_eval_bias.model_wrappers.quantizers import compressed_tensors, llmcompressor_oneshot
+from lm_eval_bias.model_wrappers.quantizers.base import fp32_unless_given
 from lm_eval_bias.model_wrappers.quantizers.calibration_forward import weight_matrix
 from lm_eval_bias.model_wrappers.quantizers.config import float_in, option
+from lm_eval_bias.model_wrappers.quantizers.one_shot import MAX_CALIBRATION_TOKENS
 from lm_eval_bias.model_wrappers.quantizers.one_shot import CalibrationOptions, OneShotCompression, layers_option
 
 SCALES_FILE = "smoothquant_scales.pt"
@@ -42,6 +49,7 @@ QMAX = 127
 class SmoothQuantConfig(CalibrationOptions):
     alpha: float = option(0.5, float_in(0.0, 1.0), "migration strength: s_j = max|X_j|^alpha / max|W_j|^(1-alpha)")
     layers: str | None = layers_option()
+    implementation: str = llmcompressor_oneshot.implementation_option()
 
     @property
     def weight_bits(self) -> int:
@@ -100,6 +108,7 @@ class SmoothQuant(OneShotCompression):
     config_class = SmoothQuantConfig
     config: SmoothQuantConfig
     what = "quantized"
+    recorded = (*OneShotCompression.recorded, *llmcompressor_oneshot.SMOOTHING_CHECK)
 
     def new_statistic(self, layer: nn.Module) -> InputMax:
         return InputMax(layer)
@@ -109,16 +118,30 @@ class SmoothQuant(OneShotCompression):
         factors = smoothing_factors(statistic.maximum.to(weight.device), weight, self.config.alpha)
         return W8A8Linear(weight * factors.unsqueeze(0), layer.bias, 1 / factors, transposed=not isinstance(layer, nn.Linear))
 
+    def compress_by_llmcompressor(self, model: nn.Module, samples: list[torch.Tensor], layer_names: list[str]) -> None:
+        self.details.update(llmcompressor_oneshot.smooth_and_quantize(model, samples, layer_names, self.config.alpha,
+                                                                      MAX_CALIBRATION_TOKENS))
+
+    def update_load_kwargs(self, load_kwargs: dict[str, Any]) -> dict[str, Any]:
+        # llmcompressor's cached checkpoint says the dtype of its scales; compute in fp32 as ours does
+        return fp32_unless_given(load_kwargs) if self.by_llmcompressor else load_kwargs
+
     def _w8a8_layers(self, model: nn.Module) -> dict[str, W8A8Linear]:
         return {name: m for name, m in model.named_modules() if isinstance(m, W8A8Linear)}
 
     def extra_files(self, model: nn.Module) -> dict[str, bytes]:
+        if self.by_llmcompressor:  # its checkpoint holds everything
+            return {}
         buffer = io.BytesIO()
         torch.save({name: layer.inv_smooth for name, layer in self._w8a8_layers(model).items()}, buffer)
         return {SCALES_FILE: buffer.getvalue()}
 
     def restore(self, model: nn.Module, folder: str) -> nn.Module:
-        """The saved checkpoint holds s W already int8-valued per row; the 1/s come from their own file."""
+        """The saved checkpoint holds s W already int8-valued per row; the 1/s come from their own file.
+        llmcompressor's is a compressed-tensors checkpoint: its int8 codes are decompressed."""
+        if self.by_llmcompressor:
+            compressed_tensors.decompress(model)
+            return model
         scales = torch.load(f"{folder}/{SCALES_FILE}", map_location="cpu")
         for name, inv_smooth in scales.items():
             layer = model.get_submodule(name)
@@ -128,8 +151,15 @@ class SmoothQuant(OneShotCompression):
         return model
 
     def report(self, model: nn.Module, layers: dict[str, nn.Module]) -> dict[str, Any]:
+        activations = "int8 per token, dynamic, symmetric"
+        if self.by_llmcompressor:
+            quantized = compressed_tensors.quantized_layers(model)
+            measured = compressed_tensors.stored_bits(Path(self.details["checkpoint"]), list(quantized))
+            self.effective_bits_per_weight = measured[0]
+            return {"quantized_layers": len(quantized), "weights": "int8 per output channel, symmetric",
+                    "activations": activations, "storage": "compressed-tensors int8 checkpoint, decompressed to fp32"}
         quantized = self._w8a8_layers(model)
         weights = sum(layer.weight.numel() for layer in quantized.values())
         self.effective_bits_per_weight = round(8 + 32 * sum(layer.out_features for layer in quantized.values()) / weights, 4)
         return {"quantized_layers": len(quantized), "weights": "int8 per output channel, symmetric",
-                "activations": "int8 per token, dynamic, symmetric", "storage": "fake-quant (int8 codes x scales in fp32)"}
+                "activations": activations, "storage": "fake-quant (int8 codes x scales in fp32)"}

@@ -11,7 +11,7 @@ columns. Unstructured masks take exactly round(sparsity x weights) per block of 
 (the reference takes those under a threshold: the same up to ties). Inputs never seen in
 calibration (a zero diagonal of H) get their weights zeroed, as in the reference.
 llmcompressor's SparseGPT needs transformers 5.17 (this package tracks the newest), hence our own;
-`implementation=llmcompressor` runs theirs instead (llmcompressor_pruning.py).
+`implementation=llmcompressor` runs theirs instead (llmcompressor_oneshot.py).
 Options and what is recorded: pruning.py.
 """
 

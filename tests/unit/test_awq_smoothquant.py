@@ -107,7 +107,8 @@ def test_awq_search_is_the_grid_argmin_and_beats_rtn():
     ("awq", {"bits": "1"}, "from 2 to 8"),
     ("awq", {"group_size": "-4"}, "positive integer"),
     ("smoothquant", {"alpha": "1.5"}, "from 0.0 to 1.0"),
-    ("smoothquant", {"bits": "4"}, "its options: calibration, calibration_samples, seed, alpha, layers"),
+    ("smoothquant", {"bits": "4"}, "its options: calibration, calibration_samples, seed, alpha, layers, implementation"),
+    ("smoothquant", {"implementation": "vllm"}, "one of ours, llmcompressor"),
 ])
 def test_bad_options_get_one_clear_error(method, options, named):
     with pytest.raises(QuantizationError, match=f"quantization={method}") as error:
@@ -169,3 +170,16 @@ def test_awq_effective_bits(tiny_llama_dir, calibration_file):
     record = _quantized(tiny_llama_dir, "awq", calibration_file, bits="4", group_size="16").get_model_info()["quantization"]
     assert record["weight_bits"] == 4
     assert record["effective_bits_per_weight"] == pytest.approx(4 + (16 + 4) / 16)  # widths 32, 64: whole groups
+
+
+@pytest.mark.parametrize("method", ["smoothquant", "wanda", "sparsegpt"])
+def test_llmcompressor_implementation_without_llmcompressor_says_what_to_install(method, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llmcompressor" else real(name, *a))
+    quantizer = get_quantizer(method, implementation="llmcompressor")
+    with pytest.raises(QuantizationError, match=rf"quantization={method},implementation=llmcompressor needs llmcompressor: "
+                                                r"pip install .*\[llmcompressor\]"):
+        quantizer.validate_environment("cpu")
+    get_quantizer(method).validate_environment("cpu")  # ours needs nothing more

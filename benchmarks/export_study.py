@@ -21,6 +21,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -56,6 +57,11 @@ def scrubbed(text: str, model_dir: str | None) -> str:
     return text
 
 
+def file_name(label: str) -> str:
+    """A compression label as a file name: a path inside it (calibration=results/x.txt) loses its slashes."""
+    return re.sub(r"[^\w.,=()+-]", "_", label)
+
+
 def export(results_dir: Path, out: Path, model_dir: str | None, pauses: Path | None, archive: bool = False) -> None:
     (out / "results").mkdir(parents=True, exist_ok=True)
     rows = []
@@ -63,10 +69,10 @@ def export(results_dir: Path, out: Path, model_dir: str | None, pauses: Path | N
         cell = json.loads(cell_json.read_text())
         results_file = next(cell_json.parent.glob("*/results_*.json"))
         label = cell["labels"]["compression"]
-        (out / "results" / f"{label}.json").write_text(scrubbed(results_file.read_text(), model_dir))
+        (out / "results" / f"{file_name(label)}.json").write_text(scrubbed(results_file.read_text(), model_dir))
         if archive:
             (out / "cells").mkdir(exist_ok=True)
-            with tarfile.open(out / "cells" / f"{label}.tar.xz", "w:xz") as tar:
+            with tarfile.open(out / "cells" / f"{file_name(label)}.tar.xz", "w:xz") as tar:
                 tar.add(cell_json.parent, arcname=cell_json.parent.name)
         end = cell_json.stat().st_mtime
         start = end - cell["seconds"]

@@ -97,10 +97,11 @@ def capability_changes(frame: pd.DataFrame, baselines: dict[tuple, tuple | None]
 def describe_change(kind: str, change: float, base: float, value: float) -> str:
     """'×3.20 (12.1 → 38.7)' for a ratio, '−12.0 (88.0 → 76.0)' for a difference."""
     def number(x: float) -> str:
-        return f"{x:.1f}" if abs(x) >= 10 else f"{x:.2f}" if abs(x) >= 1 else f"{x:.3g}"
+        return f"{x:.2g}" if abs(x) >= 1e6 else f"{x:.1f}" if abs(x) >= 10 else f"{x:.2f}" if abs(x) >= 1 else f"{x:.3g}"
 
     if kind == "ratio":
-        return f"×{change:.2f} ({number(base)} → {number(value)})"
+        ratio = f"{change:.2g}" if abs(change) >= 1e4 else f"{change:.2f}"  # a broken model's ratio: ×4.3e+10
+        return f"×{ratio} ({number(base)} → {number(value)})"
     sign = "+" if change > 0 else "−" if change < 0 else "±"
     return f"{sign}{number(abs(change))} ({number(base)} → {number(value)})"
 

@@ -150,3 +150,10 @@ def test_plots_draw_degraded_cells_with_their_own_marker(study):
         else:  # lms_vs_ss: the 2-bit cell at (SS 52, LMS 70) only
             assert marked == [(52.0, 70.0)]
     assert not math.isnan(long.loc[long["compression"] == BITS2, "bits"].iloc[0])
+
+
+def test_a_broken_models_perplexity_ratio_is_written_in_powers_of_ten():
+    from lm_eval_bias.leaderboard.capability import describe_change
+
+    assert describe_change("ratio", 99.4e10 / 99.4 * 4.3, 99.4, 4.3e12) == "×4.3e+10 (99.4 → 4.3e+12)"
+    assert describe_change("ratio", 40.45, 99.4, 4022.6) == "×40.45 (99.4 → 4022.6)"

@@ -122,3 +122,19 @@ def test_dataset_keeps_one_split_and_domain(tmp_path, monkeypatch):
         stereoset_dataset("intrasentence", bias_type="age")
     with pytest.raises(BiasDataError, match="unknown StereoSet split"):
         stereoset_dataset("both")
+
+
+def test_a_file_is_parsed_once_per_version_and_reread_when_it_changes(tmp_path, monkeypatch):
+    from lm_eval_bias.data import stereoset
+
+    path = write_stereoset_jsonl(tmp_path)
+    parses = []
+    real = stereoset._parse
+    monkeypatch.setattr(stereoset, "_parse", lambda p: parses.append(p) or real(p))
+    stereoset._parsed.cache_clear()
+    first = load_stereoset(path)
+    first.loc[0, "context"] = "changed by a caller"  # a copy: the cached table is not touched
+    again = load_stereoset(path)
+    assert len(parses) == 1 and again["context"][0] == STEREOSET_ROWS[0][3]
+    write_stereoset_jsonl(tmp_path, flat_records()[:2])  # the file changes (size): read again
+    assert len(load_stereoset(path)) == 2 and len(parses) == 2

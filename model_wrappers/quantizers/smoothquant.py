@@ -38,8 +38,12 @@ from lm_eval_bias.model_wrappers.quantizers import compressed_tensors, llmcompre
 from lm_eval_bias.model_wrappers.quantizers.base import fp32_unless_given
 from lm_eval_bias.model_wrappers.quantizers.calibration_forward import weight_matrix
 from lm_eval_bias.model_wrappers.quantizers.config import float_in, option
-from lm_eval_bias.model_wrappers.quantizers.one_shot import MAX_CALIBRATION_TOKENS
-from lm_eval_bias.model_wrappers.quantizers.one_shot import CalibrationOptions, OneShotCompression, layers_option
+from lm_eval_bias.model_wrappers.quantizers.one_shot import (
+    MAX_CALIBRATION_TOKENS,
+    CalibrationOptions,
+    OneShotCompression,
+    layers_option,
+)
 
 SCALES_FILE = "smoothquant_scales.pt"
 QMAX = 127
@@ -154,10 +158,11 @@ class SmoothQuant(OneShotCompression):
         activations = "int8 per token, dynamic, symmetric"
         if self.by_llmcompressor:
             quantized = compressed_tensors.quantized_layers(model)
-            measured = compressed_tensors.stored_bits(Path(self.details["checkpoint"]), list(quantized))
-            self.effective_bits_per_weight = measured[0]
+            saved = self.details.get("checkpoint")  # the int8 checkpoint in the cache: its bits are measured
+            measured = compressed_tensors.stored_bits(Path(saved), list(quantized)) if saved else None
+            self.effective_bits_per_weight = measured[0] if measured else None
             return {"quantized_layers": len(quantized), "weights": "int8 per output channel, symmetric",
-                    "activations": activations, "storage": "compressed-tensors int8 checkpoint, decompressed to fp32"}
+                    "activations": activations, "storage": "compressed-tensors layers (int8 codes x scales in fp32)"}
         quantized = self._w8a8_layers(model)
         weights = sum(layer.weight.numel() for layer in quantized.values())
         self.effective_bits_per_weight = round(8 + 32 * sum(layer.out_features for layer in quantized.values()) / weights, 4)

@@ -9,7 +9,7 @@ import json
 
 import pytest
 import torch
-from fixtures.corpus import CORPUS
+from fixtures.corpus import write_calibration_jsonl
 from fixtures.harness import evaluate, our_tasks, sample_scores
 
 from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
@@ -20,9 +20,7 @@ pytest.importorskip("llmcompressor")
 @pytest.fixture
 def calibration(tmp_path, monkeypatch):
     monkeypatch.setenv("LM_EVAL_BIAS_CACHE", str(tmp_path / "cache"))
-    path = tmp_path / "neutral.jsonl"
-    path.write_text("".join(json.dumps({"text": " ".join(CORPUS[i : i + 3])}) + "\n" for i in range(0, len(CORPUS), 3)))
-    return str(path)
+    return write_calibration_jsonl(tmp_path / "neutral.jsonl")
 
 
 def pruned_weights(lm) -> dict[str, torch.Tensor]:

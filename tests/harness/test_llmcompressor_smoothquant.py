@@ -6,11 +6,10 @@ Runs where the [llmcompressor] extra is installed (it pins transformers 5.17); s
 
 from __future__ import annotations
 
-import json
 
 import pytest
 import torch
-from fixtures.corpus import CORPUS
+from fixtures.corpus import CORPUS, write_calibration_jsonl
 from fixtures.harness import evaluate, our_tasks, sample_scores
 
 from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
@@ -26,9 +25,7 @@ ALPHA = 0.5
 @pytest.fixture
 def calibration(tmp_path, monkeypatch):
     monkeypatch.setenv("LM_EVAL_BIAS_CACHE", str(tmp_path / "cache"))
-    path = tmp_path / "neutral.jsonl"
-    path.write_text("".join(json.dumps({"text": " ".join(CORPUS[i : i + 3])}) + "\n" for i in range(0, len(CORPUS), 3)))
-    return str(path)
+    return write_calibration_jsonl(tmp_path / "neutral.jsonl")
 
 
 def int8(x: torch.Tensor, dim: int) -> torch.Tensor:

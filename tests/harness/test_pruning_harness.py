@@ -7,7 +7,7 @@ import json
 import math
 
 import pytest
-from fixtures.corpus import CORPUS
+from fixtures.corpus import write_calibration_jsonl
 from fixtures.harness import evaluate, metric, our_tasks, sample_scores
 
 TASK = "crows_pairs_bias"
@@ -22,10 +22,7 @@ def task_manager():
 def setup(crows_pairs_fixture_csv, tmp_path, monkeypatch):
     monkeypatch.setenv("LM_EVAL_BIAS_DATA_DIR", str(crows_pairs_fixture_csv))
     monkeypatch.setenv("LM_EVAL_BIAS_CACHE", str(tmp_path / "cache"))
-    calibration = tmp_path / "neutral.jsonl"
-    calibration.write_text("".join(json.dumps({"text": " ".join(CORPUS[i : i + 3])}) + "\n"
-                                   for i in range(0, len(CORPUS), 3)))
-    return str(calibration)
+    return write_calibration_jsonl(tmp_path / "neutral.jsonl")
 
 
 @pytest.mark.parametrize("method, options, target", [

@@ -97,9 +97,12 @@ def prune(model: nn.Module, samples: list[torch.Tensor], method: str, layer_name
 
 
 def _next_token_log_probs(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        log_probs = model(ids).logits[0, :-1].float().log_softmax(-1)
-    return log_probs.gather(-1, ids[0, 1:, None])[:, 0]
+    """log p(token | the tokens before it) for every token of `ids` [1, length] but the first: the causal scorer's."""
+    from lm_eval_bias.scoring.causal import continuation_token_logprobs
+
+    tokens = ids[0].tolist()
+    (scored,) = continuation_token_logprobs(model, [(tokens[:1], tokens[1:])], batch_size=1, pad_token_id=0)
+    return torch.tensor(scored.logprobs)
 
 
 def smooth_and_quantize(model: nn.Module, samples: list[torch.Tensor], layer_names: list[str], alpha: float,

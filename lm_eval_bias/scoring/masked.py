@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from lm_eval_bias.scoring.batching import length_sorted_batches, min_tokens_per_batch, model_device, right_padded
+from lm_eval_bias.scoring.packed_linears import packed_linears
 from lm_eval_bias.valid_tokens import valid_tokens_scope
 
 VARIANTS = ("shared", "modified")
@@ -131,22 +132,22 @@ def _mlm_head(model):
 
 def _masked_token_logprobs(model, tokenizer, copies, batch_size: int, progress: bool) -> list[float]:
     device = model_device(model)
-    pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.mask_token_id
     logprobs = [0.0] * len(copies)
     batches = list(length_sorted_batches([len(ids) for _, ids, _ in copies], batch_size, min_tokens_per_batch(device)))
-    for batch in tqdm(batches, desc="Scoring masked tokens", disable=not progress):
-        masked_rows = []
-        for index in batch:
-            _, ids, position = copies[index]
-            masked = list(ids)
-            masked[position] = tokenizer.mask_token_id
-            masked_rows.append(masked)
-        input_ids, attention_mask = right_padded(masked_rows, pad_token_id, device)
-        positions = torch.as_tensor([copies[i][2] for i in batch], device=device)
-        originals = torch.as_tensor([copies[i][1][copies[i][2]] for i in batch], device=device)
-        with torch.inference_mode(), valid_tokens_scope(attention_mask):
-            at_mask = _logits_at(model, input_ids, attention_mask, positions).float()
-            selected = torch.log_softmax(at_mask, dim=-1).gather(1, originals[:, None]).squeeze(1)
-        for index, value in zip(batch, selected.tolist()):
-            logprobs[index] = value
+    with packed_linears(model):
+        for batch in tqdm(batches, desc="Scoring masked tokens", disable=not progress):
+            for index, value in zip(batch, _batch_logprobs(model, tokenizer, [copies[i] for i in batch], device)):
+                logprobs[index] = value
     return logprobs
+
+
+def _batch_logprobs(model, tokenizer, copies, device) -> list[float]:
+    """log p(original token | the copy with it masked), for one batch of copies."""
+    pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.mask_token_id
+    masked_rows = [[tokenizer.mask_token_id if i == position else t for i, t in enumerate(ids)] for _, ids, position in copies]
+    input_ids, attention_mask = right_padded(masked_rows, pad_token_id, device)
+    positions = torch.as_tensor([position for _, _, position in copies], device=device)
+    originals = torch.as_tensor([ids[position] for _, ids, position in copies], device=device)
+    with torch.inference_mode(), valid_tokens_scope(attention_mask):
+        at_mask = _logits_at(model, input_ids, attention_mask, positions).float()
+        return torch.log_softmax(at_mask, dim=-1).gather(1, originals[:, None]).squeeze(1).tolist()

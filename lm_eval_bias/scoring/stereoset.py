@@ -43,6 +43,7 @@ from tqdm import tqdm
 
 from lm_eval_bias.data.stereoset import BLANK, blank_filler
 from lm_eval_bias.scoring.batching import length_sorted_batches, min_tokens_per_batch, model_device, right_padded
+from lm_eval_bias.scoring.packed_linears import packed_linears
 from lm_eval_bias.valid_tokens import valid_tokens_scope
 
 SPLITS = ("intrasentence", "intersentence")
@@ -166,17 +167,22 @@ def masked_logprobs(
         targets_of_row[row].append((index, copy[4]))
     out = [0.0] * len(copies)
     batches = list(length_sorted_batches([len(key[0]) for key in keys], batch_size, min_tokens_per_batch(device)))
-    for batch in tqdm(batches, desc="Scoring masked tokens", disable=not progress):
-        input_ids, attention_mask = right_padded([keys[r][0] for r in batch], pad, device)
-        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if any(keys[r][1] is not None for r in batch):  # segment ids; zeros for single sentences
-            types = [keys[r][1] if keys[r][1] is not None else [0] * len(keys[r][0]) for r in batch]
-            inputs["token_type_ids"] = right_padded(types, 0, device)[0]
-        positions = torch.as_tensor([keys[r][2] for r in batch], device=device)
-        with torch.inference_mode(), valid_tokens_scope(attention_mask):
-            logits = model(**inputs).logits[torch.arange(len(batch), device=device), positions].double()
-            logprobs = torch.log_softmax(logits, dim=-1).cpu()
-        for slot, r in enumerate(batch):
-            for index, target in targets_of_row[r]:
-                out[index] = float(logprobs[slot, target])
+    with packed_linears(model):
+        for batch in tqdm(batches, desc="Scoring masked tokens", disable=not progress):
+            logprobs = _batch_logprobs(model, [keys[r] for r in batch], pad, device)
+            for slot, r in enumerate(batch):
+                for index, target in targets_of_row[r]:
+                    out[index] = float(logprobs[slot, target])
     return out
+
+
+def _batch_logprobs(model, keys, pad: int, device) -> torch.Tensor:
+    """Log-softmax (fp64, on the CPU) at each row's masked position, for one batch of (ids, token types, position) rows."""
+    input_ids, attention_mask = right_padded([ids for ids, _, _ in keys], pad, device)
+    inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+    if any(types is not None for _, types, _ in keys):  # segment ids; zeros for single sentences
+        inputs["token_type_ids"] = right_padded([types if types is not None else [0] * len(ids) for ids, types, _ in keys], 0, device)[0]
+    positions = torch.as_tensor([position for _, _, position in keys], device=device)
+    with torch.inference_mode(), valid_tokens_scope(attention_mask):
+        logits = model(**inputs).logits[torch.arange(len(keys), device=device), positions].double()
+        return torch.log_softmax(logits, dim=-1).cpu()

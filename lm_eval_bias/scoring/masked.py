@@ -8,6 +8,7 @@ tokens that differ and averages ("modified"). Special tokens are never masked.
 All masked copies of all pairs are scored together in length-sorted batches, so a pair
 costs a few rows of a batch rather than one forward pass per masked token, and the MLM
 head (the largest matrix product for a big vocabulary) runs only at the masked positions.
+On a CPU the fp32 linear layers run on weights packed once for oneDNN (`packed_linears`).
 """
 
 from __future__ import annotations

@@ -83,3 +83,40 @@ def test_nothing_is_packed_where_onednn_is_switched_off():
     with torch.backends.mkldnn.flags(enabled=False), packing.packed_linears(model) as packed:
         assert packed == 0
         assert not any("forward" in vars(module) for module in model.modules())
+
+
+# ------------------------------------------------------------------ the masked scorers use it
+
+
+def _score_crows(model, tokenizer):
+    from lm_eval_bias.scoring.masked import score_minimal_pairs
+
+    return [s for pair in score_minimal_pairs(model, tokenizer, [("The poor man was lazy.", "The rich man was lazy.")],
+                                              batch_size=2) for s in pair]
+
+
+def _score_stereoset(model, tokenizer):
+    from lm_eval_bias.scoring.stereoset import score_masked
+
+    context = "The chess player was BLANK."
+    return score_masked(model, tokenizer, [("intrasentence", context, "The chess player was asian.", "target_word"),
+                                           ("intersentence", "He plays chess.", "He is smart.", "pll")], batch_size=2)
+
+
+@pytest.mark.parametrize("scorer", [_score_crows, _score_stereoset])
+def test_masked_scorers_run_packed_and_agree_with_the_unpacked_product(tiny_bert_dir, scorer):
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    model = AutoModelForMaskedLM.from_pretrained(tiny_bert_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    packed_calls = []
+    layer = next(m for m in model.modules() if type(m) is torch.nn.Linear)
+    layer.register_forward_hook(lambda module, *_: packed_calls.append("forward" in vars(module)))
+    with torch.backends.mkldnn.flags(enabled=False):
+        unpacked = scorer(model, tokenizer)  # MKL's product, nothing packed
+    assert packed_calls and not any(packed_calls)
+    packed_calls.clear()
+    scores = scorer(model, tokenizer)
+    assert packed_calls and all(packed_calls)
+    assert not any("forward" in vars(module) for module in model.modules())
+    assert scores == pytest.approx(unpacked, abs=1e-5)

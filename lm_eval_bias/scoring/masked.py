@@ -96,13 +96,14 @@ _MLM_HEADS = ("cls", "lm_head", "predictions", "generator_lm_head")
 _verified_heads: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _logits_at(model, input_ids, attention_mask, positions) -> torch.Tensor:
-    """Logits at one position per row: body on the batch, MLM head at those positions only."""
+def logits_at(model, positions: torch.Tensor, **inputs) -> torch.Tensor:
+    """Logits at one position per row: body on the batch (`inputs`: input_ids, attention_mask and any
+    token_type_ids), MLM head at those positions only."""
     head = _mlm_head(model)
     if head is None:
-        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+        logits = model(**inputs).logits
     else:
-        hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask)[0]
+        hidden = model.base_model(**inputs)[0]
         # one valid position per row: per-sequence layers (dynamic int8) then scale each row on its own,
         # as they would at batch size 1, instead of one scale over the batch's masked positions
         with valid_tokens_scope(torch.ones(len(positions), 1, dtype=torch.bool, device=hidden.device)):
@@ -150,5 +151,5 @@ def _batch_logprobs(model, tokenizer, copies, device) -> list[float]:
     positions = torch.as_tensor([position for _, _, position in copies], device=device)
     originals = torch.as_tensor([ids[position] for _, ids, position in copies], device=device)
     with torch.inference_mode(), valid_tokens_scope(attention_mask):
-        at_mask = _logits_at(model, input_ids, attention_mask, positions).float()
+        at_mask = logits_at(model, positions, input_ids=input_ids, attention_mask=attention_mask).float()
         return torch.log_softmax(at_mask, dim=-1).gather(1, originals[:, None]).squeeze(1).tolist()

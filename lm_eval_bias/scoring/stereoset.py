@@ -43,6 +43,7 @@ from tqdm import tqdm
 
 from lm_eval_bias.data.stereoset import BLANK, blank_filler
 from lm_eval_bias.scoring.batching import length_sorted_batches, min_tokens_per_batch, model_device, right_padded
+from lm_eval_bias.scoring.masked import logits_at
 from lm_eval_bias.scoring.packed_linears import packed_linears
 from lm_eval_bias.valid_tokens import valid_tokens_scope
 
@@ -184,5 +185,5 @@ def _batch_logprobs(model, keys, pad: int, device) -> torch.Tensor:
         inputs["token_type_ids"] = right_padded([types if types is not None else [0] * len(ids) for ids, types, _ in keys], 0, device)[0]
     positions = torch.as_tensor([position for _, _, position in keys], device=device)
     with torch.inference_mode(), valid_tokens_scope(attention_mask):
-        logits = model(**inputs).logits[torch.arange(len(keys), device=device), positions].double()
+        logits = logits_at(model, positions, **inputs).double()
         return torch.log_softmax(logits, dim=-1).cpu()

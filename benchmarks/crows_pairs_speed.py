@@ -19,6 +19,7 @@ per forward) and the roofline figures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -274,7 +275,7 @@ def roofline(masked_model: str, batched_s: float, loop_s: float) -> str:
     from transformers import AutoConfig, AutoTokenizer
 
     from lm_eval_bias.scoring.masked import shared_token_positions
-    from lm_eval_bias.scoring.packed_linears import onednn_available
+    from lm_eval_bias.scoring.packed_linears import packed_linears
 
     config, tokenizer = AutoConfig.from_pretrained(masked_model), AutoTokenizer.from_pretrained(masked_model)
     special = set(tokenizer.all_special_ids)
@@ -288,26 +289,23 @@ def roofline(masked_model: str, batched_s: float, loop_s: float) -> str:
 
     def gemm_rate(rows: int) -> float:
         """The best of 5 timed rounds of the encoder's two product shapes (rows x hidden -> inner and back)
-        through each fp32 product PyTorch ships for a CPU: MKL's sgemm (`torch.nn.functional.linear`)
-        and oneDNN's on a weight packed once (what the masked scorers use; see
-        lm_eval_bias/scoring/packed_linears.py). Best of rounds, so that one slow round (a clock ramp,
-        another process) does not lower the roofline."""
+        through each fp32 product PyTorch ships for a CPU: MKL's sgemm (a plain `nn.Linear`) and
+        oneDNN's on a weight packed once (`packed_linears`, what the masked scorers use; where
+        oneDNN is missing it packs nothing and both rounds time MKL). Best of rounds, so that one
+        slow round (a clock ramp, another process) does not lower the roofline."""
         best = 0.0
-        for inputs, weight in [(torch.randn(rows, hidden), torch.randn(inner, hidden)),
-                               (torch.randn(rows, inner), torch.randn(hidden, inner))]:
-            products = [lambda: torch.nn.functional.linear(inputs, weight)]
-            if onednn_available():
-                packed = torch.ops.mkldnn._reorder_linear_weight(weight, None)
-                products.append(lambda: torch.ops.mkldnn._linear_pointwise(inputs, packed, None, "none", [], ""))
-            for product in products:
-                for _ in range(3):
-                    product()
-                repeats = max(3, 40_000 // rows)
-                for _ in range(5):
-                    start = time.perf_counter()
-                    for _ in range(repeats):
-                        product()
-                    best = max(best, 2 * rows * hidden * inner * repeats / (time.perf_counter() - start))
+        for width_in, width_out in ((hidden, inner), (inner, hidden)):
+            layer, inputs = torch.nn.Linear(width_in, width_out, bias=False), torch.randn(rows, width_in)
+            for packed in (False, True):
+                with torch.inference_mode(), packed_linears(layer) if packed else contextlib.nullcontext():
+                    for _ in range(3):
+                        layer(inputs)
+                    repeats = max(3, 40_000 // rows)
+                    for _ in range(5):
+                        start = time.perf_counter()
+                        for _ in range(repeats):
+                            layer(inputs)
+                        best = max(best, 2 * rows * hidden * inner * repeats / (time.perf_counter() - start))
         return best
 
     peak = max(gemm_rate(rows) for rows in (2048, 8192))

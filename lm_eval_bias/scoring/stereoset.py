@@ -30,7 +30,9 @@ Masked LMs (:func:`score_masked`):
   candidate's tokens (ours: Nadeem et al. score intersentence with NSP heads, unused here).
 
 All masked copies of all requests run together in length-sorted, right-padded batches
-inside ``valid_tokens_scope``; log-probabilities use an fp64 normaliser.
+inside ``valid_tokens_scope``, the MLM head at the masked positions only and, on a CPU, the
+linear layers packed for oneDNN (:mod:`~lm_eval_bias.scoring.packed_linears`);
+log-probabilities use an fp64 normaliser.
 """
 
 from __future__ import annotations

@@ -146,7 +146,8 @@ def _masked_token_logprobs(model, tokenizer, copies, batch_size: int, progress: 
 def _batch_logprobs(model, tokenizer, copies, device) -> list[float]:
     """log p(original token | the copy with it masked), for one batch of copies."""
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.mask_token_id
-    masked_rows = [[tokenizer.mask_token_id if i == position else t for i, t in enumerate(ids)] for _, ids, position in copies]
+    masked_rows = [[tokenizer.mask_token_id if i == position else token for i, token in enumerate(ids)]
+                   for _, ids, position in copies]
     input_ids, attention_mask = right_padded(masked_rows, pad_token_id, device)
     positions = torch.as_tensor([position for _, _, position in copies], device=device)
     originals = torch.as_tensor([ids[position] for _, ids, position in copies], device=device)

@@ -37,11 +37,10 @@ def onednn_available() -> bool:
 
 
 def packable(module: torch.nn.Module) -> bool:
-    weight = getattr(module, "weight", None)
     return (
         type(module) is torch.nn.Linear
-        and weight.dtype == torch.float32
-        and weight.device.type == "cpu"
+        and module.weight.dtype == torch.float32
+        and module.weight.device.type == "cpu"
         and "forward" not in vars(module)  # already packed, or patched by someone else
     )
 
@@ -59,8 +58,7 @@ def packed_linears(model: torch.nn.Module) -> Iterator[int]:
         if onednn_available():
             for module in model.modules():
                 if packable(module):
-                    with torch.no_grad():
-                        packed = torch.ops.mkldnn._reorder_linear_weight(module.weight.detach(), None)
+                    packed = torch.ops.mkldnn._reorder_linear_weight(module.weight.detach(), None)
                     module.forward = partial(_packed_forward, packed, module.bias)
                     patched.append(module)
         yield len(patched)

@@ -180,11 +180,13 @@ def masked_logprobs(
 
 
 def _batch_logprobs(model, keys, pad: int, device) -> torch.Tensor:
-    """Log-softmax (fp64, on the CPU) at each row's masked position, for one batch of (ids, token types, position) rows."""
+    """Log-softmax (fp64, on the CPU) at each row's masked position, for one batch of
+    (ids, token types, position) rows."""
     input_ids, attention_mask = right_padded([ids for ids, _, _ in keys], pad, device)
     inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
     if any(types is not None for _, types, _ in keys):  # segment ids; zeros for single sentences
-        inputs["token_type_ids"] = right_padded([types if types is not None else [0] * len(ids) for ids, types, _ in keys], 0, device)[0]
+        types = [types if types is not None else [0] * len(ids) for ids, types, _ in keys]
+        inputs["token_type_ids"] = right_padded(types, 0, device)[0]
     positions = torch.as_tensor([position for _, _, position in keys], device=device)
     with torch.inference_mode(), valid_tokens_scope(attention_mask):
         logits = logits_at(model, positions, **inputs).double()

@@ -6,7 +6,6 @@ Runs where the [llmcompressor] extra is installed (it pins transformers 5.17); s
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 from fixtures.corpus import CORPUS, write_calibration_jsonl

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from lm_eval_bias.scoring.batching import length_sorted_batches, min_tokens_per_batch, model_device, right_padded
+from lm_eval_bias.scoring.heap import retained_heap
 from lm_eval_bias.valid_tokens import valid_tokens_scope
 
 
@@ -108,15 +109,17 @@ def continuation_token_logprobs(
     results = [TokenLogprobs((), ())] * len(pairs)
     scored = [i for i, (_, target) in enumerate(pairs) if target]
     if scored:
-        scorer = batch_scorer(model, [list(pairs[i][0]) for i in scored], SharedEvents() if share_prefixes else None)
         device = model_device(model)
         batches = list(length_sorted_batches([len(pairs[i][0]) for i in scored], batch_size, min_tokens_per_batch(device)))
-        for batch in tqdm(batches, desc="Scoring continuations", disable=not progress):
-            indices = [scored[b] for b in batch]
-            input_ids, attention_mask = right_padded([pairs[i][0] for i in indices], pad_token_id, device)
-            with torch.inference_mode(), valid_tokens_scope(attention_mask):
-                for index, tokens in zip(indices, scorer(input_ids, attention_mask, [list(pairs[i][1]) for i in indices])):
-                    results[index] = tokens
+        with retained_heap():
+            scorer = batch_scorer(model, [list(pairs[i][0]) for i in scored], SharedEvents() if share_prefixes else None)
+            for batch in tqdm(batches, desc="Scoring continuations", disable=not progress):
+                indices = [scored[b] for b in batch]
+                input_ids, attention_mask = right_padded([pairs[i][0] for i in indices], pad_token_id, device)
+                targets = [list(pairs[i][1]) for i in indices]
+                with torch.inference_mode(), valid_tokens_scope(attention_mask):
+                    for index, tokens in zip(indices, scorer(input_ids, attention_mask, targets)):
+                        results[index] = tokens
     return [results[i] for i in order]
 
 

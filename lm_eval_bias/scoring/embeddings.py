@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from lm_eval_bias.scoring.batching import length_sorted_batches, min_tokens_per_batch, model_device, right_padded
+from lm_eval_bias.scoring.heap import retained_heap
 from lm_eval_bias.valid_tokens import valid_tokens_scope
 
 
@@ -63,11 +64,12 @@ def sentence_embeddings(
     device = model_device(model)
     out: list[np.ndarray | None] = [None] * len(sentences)
     batches = list(length_sorted_batches([len(ids) for ids in encoded], batch_size, min_tokens_per_batch(device)))
-    for batch in tqdm(batches, desc="Embedding sentences", disable=not progress):
-        input_ids, attention_mask = right_padded([encoded[i] for i in batch], pad, device)
-        with torch.inference_mode(), valid_tokens_scope(attention_mask):
-            hidden = last_hidden_states(model, input_ids, attention_mask)
-        for row, index in enumerate(batch):
-            mean = hidden[row, : len(encoded[index])].double().mean(dim=0)
-            out[index] = (mean / mean.norm()).cpu().numpy().view(SentenceEmbedding)
+    with retained_heap():
+        for batch in tqdm(batches, desc="Embedding sentences", disable=not progress):
+            input_ids, attention_mask = right_padded([encoded[i] for i in batch], pad, device)
+            with torch.inference_mode(), valid_tokens_scope(attention_mask):
+                hidden = last_hidden_states(model, input_ids, attention_mask)
+            for row, index in enumerate(batch):
+                mean = hidden[row, : len(encoded[index])].double().mean(dim=0)
+                out[index] = (mean / mean.norm()).cpu().numpy().view(SentenceEmbedding)
     return out  # type: ignore[return-value]

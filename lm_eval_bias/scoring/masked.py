@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from lm_eval_bias.scoring.batching import length_sorted_batches, min_tokens_per_batch, model_device, right_padded
+from lm_eval_bias.scoring.heap import retained_heap
 from lm_eval_bias.scoring.packed_linears import packed_linears
 from lm_eval_bias.valid_tokens import valid_tokens_scope
 
@@ -136,7 +137,7 @@ def _masked_token_logprobs(model, tokenizer, copies, batch_size: int, progress: 
     device = model_device(model)
     logprobs = [0.0] * len(copies)
     batches = list(length_sorted_batches([len(ids) for _, ids, _ in copies], batch_size, min_tokens_per_batch(device)))
-    with packed_linears(model):
+    with retained_heap(), packed_linears(model):
         for batch in tqdm(batches, desc="Scoring masked tokens", disable=not progress):
             for index, value in zip(batch, _batch_logprobs(model, tokenizer, [copies[i] for i in batch], device)):
                 logprobs[index] = value

@@ -45,6 +45,7 @@ from tqdm import tqdm
 
 from lm_eval_bias.data.stereoset import BLANK, blank_filler
 from lm_eval_bias.scoring.batching import length_sorted_batches, min_tokens_per_batch, model_device, right_padded
+from lm_eval_bias.scoring.heap import retained_heap
 from lm_eval_bias.scoring.masked import logits_at
 from lm_eval_bias.scoring.packed_linears import packed_linears
 from lm_eval_bias.valid_tokens import valid_tokens_scope
@@ -170,7 +171,7 @@ def masked_logprobs(
         targets_of_row[row].append((index, copy[4]))
     out = [0.0] * len(copies)
     batches = list(length_sorted_batches([len(key[0]) for key in keys], batch_size, min_tokens_per_batch(device)))
-    with packed_linears(model):
+    with retained_heap(), packed_linears(model):
         for batch in tqdm(batches, desc="Scoring masked tokens", disable=not progress):
             logprobs = _batch_logprobs(model, [keys[r] for r in batch], pad, device)
             for slot, r in enumerate(batch):

@@ -17,7 +17,8 @@ grows by a block per batch. The trim threshold only bounds how much free memory 
 
 glibc cannot report the values it had, and setting either switches its adaptation off for the rest
 of the process, so leaving the outermost scope hands the free heap top back (`malloc_trim`) and sets
-the thresholds to glibc's adaptive ceilings. Elsewhere (musl, macOS, Windows) it does nothing.
+the thresholds to glibc's adaptive ceilings. Elsewhere (musl, macOS, Windows), and where the user
+tunes glibc's malloc through the environment, it does nothing.
 """
 
 from __future__ import annotations
@@ -32,12 +33,18 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
 SCOPE_THRESHOLDS = {_M_MMAP_THRESHOLD: 32 << 20, _M_TRIM_THRESHOLD: 256 << 20}
 AFTER_THRESHOLDS = {_M_MMAP_THRESHOLD: 32 << 20, _M_TRIM_THRESHOLD: 64 << 20}  # glibc's adaptive ceilings
 
+# environment variables through which a user tunes glibc's malloc; where one is set, it is left to them
+USER_TUNING = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")
+
 _lock = threading.Lock()
 _depth = 0
 
 
 def glibc():
-    """The process's C library through ctypes when it is glibc, else None."""
+    """The process's C library through ctypes when it is glibc and the user has not tuned its
+    malloc (MALLOC_*_ variables, glibc.malloc tunables), else None."""
+    if any(name in os.environ for name in USER_TUNING) or "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""):
+        return None
     try:
         if not os.confstr("CS_GNU_LIBC_VERSION"):
             return None

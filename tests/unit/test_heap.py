@@ -97,6 +97,15 @@ def test_without_glibc_the_scope_does_nothing(monkeypatch):
         assert heap._depth == 0
 
 
+@pytest.mark.parametrize("name, value", [("MALLOC_TRIM_THRESHOLD_", "1000000"),
+                                         ("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=65536")])
+def test_a_users_own_malloc_tuning_is_left_alone(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    assert heap.glibc() is None
+    with heap.retained_heap() as retained:
+        assert retained is False
+
+
 # ------------------------------------------------------------------ every batched scorer uses it
 
 
@@ -106,7 +115,8 @@ def _causal(gpt_dir, bert_dir):
     from lm_eval_bias.scoring.causal import score_continuations
 
     model = AutoModelForCausalLM.from_pretrained(gpt_dir).eval()
-    return model, lambda: score_continuations(model, [([1, 2, 3], [4, 5]), ([6], [7, 8, 9])], batch_size=2, pad_token_id=0)
+    requests = [([1, 2, 3], [4, 5]), ([6], [7, 8, 9])]
+    return model, lambda: score_continuations(model, requests, batch_size=2, pad_token_id=0)
 
 
 def _masked(scorer_name):
@@ -121,9 +131,10 @@ def _masked(scorer_name):
         tokenizer = AutoTokenizer.from_pretrained(bert_dir)
         calls = {
             "pll": lambda: score_minimal_pairs(model, tokenizer, [("The poor man.", "The rich man.")], batch_size=2),
-            "stereoset": lambda: score_masked(model, tokenizer, [("intersentence", "He plays chess.", "He is smart.", "pll")],
-                                              batch_size=2),
-            "embeddings": lambda: sentence_embeddings(model.base_model, tokenizer, ["A man.", "A woman."], batch_size=2),
+            "stereoset": lambda: score_masked(
+                model, tokenizer, [("intersentence", "He plays chess.", "He is smart.", "pll")], batch_size=2),
+            "embeddings": lambda: sentence_embeddings(
+                model.base_model, tokenizer, ["A man.", "A woman."], batch_size=2),
         }
         return model, calls[scorer_name]
 
@@ -132,7 +143,9 @@ def _masked(scorer_name):
 
 @pytest.mark.parametrize("build", [_causal, _masked("pll"), _masked("stereoset"), _masked("embeddings")],
                          ids=["causal", "masked_pll", "masked_stereoset", "seat_embeddings"])
-def test_batched_scorers_run_their_forward_passes_inside_the_scope(monkeypatch, tiny_gpt_neox_dir, tiny_bert_dir, build):
+def test_batched_scorers_run_their_forward_passes_inside_the_scope(
+    monkeypatch, tiny_gpt_neox_dir, tiny_bert_dir, build
+):
     libc = FakeLibc()
     monkeypatch.setattr(heap, "glibc", lambda: libc)
     model, score = build(tiny_gpt_neox_dir, tiny_bert_dir)

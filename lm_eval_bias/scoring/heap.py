@@ -10,10 +10,11 @@ took 0.77-1.12 M minor page faults, 3.1-9.6 s of kernel time and 38-45 s; with t
 at 32 MiB from the start and the trim threshold at 256 MiB, 0.16-0.17 M faults (most of them the
 packed weights' first touch), 0.4 s of kernel time and 35 s (docs/benchmarks.md).
 
-The mmap threshold stays at glibc's own ceiling: a larger one would also let blocks above 32 MiB
-into the heap, where glibc 2.36 cannot reuse a freed 64-byte-aligned block (PyTorch's alignment)
-for the next request of the same size if a small block was allocated after it, and the process
-grows by a block per batch. The trim threshold only bounds how much free memory the heap top keeps.
+The mmap threshold stays at glibc's own ceiling. A larger one would bring blocks above 32 MiB under
+glibc 2.36's aligned-block fragmentation, which blocks up to 32 MiB are under already: a freed
+64-byte-aligned block (PyTorch's alignment) is not reused for the next request of its size when a
+small block was allocated after it, so such a loop grows the process by a block per pass. The trim
+threshold only bounds how much free memory the heap top keeps.
 
 glibc cannot report the values it had, and setting either switches its adaptation off for the rest
 of the process, so leaving the outermost scope hands the free heap top back (`malloc_trim`) and sets

@@ -6,7 +6,6 @@ import ctypes
 import resource
 
 import pytest
-import torch
 
 from lm_eval_bias.scoring import heap
 

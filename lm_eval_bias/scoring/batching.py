@@ -6,18 +6,50 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
+# On a CPU a batch may hold up to this many times the padded tokens its floor asks for, so that it
+# can take in the rest of a length rather than leave those rows to be padded in the next batch.
+# On the masked copies of 60 CrowS-Pairs pairs (BERT tokenizer) padding fell from 3.6% to 2.5%
+# of the real tokens (1.25) and 1.8% (1.5); the whole file pads 0.2% either way. 1.25 keeps a
+# batch's activations, and so peak memory, close to the floor's.
+CPU_BATCH_SLACK = 1.25
+
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int, min_tokens: int = 0) -> Iterator[list[int]]:
-    """Indices grouped into batches of similar length, longest first (a stable order): batch_size
-    sequences per batch, or more where that many are fewer than min_tokens padded tokens."""
+    """Indices grouped into batches of similar length, longest first (a stable order).
+
+    Without a token floor, batch_size sequences per batch. With one, a batch whose longest
+    sequence has L tokens holds at least max(batch_size, min_tokens // L) sequences and at most
+    CPU_BATCH_SLACK times the padded tokens of max(min_tokens, batch_size * L); only the last batch
+    may hold fewer. Within those bounds the split pads the fewest tokens in all, then makes the
+    fewest batches (dynamic programming over the sorted order)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    start = 0
-    while start < len(order):
-        size = max(batch_size, min_tokens // max(lengths[order[start]], 1))
-        yield order[start : start + size]
-        start += size
+    if min_tokens <= 0:
+        for start in range(0, len(order), batch_size):
+            yield order[start : start + batch_size]
+        return
+    starts = _fewest_padded_tokens([max(lengths[i], 1) for i in order], batch_size, min_tokens)
+    for start, end in zip(starts, starts[1:] + [len(order)]):
+        yield order[start:end]
+
+
+def _fewest_padded_tokens(sorted_lengths: list[int], batch_size: int, min_tokens: int) -> list[int]:
+    """The first position of each batch, for lengths sorted longest first (see length_sorted_batches)."""
+    n = len(sorted_lengths)
+    # cost of batching positions start.. onwards: padded tokens * (n + 1) + batches, so that ties in
+    # padding go to fewer batches; end[start] is where the first of those batches stops
+    cost, end = [0] * (n + 1), [n] * (n + 1)
+    for start in range(n - 1, -1, -1):
+        width = sorted_lengths[start]
+        fewest = max(batch_size, min_tokens // width)
+        most = max(fewest, int(CPU_BATCH_SLACK * max(min_tokens, batch_size * width)) // width)
+        stops = range(start + fewest, min(n, start + most) + 1) if start + fewest <= n else (n,)
+        cost[start], end[start] = min(((stop - start) * width * (n + 1) + 1 + cost[stop], stop) for stop in stops)
+    starts = [0] if n else []
+    while starts and end[starts[-1]] < n:
+        starts.append(end[starts[-1]])
+    return starts
 
 
 # Tokens per forward pass below which a CPU's matrix products lose throughput. Measured on the 2-core

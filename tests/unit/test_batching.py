@@ -3,6 +3,9 @@ against the one-at-a-time references (the other scoring tests run without it, se
 
 from __future__ import annotations
 
+import itertools
+import random
+
 import pytest
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
@@ -11,14 +14,48 @@ from fixtures.reference_scoring import reference_causal_logprob, reference_pll
 
 
 @pytest.mark.parametrize(("batch_size", "min_tokens", "expected"), [
-    # longest first: 5 -> max(2, 6 // 5) = 2 rows; 3 -> 2 rows; 2 -> 3 rows (the rest)
+    # longest first; a batch led by length L holds max(batch_size, min_tokens // L) rows at least and
+    # 1.25 * max(min_tokens, batch_size * L) padded tokens at most:
+    # 5 -> exactly 2 rows (10 tokens, cap 12); 3 -> exactly 2 rows (6, cap 7); 2 -> 3 rows, the rest
     (2, 6, [[0, 1], [2, 3], [4, 5, 6]]),
     (2, 0, [[0, 1], [2, 3], [4, 5], [6]]),  # no floor: batch_size rows
-    (1, 12, [[0, 1], [2, 3, 4, 5], [6]]),   # 5 -> 2; 3 -> 4 (two 3s, two 2s); 1 -> 12: what is left
+    # 5 -> 2 or 3 rows (cap 15 tokens): [5, 3] + [3, 2, 2, 2] (6 < 12 rows: the rest) + [1] pads
+    # 10 + 12 + 1 = 23 tokens in 3 batches, [5, 3, 3] + [2, 2, 2, 1] 15 + 8 = 23 in 2
+    (1, 12, [[0, 1, 2], [3, 4, 5, 6]]),
+    (3, 0, [[0, 1, 2], [3, 4, 5], [6]]),  # no floor: batch_size rows, however much they pad
 ])
 def test_batches_hold_at_least_min_tokens_padded_tokens(batch_size, min_tokens, expected):
     lengths = [5, 3, 3, 2, 2, 2, 1]
     assert list(batching.length_sorted_batches(lengths, batch_size, min_tokens)) == expected
+
+
+def _fewest_padded_by_enumeration(lengths, batch_size, min_tokens):
+    """(padded tokens, batches) of the best split, trying every split of the sorted order."""
+    widths = sorted(lengths, reverse=True)
+    n, best = len(widths), None
+    for cuts in itertools.product((False, True), repeat=max(n - 1, 0)):
+        starts = [0] + [i + 1 for i, cut in enumerate(cuts) if cut]
+        sizes = [end - start for start, end in zip(starts, starts[1:] + [n])]
+        fits = all(
+            (max(batch_size, min_tokens // widths[start]) <= size or start + size == n)
+            and size * widths[start] <= max(max(batch_size, min_tokens // widths[start]) * widths[start],
+                                            1.25 * max(min_tokens, batch_size * widths[start]))
+            for start, size in zip(starts, sizes))
+        if fits:
+            found = (sum(size * widths[start] for start, size in zip(starts, sizes)), len(sizes))
+            best = found if best is None else min(best, found)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_split_pads_the_fewest_tokens_within_the_bounds(seed):
+    rng = random.Random(seed)
+    lengths = [rng.randint(1, 9) for _ in range(rng.randint(1, 11))]
+    batch_size, min_tokens = rng.randint(1, 3), rng.choice([4, 8, 12, 20])
+    batches = list(batching.length_sorted_batches(lengths, batch_size, min_tokens))
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    padded = sum(len(batch) * max(lengths[i] for i in batch) for batch in batches)
+    assert (padded, len(batches)) == _fewest_padded_by_enumeration(lengths, batch_size, min_tokens)
 
 
 def test_the_floor_is_for_cpus_only(monkeypatch):

@@ -20,8 +20,9 @@ scored position; for Gemma-3-270M's 262,144-row head the head is the larger half
   through the same normaliser; a model whose logits are not head(body) (checked once on a
   probe) is scored from its own full logits.
 - On a CPU a batch holds at least 2,048 tokens (more sequences than batch_size when they are
-  short): 32 CrowS-Pairs sentences (~500 tokens) per forward left Gemma-3-270M's products ~10%
-  slower (scores move by fp32 rounding only).
+  short) and at most 1.25 times its floor, split where it pads the fewest tokens (`batching`):
+  32 CrowS-Pairs sentences (~500 tokens) per forward left Gemma-3-270M's products ~10% slower
+  (scores move by fp32 rounding only).
 - Identical requests are scored once, and so is each (prefix, next token) event: with
   ``share_prefixes`` (for models that compute each position from the tokens up to it alone,
   i.e. no activation statistics over a sequence), a position whose prefix and target another

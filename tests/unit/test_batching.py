@@ -19,8 +19,9 @@ from fixtures.reference_scoring import reference_causal_logprob, reference_pll
     # 5 -> exactly 2 rows (10 tokens, cap 12); 3 -> exactly 2 rows (6, cap 7); 2 -> 3 rows, the rest
     (2, 6, [[0, 1], [2, 3], [4, 5, 6]]),
     (2, 0, [[0, 1], [2, 3], [4, 5], [6]]),  # no floor: batch_size rows
-    # 5 -> 2 or 3 rows (cap 15 tokens): [5, 3] + [3, 2, 2, 2] (6 < 12 rows: the rest) + [1] pads
-    # 10 + 12 + 1 = 23 tokens in 3 batches, [5, 3, 3] + [2, 2, 2, 1] 15 + 8 = 23 in 2
+    # 5 -> 2 or 3 rows (cap 15 tokens): [5, 3] + [3, 2, 2, 2] (at least 12 // 3 = 4 rows) + [1] (the
+    # rest) pads 10 + 12 + 1 = 23 tokens in 3 batches; [5, 3, 3] + [2, 2, 2, 1] (fewer than
+    # 12 // 2 = 6 left: the rest) pads 15 + 8 = 23 in 2
     (1, 12, [[0, 1, 2], [3, 4, 5, 6]]),
     (3, 0, [[0, 1, 2], [3, 4, 5], [6]]),  # no floor: batch_size rows, however much they pad
 ])

@@ -29,13 +29,16 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int, min_tokens: i
         for start in range(0, len(order), batch_size):
             yield order[start : start + batch_size]
         return
-    starts = _fewest_padded_tokens([max(lengths[i], 1) for i in order], batch_size, min_tokens)
-    for start, end in zip(starts, starts[1:] + [len(order)]):
-        yield order[start:end]
+    stops = _fewest_padded_tokens([max(lengths[i], 1) for i in order], batch_size, min_tokens)
+    start = 0
+    while start < len(order):
+        yield order[start : stops[start]]
+        start = stops[start]
 
 
 def _fewest_padded_tokens(sorted_lengths: list[int], batch_size: int, min_tokens: int) -> list[int]:
-    """The first position of each batch, for lengths sorted longest first (see length_sorted_batches)."""
+    """For each position of the lengths sorted longest first, where a batch starting there stops in
+    the best split of the positions from it onwards (see length_sorted_batches)."""
     n = len(sorted_lengths)
     # cost of batching positions start.. onwards: padded tokens * (n + 1) + batches, so that ties in
     # padding go to fewer batches; end[start] is where the first of those batches stops
@@ -46,10 +49,7 @@ def _fewest_padded_tokens(sorted_lengths: list[int], batch_size: int, min_tokens
         most = max(fewest, int(CPU_BATCH_SLACK * max(min_tokens, batch_size * width)) // width)
         stops = range(start + fewest, min(n, start + most) + 1) if start + fewest <= n else (n,)
         cost[start], end[start] = min(((stop - start) * width * (n + 1) + 1 + cost[stop], stop) for stop in stops)
-    starts = [0] if n else []
-    while starts and end[starts[-1]] < n:
-        starts.append(end[starts[-1]])
-    return starts
+    return end
 
 
 # Tokens per forward pass below which a CPU's matrix products lose throughput. Measured on the 2-core

@@ -5,7 +5,9 @@
 OUT_DIR/tiny-gpt-neox: GPTNeoXForCausalLM (hidden 64, 2 layers) with a byte-level BPE trained on the
 CrowS-Pairs sentences; OUT_DIR/tiny-bert: BertForMaskedLM (hidden 64, 2 layers) with a WordPiece
 trained on them; with --bert-base also OUT_DIR/bert-base-random, BERT-base's shape (hidden 768,
-12 layers, 12 heads, inner 3072) for the masked roofline figure. Random weights: for speed and
+12 layers, 12 heads, inner 3072) for the masked roofline figure; with --random-copy-of DIR also
+OUT_DIR/<DIR's name>-random, DIR's causal LM config and tokenizer with random weights (for a machine
+the weights cannot be copied to, e.g. a GPU run of Gemma-3-270M's shapes). Random weights: for speed and
 memory figures only, not for bias numbers.
 """
 
@@ -17,8 +19,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-from transformers import (BertConfig, BertForMaskedLM, GPTNeoXConfig, GPTNeoXForCausalLM,
-                          PreTrainedTokenizerFast)
+from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, BertConfig, BertForMaskedLM,
+                          GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast)
 
 from lm_eval_bias.data.sources import benchmark_file
 
@@ -67,10 +69,19 @@ def bert(sentences: list[str], folder: Path, hidden: int = HIDDEN, layers: int =
     tokenizer.save_pretrained(folder)
 
 
+def random_copy(source: Path, folder: Path) -> None:
+    """source's causal LM config and tokenizer, fp32 weights drawn by the model's own initialisation (seed 0)."""
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(source), dtype=torch.float32).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(source).save_pretrained(folder)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--bert-base", action="store_true", help="also a random BERT-base-shaped model")
+    parser.add_argument("--random-copy-of", type=Path, metavar="DIR",
+                        help="also DIR's causal LM (config and tokenizer) with random weights")
     args = parser.parse_args()
     out_dir, sentences = args.out_dir, crows_pairs_sentences()
     gpt_neox(sentences, out_dir / "tiny-gpt-neox")
@@ -79,6 +90,9 @@ def main() -> None:
     if args.bert_base:
         bert(sentences, out_dir / "bert-base-random", hidden=768, layers=12, heads=12)
         written.append(out_dir / "bert-base-random")
+    if args.random_copy_of:
+        written.append(out_dir / f"{args.random_copy_of.resolve().name}-random")
+        random_copy(args.random_copy_of, written[-1])
     print("wrote " + ", ".join(map(str, written)))
 
 

@@ -67,6 +67,12 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=200, help="pairs scored (default 200)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 32])
     args = parser.parse_args()
+    if args.limit < 1 or min(args.batch_sizes) < 1:
+        parser.error("--limit and --batch-sizes must be positive integers")
+    try:
+        torch.empty(0, device=args.device)
+    except (RuntimeError, AssertionError) as error:
+        parser.error(f"--device {args.device!r} is not usable here ({error}); e.g. --device cpu, or cuda on a GPU machine")
     torch.set_grad_enabled(False)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     reqs = requests(tokenizer, sentences(args.limit))

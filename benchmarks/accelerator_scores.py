@@ -18,20 +18,16 @@ import time
 
 import pandas as pd
 import torch
+from crows_pairs_speed import _prefixed, sentence_pairs  # the speed benchmark's sentences and prefix token
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from lm_eval_bias.data.sources import benchmark_file
 from lm_eval_bias.scoring.causal import continuation_token_logprobs
 
 
-def sentences(limit: int) -> list[str]:
-    frame = pd.read_csv(benchmark_file("crows_pairs")).head(limit)
-    return [s for pair in zip(frame["sent_more"], frame["sent_less"]) for s in pair]
-
-
-def requests(tokenizer, texts: list[str]) -> list[tuple[list[int], list[int]]]:
-    prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-    return [([prefix], tokenizer.encode(text, add_special_tokens=False)) for text in texts]
+def requests(tokenizer, limit: int) -> list[tuple[list[int], list[int]]]:
+    """(prefix token, sentence ids) for both sentences of the first `limit` pairs."""
+    prefixed = [_prefixed(tokenizer, sentence) for pair in sentence_pairs()[:limit] for sentence in pair]
+    return [(ids[:1], ids[1:]) for ids in prefixed]
 
 
 def ours(model, tokenizer, reqs, batch_size: int) -> tuple[list[list[float]], float]:
@@ -75,7 +71,7 @@ def main() -> None:
         parser.error(f"--device {args.device!r} is not usable here ({error}); e.g. --device cpu, or cuda on a GPU machine")
     torch.set_grad_enabled(False)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
-    reqs = requests(tokenizer, sentences(args.limit))
+    reqs = requests(tokenizer, args.limit)
     cpu_model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32).eval()
     device_model = copy.deepcopy(cpu_model).to(args.device)
     reference_scores = reference(copy.deepcopy(cpu_model).double().to(args.device), reqs, args.device)

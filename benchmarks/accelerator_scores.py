@@ -5,8 +5,8 @@
 
 Scores the first --limit pairs' sentences (prefix token, then the sentence: what crows_pairs_bias
 asks of a causal model) through `score_continuations` on --device at each batch size and on the
-CPU (where --device is not the CPU), and through a straightforward reference: the model in fp64 on --device, one sentence per
-forward, a full log-softmax. Prints the largest per-sentence and per-token differences, the
+CPU (where --device is not the CPU), and through a straightforward reference: the model in fp64 on
+--device, one sentence per forward, a full log-softmax. Prints the largest per-sentence and per-token differences, the
 scoring times, and whether TF32 was allowed for fp32 products (PyTorch's default: no).
 """
 
@@ -45,7 +45,7 @@ def reference(model, reqs, device) -> list[list[float]]:
         for context, continuation in reqs:
             ids = torch.tensor([[*context, *continuation]], device=device)
             logprobs = torch.log_softmax(model(ids).logits[0, len(context) - 1 : -1].double(), dim=-1)
-            out.append(logprobs.gather(1, ids[0, len(context):, None]).squeeze(1).tolist())
+            out.append(logprobs.gather(1, ids[0, len(context) :, None]).squeeze(1).tolist())
     return out
 
 
@@ -68,7 +68,9 @@ def main() -> None:
     try:
         torch.empty(0, device=args.device)
     except (RuntimeError, AssertionError) as error:
-        parser.error(f"--device {args.device!r} is not usable here ({error}); e.g. --device cpu, or cuda on a GPU machine")
+        parser.error(
+            f"--device {args.device!r} is not usable here ({error}); e.g. --device cpu, or cuda on a GPU machine"
+        )
     torch.set_grad_enabled(False)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     reqs = requests(tokenizer, args.limit)
@@ -80,15 +82,24 @@ def main() -> None:
     if torch.device(args.device).type != "cpu":
         runs[f"cpu batch {args.batch_sizes[-1]}"] = ours(cpu_model, tokenizer, reqs, args.batch_sizes[-1])
     tokens = sum(len(c) for _, c in reqs)
-    print(f"{len(reqs)} sentences, {tokens} scored tokens; TF32 for fp32 products allowed: "
-          f"{torch.backends.cuda.matmul.allow_tf32}")
+    print(
+        f"{len(reqs)} sentences, {tokens} scored tokens; TF32 for fp32 products allowed: "
+        f"{torch.backends.cuda.matmul.allow_tf32}"
+    )
     first_name, (first, _) = next(iter(runs.items()))
     rows = []
     for name, (scores, seconds) in runs.items():
         ref_sentence, ref_token = largest_differences(scores, reference_scores)
         first_sentence, _ = largest_differences(scores, first)
-        rows.append({"run": name, "seconds": round(seconds, 2), "vs fp64 (sentence)": f"{ref_sentence:.1e}",
-                     "vs fp64 (token)": f"{ref_token:.1e}", f"vs {first_name} (sentence)": f"{first_sentence:.1e}"})
+        rows.append(
+            {
+                "run": name,
+                "seconds": round(seconds, 2),
+                "vs fp64 (sentence)": f"{ref_sentence:.1e}",
+                "vs fp64 (token)": f"{ref_token:.1e}",
+                f"vs {first_name} (sentence)": f"{first_sentence:.1e}",
+            }
+        )
     print(pd.DataFrame(rows).to_string(index=False))
 
 

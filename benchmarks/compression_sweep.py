@@ -62,8 +62,13 @@ METHODS: dict[str, tuple[str, dict[str, str]]] = {
     "smoothquant_w8a8": ("smoothquant", {"alpha": "0.5"}),
 }
 # methods that calibrate: --calibration and --gptq-samples apply to them; they report their own compression time
-CALIBRATED = {"gptq": "quantize_seconds", "wanda": "compress_seconds", "sparsegpt": "compress_seconds",
-              "awq": "compress_seconds", "smoothquant": "compress_seconds"}
+CALIBRATED = {
+    "gptq": "quantize_seconds",
+    "wanda": "compress_seconds",
+    "sparsegpt": "compress_seconds",
+    "awq": "compress_seconds",
+    "smoothquant": "compress_seconds",
+}
 RECORDED_TIME = {**CALIBRATED, "magnitude": "compress_seconds"}
 
 
@@ -117,10 +122,40 @@ def storage_bytes(model) -> int:
     return total
 
 
-CALIBRATION_MODULES = ("abc", "argparse", "collections", "contextlib", "csv", "datetime", "decimal", "difflib",
-                       "email.message", "fractions", "functools", "heapq", "http.client", "inspect", "json", "logging",
-                       "pathlib", "pickle", "random", "re", "sched", "shutil", "statistics", "string", "subprocess",
-                       "tarfile", "textwrap", "threading", "typing", "unittest", "urllib.request", "zipfile")
+CALIBRATION_MODULES = (
+    "abc",
+    "argparse",
+    "collections",
+    "contextlib",
+    "csv",
+    "datetime",
+    "decimal",
+    "difflib",
+    "email.message",
+    "fractions",
+    "functools",
+    "heapq",
+    "http.client",
+    "inspect",
+    "json",
+    "logging",
+    "pathlib",
+    "pickle",
+    "random",
+    "re",
+    "sched",
+    "shutil",
+    "statistics",
+    "string",
+    "subprocess",
+    "tarfile",
+    "textwrap",
+    "threading",
+    "typing",
+    "unittest",
+    "urllib.request",
+    "zipfile",
+)
 
 
 def stdlib_calibration(samples: int, path: Path) -> Path:
@@ -155,8 +190,14 @@ def child(args) -> None:
 
     torch.set_num_threads(args.threads)
     method, settings = METHODS[args.method]
-    settings = {**settings, **({"calibration": args.calibration, "calibration_samples": str(args.gptq_samples)}
-                               if method in CALIBRATED else {})}
+    settings = {
+        **settings,
+        **(
+            {"calibration": args.calibration, "calibration_samples": str(args.gptq_samples)}
+            if method in CALIBRATED
+            else {}
+        ),
+    }
     quantizer_class = QUANTIZERS[method]
     hook_seconds = []
     original = quantizer_class.postprocess_model
@@ -180,26 +221,43 @@ def child(args) -> None:
     scores = [logprob for logprob, _ in lm.loglikelihood(requests, disable_tqdm=True)]
     score_seconds = time.perf_counter() - start
     info = lm.get_model_info()
-    print(json.dumps({
-        "load_s": load_seconds,
-        "hook_s": hook_seconds[0] if (hook_seconds and overrides_postprocess) else None,
-        "score_s": score_seconds,
-        "scores": scores,
-        "bytes": storage_bytes(lm.model),
-        "model_bytes_after": info["quantization"]["model_bytes_after"],
-        "bytes_fp32": info["quantization"]["model_bytes_before"],
-        "quantization": info["quantization"],
-        "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-    }, default=str))
+    print(
+        json.dumps(
+            {
+                "load_s": load_seconds,
+                "hook_s": hook_seconds[0] if (hook_seconds and overrides_postprocess) else None,
+                "score_s": score_seconds,
+                "scores": scores,
+                "bytes": storage_bytes(lm.model),
+                "model_bytes_after": info["quantization"]["model_bytes_after"],
+                "bytes_fp32": info["quantization"]["model_bytes_before"],
+                "quantization": info["quantization"],
+                "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            },
+            default=str,
+        )
+    )
 
 
 # --------------------------------------------------------------- the sweep
 
 
 def run_method(args, method: str, env: dict[str, str]) -> dict:
-    command = [sys.executable, __file__, "--child", "--method", method, "--model", str(args.model),
-               "--batch-size", str(args.batch_size), "--threads", str(args.threads),
-               "--gptq-samples", str(args.gptq_samples)]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--method",
+        method,
+        "--model",
+        str(args.model),
+        "--batch-size",
+        str(args.batch_size),
+        "--threads",
+        str(args.threads),
+        "--gptq-samples",
+        str(args.gptq_samples),
+    ]
     command += ["--limit", str(args.limit)] if args.limit else []
     command += ["--calibration", str(args.calibration)] if args.calibration else []
     done = subprocess.run(command, capture_output=True, text=True, env=env)
@@ -220,8 +278,10 @@ def effective_bits(quantization: dict) -> str:
 def table(results: dict[str, dict], pairs: int) -> str:
     baseline = results.get("none", {}).get("scores")
     fp32_load = results.get("none", {}).get("load_s")
-    header = (f"{'method':<17}{'quantize_s':>11}{'sent/s':>9}{'MB':>9}{'packed MB':>11}{'bits/w':>8}{'|d score|':>11}"
-              f"{'stereo %':>10}{'sparse %':>10}")
+    header = (
+        f"{'method':<17}{'quantize_s':>11}{'sent/s':>9}{'MB':>9}{'packed MB':>11}{'bits/w':>8}{'|d score|':>11}"
+        f"{'stereo %':>10}{'sparse %':>10}"
+    )
     rows = [header, "-" * len(header)]
     for name, result in results.items():
         if "error" in result:
@@ -240,9 +300,11 @@ def table(results: dict[str, dict], pairs: int) -> str:
         drift = sum(abs(a - b) for a, b in zip(scores, baseline)) / len(scores) if baseline else float("nan")
         stereo = 100 * sum(scores[2 * i] > scores[2 * i + 1] for i in range(pairs)) / pairs
         packed = quantization["details"].get("packed_model_bytes", result["bytes"])
-        rows.append(f"{name:<17}{quantize:>11.1f}{len(scores) / result['score_s']:>9.1f}{result['bytes'] / 1e6:>9.1f}"
-                    f"{packed / 1e6:>11.1f}{effective_bits(quantization):>8}{drift:>11.4f}{stereo:>10.1f}"
-                    f"{100 * quantization['details'].get('measured_sparsity_pruned_layers', 0.0):>10.1f}")
+        rows.append(
+            f"{name:<17}{quantize:>11.1f}{len(scores) / result['score_s']:>9.1f}{result['bytes'] / 1e6:>9.1f}"
+            f"{packed / 1e6:>11.1f}{effective_bits(quantization):>8}{drift:>11.4f}{stereo:>10.1f}"
+            f"{100 * quantization['details'].get('measured_sparsity_pruned_layers', 0.0):>10.1f}"
+        )
     return "\n".join(rows)
 
 
@@ -253,8 +315,12 @@ def parent(args) -> None:
     source = args.model
     copies = Path(args.gptq_cache) / "model_copies" if args.gptq_cache else work
     args.model = clean_model_copy(source, copies / Path(source).resolve().name)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "LM_EVAL_BIAS_CACHE": str(args.gptq_cache or work / "cache")}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "LM_EVAL_BIAS_CACHE": str(args.gptq_cache or work / "cache"),
+    }
     methods = args.methods or list(METHODS)
     if any(METHODS[m][0] in CALIBRATED for m in methods) and not args.calibration:
         args.calibration = stdlib_calibration(args.gptq_samples, work / "calibration.txt")
@@ -263,13 +329,17 @@ def parent(args) -> None:
         start = time.perf_counter()
         results[method] = run_method(args, method, env)
         print(f"[{method}: {time.perf_counter() - start:.0f} s]", flush=True)
-    print(f"\nCrowS-Pairs, first {pairs} pairs ({2 * pairs} sentences), {Path(source).name}, CPU, "
-          f"batch size {args.batch_size}, {args.threads} threads; fp32 size "
-          f"{results.get('none', {}).get('bytes_fp32', 0) / 1e6:.1f} MB; load average {load_before:.1f} -> "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(
+        f"\nCrowS-Pairs, first {pairs} pairs ({2 * pairs} sentences), {Path(source).name}, CPU, "
+        f"batch size {args.batch_size}, {args.threads} threads; fp32 size "
+        f"{results.get('none', {}).get('bytes_fp32', 0) / 1e6:.1f} MB; load average {load_before:.1f} -> "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
     print(table(results, pairs))
-    print("MB: tensors in memory; packed MB: rtn's fake-quant weights counted at their effective bits.\n"
-          "* nominal bits (the method does not report them)")
+    print(
+        "MB: tensors in memory; packed MB: rtn's fake-quant weights counted at their effective bits.\n"
+        "* nominal bits (the method does not report them)"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=str))
 

@@ -65,16 +65,18 @@ def run_ours_paper(args) -> float:
 
 def run_ours(args, metadata: dict | None = None) -> float:
     import lm_eval
+    from lm_eval.tasks import TaskManager
 
     from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
 
-    from lm_eval.tasks import TaskManager
-
-    lm = QuantizedHFLM(pretrained=args.model, device=args.device, batch_size=args.batch_size, quantization=args.quantization)
+    lm = QuantizedHFLM(
+        pretrained=args.model, device=args.device, batch_size=args.batch_size, quantization=args.quantization
+    )
     task_manager = TaskManager()  # indexing the harness's task folders is not scoring: keep it out of the time
     start = time.perf_counter()
-    lm_eval.simple_evaluate(model=lm, tasks=["crows_pairs_bias"], task_manager=task_manager, bootstrap_iters=0,
-                            metadata=metadata)
+    lm_eval.simple_evaluate(
+        model=lm, tasks=["crows_pairs_bias"], task_manager=task_manager, bootstrap_iters=0, metadata=metadata
+    )
     return time.perf_counter() - start
 
 
@@ -96,7 +98,10 @@ def run_stock(args) -> float:
     task_manager = TaskManager(include_path=str(include))
     start = time.perf_counter()
     lm_eval.simple_evaluate(
-        model=lm, tasks=["crows_pairs_english_localcsv"], task_manager=task_manager, bootstrap_iters=0,
+        model=lm,
+        tasks=["crows_pairs_english_localcsv"],
+        task_manager=task_manager,
+        bootstrap_iters=0,
     )
     return time.perf_counter() - start
 
@@ -203,8 +208,15 @@ def run_pll_loop(args) -> float:
     return elapsed
 
 
-RUNNERS = {"ours": run_ours, "ours_paper": run_ours_paper, "stock": run_stock, "loop": run_loop, "floor": run_floor,
-           "pll_batched": run_pll_batched, "pll_loop": run_pll_loop}
+RUNNERS = {
+    "ours": run_ours,
+    "ours_paper": run_ours_paper,
+    "stock": run_stock,
+    "loop": run_loop,
+    "floor": run_floor,
+    "pll_batched": run_pll_batched,
+    "pll_loop": run_pll_loop,
+}
 
 
 def child(args) -> None:
@@ -224,25 +236,49 @@ def parent(args) -> None:
     if args.limit:
         os.environ["LM_EVAL_BIAS_DATA_DIR"] = limited_data_dir(args.limit)
     sentences = 2 * len(sentence_pairs())
-    runs = [(v, args.model) for v in CAUSAL_VARIANTS] + ([(v, args.masked_model) for v in MASKED_VARIANTS] if args.masked_model else [])
+    runs = [(v, args.model) for v in CAUSAL_VARIANTS] + (
+        [(v, args.masked_model) for v in MASKED_VARIANTS] if args.masked_model else []
+    )
     runs = [(v, m) for v, m in runs if not args.variants or v in args.variants]
     rows, scores_dir = [], Path(tempfile.mkdtemp(prefix="pll_scores_"))
     for variant, model in runs:
-        command = [sys.executable, __file__, "--child", "--variant", variant, "--model", args.model,
-                   "--batch-size", str(args.batch_size), "--device", args.device, "--quantization", args.quantization,
-                   "--scores-out", str(scores_dir / f"{variant}.json")]
+        command = [
+            sys.executable,
+            __file__,
+            "--child",
+            "--variant",
+            variant,
+            "--model",
+            args.model,
+            "--batch-size",
+            str(args.batch_size),
+            "--device",
+            args.device,
+            "--quantization",
+            args.quantization,
+            "--scores-out",
+            str(scores_dir / f"{variant}.json"),
+        ]
         command += ["--masked-model", args.masked_model] if args.masked_model else []
         finished = subprocess.run(command, capture_output=True, text=True, env=os.environ)
         if finished.returncode != 0:
             sys.exit(f"{variant} failed:\n{finished.stderr[-3000:]}")
         output = finished.stdout
         result = json.loads(output.strip().splitlines()[-1])
-        rows.append({"variant": variant, "model": Path(model).name, "wall_s": round(result["seconds"], 2),
-                     "sentences_per_s": round(sentences / result["seconds"], 1),
-                     "peak_GB": round(result["peak_bytes"] / 1e9, 2)})
+        rows.append(
+            {
+                "variant": variant,
+                "model": Path(model).name,
+                "wall_s": round(result["seconds"], 2),
+                "sentences_per_s": round(sentences / result["seconds"], 1),
+                "peak_GB": round(result["peak_bytes"] / 1e9, 2),
+            }
+        )
     table = pd.DataFrame(rows)
-    print(f"CrowS-Pairs: {sentences} sentences, batch size {args.batch_size}, model weights "
-          f"{weights_bytes(args.model) / 1e9:.2f} GB (memory target: {1.5 * weights_bytes(args.model) / 1e9 + 1:.2f} GB)")
+    print(
+        f"CrowS-Pairs: {sentences} sentences, batch size {args.batch_size}, model weights "
+        f"{weights_bytes(args.model) / 1e9:.2f} GB (memory target: {1.5 * weights_bytes(args.model) / 1e9 + 1:.2f} GB)"
+    )
     print(table.to_string(index=False))
     print(summary(rows, 1.5 * weights_bytes(args.model) + 1e9))
     speed = {r["variant"]: r["wall_s"] for r in rows}
@@ -250,8 +286,10 @@ def parent(args) -> None:
         batched = json.loads((scores_dir / "pll_batched.json").read_text())
         loop = json.loads((scores_dir / "pll_loop.json").read_text())
         worst = max(abs(a - b) for x, y in zip(batched, loop) for a, b in zip(x, y))
-        print(f"masked PLL: batched is {speed['pll_loop'] / speed['pll_batched']:.1f}x faster than one copy per "
-              f"forward; largest score difference {worst:.2e}")
+        print(
+            f"masked PLL: batched is {speed['pll_loop'] / speed['pll_batched']:.1f}x faster than one copy per "
+            f"forward; largest score difference {worst:.2e}"
+        )
     if "pll_batched" in speed:
         print(roofline(args.masked_model, speed["pll_batched"], speed.get("pll_loop")))
 
@@ -261,8 +299,13 @@ def summary(rows: list[dict], memory_target: float) -> str:
     wall = {r["variant"]: r["wall_s"] for r in rows}
     parts = [f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"]
     if "ours" in wall:
-        parts += [f"{o}/{v} {wall[o] / wall[v]:.2f}" for o in ("ours", "ours_paper") if o in wall
-                  for v in ("stock", "floor", "loop") if v in wall]
+        parts += [
+            f"{o}/{v} {wall[o] / wall[v]:.2f}"
+            for o in ("ours", "ours_paper")
+            if o in wall
+            for v in ("stock", "floor", "loop")
+            if v in wall
+        ]
         ours_peak = next(r["peak_GB"] for r in rows if r["variant"] == "ours")
         parts.append(f"ours peak {ours_peak:.2f} GB vs target {memory_target / 1e9:.2f} GB")
     return "; ".join(parts)
@@ -312,19 +355,26 @@ def roofline(masked_model: str, batched_s: float, loop_s: float | None) -> str:
 
     peak = max(gemm_rate(rows) for rows in (2048, 8192))
     batched = flops / batched_s
-    line = (f"encoder-layer FLOPs {flops / 1e12:.2f} T (attention scores not counted): batched {batched / 1e9:.0f} "
-            f"GFLOP/s = {batched / peak:.0%} of this CPU's fp32 matmul roofline ({peak / 1e9:.0f} GFLOP/s, the best "
-            f"of MKL and packed oneDNN at 2048 and 8192 rows; target >= 85%)")
+    line = (
+        f"encoder-layer FLOPs {flops / 1e12:.2f} T (attention scores not counted): batched {batched / 1e9:.0f} "
+        f"GFLOP/s = {batched / peak:.0%} of this CPU's fp32 matmul roofline ({peak / 1e9:.0f} GFLOP/s, the best "
+        f"of MKL and packed oneDNN at 2048 and 8192 rows; target >= 85%)"
+    )
     if loop_s is None:
         return line
-    return (f"{line}, one copy per forward {flops / loop_s / 1e9:.0f} GFLOP/s "
-            f"({gemm_rate(17) / 1e9:.0f} GFLOP/s at 17 rows, one sentence)")
+    return (
+        f"{line}, one copy per forward {flops / loop_s / 1e9:.0f} GFLOP/s "
+        f"({gemm_rate(17) / 1e9:.0f} GFLOP/s at 17 rows, one sentence)"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=os.environ.get("GEMMA_DIR", "google/gemma-3-270m"),
-                        help="causal LM folder or Hub id (default: $GEMMA_DIR, else google/gemma-3-270m)")
+    parser.add_argument(
+        "--model",
+        default=os.environ.get("GEMMA_DIR", "google/gemma-3-270m"),
+        help="causal LM folder or Hub id (default: $GEMMA_DIR, else google/gemma-3-270m)",
+    )
     parser.add_argument("--masked-model", help="masked LM folder, for the pseudo-log-likelihood comparison")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cpu", help="causal variants' device (cpu, cuda, ...)")

@@ -34,12 +34,45 @@ from pathlib import Path
 
 
 def distill_command(args) -> list[str]:
-    command = [sys.executable, "-m", "lm_eval_bias.cli", "distill", "--teacher", args.teacher, "--student", "half",
-               "--output", str(args.output), "--steps", str(args.steps), "--save-every", str(args.save_every),
-               "--num-samples", str(args.num_samples), "--heldout", str(args.heldout), "--max-length",
-               str(args.max_length), "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--warmup-steps",
-               str(args.warmup_steps), "--temperature", str(args.temperature), "--alpha", str(args.alpha), "--seed",
-               str(args.seed), "--generate-batch-size", "64", "--logging-steps", "8", "--freeze-embeddings"]
+    command = [
+        sys.executable,
+        "-m",
+        "lm_eval_bias.cli",
+        "distill",
+        "--teacher",
+        args.teacher,
+        "--student",
+        "half",
+        "--output",
+        str(args.output),
+        "--steps",
+        str(args.steps),
+        "--save-every",
+        str(args.save_every),
+        "--num-samples",
+        str(args.num_samples),
+        "--heldout",
+        str(args.heldout),
+        "--max-length",
+        str(args.max_length),
+        "--batch-size",
+        str(args.batch_size),
+        "--lr",
+        str(args.lr),
+        "--warmup-steps",
+        str(args.warmup_steps),
+        "--temperature",
+        str(args.temperature),
+        "--alpha",
+        str(args.alpha),
+        "--seed",
+        str(args.seed),
+        "--generate-batch-size",
+        "64",
+        "--logging-steps",
+        "8",
+        "--freeze-embeddings",
+    ]
     from lm_eval_bias.distillation.trainer import last_checkpoint
 
     return command + (["--resume"] if args.output.exists() and last_checkpoint(args.output) else [])
@@ -59,8 +92,11 @@ def run_distillation(args) -> float:
 
 
 def preferences(results) -> dict[tuple[str, int], bool]:
-    return {(task, s["doc_id"]): s["sent_more_score"] > s["sent_less_score"]
-            for task, samples in results["samples"].items() for s in samples}
+    return {
+        (task, s["doc_id"]): s["sent_more_score"] > s["sent_less_score"]
+        for task, samples in results["samples"].items()
+        for s in samples
+    }
 
 
 def evaluate(name: str, path: str, teacher, args, task_manager, heldout) -> dict:
@@ -73,43 +109,68 @@ def evaluate(name: str, path: str, teacher, args, task_manager, heldout) -> dict
     lm = QuantizedHFLM(pretrained=path, device="cpu", batch_size=args.eval_batch_size)
     reference = teacher.model if teacher is not None else lm.model
     held = evaluate_heldout(lm.model, reference, lm.tokenizer, heldout, masked=False, batch_size=args.eval_batch_size)
-    results = lm_eval.simple_evaluate(model=lm, tasks=["crows_pairs_bias"], limit=args.limit or None,
-                                      log_samples=True, bootstrap_iters=0, task_manager=task_manager)
+    results = lm_eval.simple_evaluate(
+        model=lm,
+        tasks=["crows_pairs_bias"],
+        limit=args.limit or None,
+        log_samples=True,
+        bootstrap_iters=0,
+        task_manager=task_manager,
+    )
     group = results["results"]["crows_pairs_bias"]
     record = results["config"].get("distillation") or {}
     row = {
-        "model": name, "path": path, "step": record.get("step"),
+        "model": name,
+        "path": path,
+        "step": record.get("step"),
         "stereotype_score": group["stereotype_score,none"],
         "stereotype_score_stderr": group.get("stereotype_score_stderr,none"),
         "pairs": len(preferences(results)),
-        "heldout_perplexity": held["perplexity"], "heldout_kl": held["kl"],
-        "teacher": record.get("teacher"), "seconds": time.perf_counter() - start,
-        "_preferences": preferences(results), "_lm": lm,
+        "heldout_perplexity": held["perplexity"],
+        "heldout_kl": held["kl"],
+        "teacher": record.get("teacher"),
+        "seconds": time.perf_counter() - start,
+        "_preferences": preferences(results),
+        "_lm": lm,
     }
-    print(f"{name}: stereotype_score {row['stereotype_score']:.2f}, held-out ppl {held['perplexity']:.2f}, "
-          f"KL {held['kl']:.4f} ({row['seconds']:.0f} s)", flush=True)
+    print(
+        f"{name}: stereotype_score {row['stereotype_score']:.2f}, held-out ppl {held['perplexity']:.2f}, "
+        f"KL {held['kl']:.4f} ({row['seconds']:.0f} s)",
+        flush=True,
+    )
     return row
 
 
 def table(rows: list[dict], teacher_prefs: dict) -> str:
-    lines = ["| model | step | stereo % (± se) | agree % | held-out ppl | KL(teacher‖model) | eval s |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| model | step | stereo % (± se) | agree % | held-out ppl | KL(teacher‖model) | eval s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for row in rows:
         agree = 100.0 * sum(row["_preferences"][k] == v for k, v in teacher_prefs.items()) / len(teacher_prefs)
         row["agreement_with_teacher"] = agree
         se = row["stereotype_score_stderr"]
         score = f"{row['stereotype_score']:.2f}" + (f" ± {se:.2f}" if isinstance(se, float) else "")
-        lines.append(f"| {row['model']} | {row['step'] if row['step'] is not None else '-'} | {score} | {agree:.1f} | "
-                     f"{row['heldout_perplexity']:.2f} | {row['heldout_kl']:.4f} | {row['seconds']:.0f} |")
+        lines.append(
+            f"| {row['model']} | {row['step'] if row['step'] is not None else '-'} | {score} | {agree:.1f} | "
+            f"{row['heldout_perplexity']:.2f} | {row['heldout_kl']:.4f} | {row['seconds']:.0f} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--teacher", default=os.environ.get("GEMMA_DIR") or "google/gemma-3-270m",
-                        help="teacher model: a Hub id or a local folder (default: $GEMMA_DIR, else google/gemma-3-270m)")
-    parser.add_argument("--output", type=Path, default=Path("results/distill_gemma"),
-                        help="output folder, relative to where the command runs (default: results/distill_gemma)")
+    parser.add_argument(
+        "--teacher",
+        default=os.environ.get("GEMMA_DIR") or "google/gemma-3-270m",
+        help="teacher model: a Hub id or a local folder (default: $GEMMA_DIR, else google/gemma-3-270m)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=Path("results/distill_gemma"),
+        help="output folder, relative to where the command runs (default: results/distill_gemma)",
+    )
     parser.add_argument("--steps", type=int, default=96)
     parser.add_argument("--save-every", type=int, default=32)
     parser.add_argument("--num-samples", type=int, default=256)
@@ -150,8 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     (args.output / "report.md").write_text(report + "\n", encoding="utf-8")
     teacher.pop("_lm")
     keep = [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]
-    (args.output / "report.json").write_text(json.dumps({"distill_seconds": distill_seconds, "settings": vars(args),
-                                                         "rows": keep}, indent=1, default=str), encoding="utf-8")
+    (args.output / "report.json").write_text(
+        json.dumps({"distill_seconds": distill_seconds, "settings": vars(args), "rows": keep}, indent=1, default=str),
+        encoding="utf-8",
+    )
     return 0
 
 

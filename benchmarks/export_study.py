@@ -49,8 +49,12 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 
 def scrubbed(text: str, model_dir: str | None) -> str:
     """Local paths as placeholders: the model folder, the data folder, this checkout, the home folder."""
-    places = [(model_dir, "$GEMMA_DIR"), (os.environ.get("LM_EVAL_BIAS_DATA_DIR"), "$LM_EVAL_BIAS_DATA_DIR"),
-              (str(REPOSITORY), "<checkout>"), (str(Path.home()), "~")]
+    places = [
+        (model_dir, "$GEMMA_DIR"),
+        (os.environ.get("LM_EVAL_BIAS_DATA_DIR"), "$LM_EVAL_BIAS_DATA_DIR"),
+        (str(REPOSITORY), "<checkout>"),
+        (str(Path.home()), "~"),
+    ]
     for path, placeholder in places:
         if path:
             text = text.replace(str(Path(path).resolve()), placeholder).replace(path, placeholder)
@@ -77,17 +81,33 @@ def export(results_dir: Path, out: Path, model_dir: str | None, pauses: Path | N
         end = cell_json.stat().st_mtime
         start = end - cell["seconds"]
         stopped = paused_seconds(pauses, start, end)
-        rows.append({"compression": label, "tasks": cell["labels"]["task"], "hash": cell["hash"],
-                     "finished_utc": datetime.utcfromtimestamp(end).strftime("%Y-%m-%d %H:%M"),
-                     "wall_s": round(cell["seconds"] - stopped, 1), "stopped_s": round(stopped, 1)})
+        rows.append(
+            {
+                "compression": label,
+                "tasks": cell["labels"]["task"],
+                "hash": cell["hash"],
+                "finished_utc": datetime.utcfromtimestamp(end).strftime("%Y-%m-%d %H:%M"),
+                "wall_s": round(cell["seconds"] - stopped, 1),
+                "stopped_s": round(stopped, 1),
+            }
+        )
     with open(out / "cells.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(sorted(rows, key=lambda r: r["finished_utc"]))
     run(["plot", str(results_dir), "-o", str(out / "figures"), "--formats", "png"], model_dir)
     for suffix in ("md", "csv", "html"):  # the HTML page embeds the figures
-        run(["leaderboard", str(results_dir), "-o", str(out / f"leaderboard.{suffix}"), "--figures", str(out / "figures")],
-            model_dir)
+        run(
+            [
+                "leaderboard",
+                str(results_dir),
+                "-o",
+                str(out / f"leaderboard.{suffix}"),
+                "--figures",
+                str(out / "figures"),
+            ],
+            model_dir,
+        )
     print(f"{len(rows)} cells, {sum(r['wall_s'] for r in rows) / 3600:.2f} h of wall time, into {out}")
 
 
@@ -102,11 +122,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results_dir", type=Path)
     parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--model-dir", default=os.environ.get("GEMMA_DIR"),
-                        help="local model folder to replace by $GEMMA_DIR (default: $GEMMA_DIR)")
+    parser.add_argument(
+        "--model-dir",
+        default=os.environ.get("GEMMA_DIR"),
+        help="local model folder to replace by $GEMMA_DIR (default: $GEMMA_DIR)",
+    )
     parser.add_argument("--pauses", type=Path, help="log of stop/cont lines (epoch seconds) of the study process")
-    parser.add_argument("--archive-cells", action="store_true",
-                        help="also write cells/<compression>.tar.xz: each finished cell's folder, samples included")
+    parser.add_argument(
+        "--archive-cells",
+        action="store_true",
+        help="also write cells/<compression>.tar.xz: each finished cell's folder, samples included",
+    )
     args = parser.parse_args()
     export(args.results_dir, args.out_dir, args.model_dir, args.pauses, args.archive_cells)
 

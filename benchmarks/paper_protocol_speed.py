@@ -19,9 +19,9 @@ import time
 
 def timed_run(lm, protocol: str, limit: int | None) -> float:
     import lm_eval
+    from lm_eval.tasks import TaskManager
 
     from lm_eval_bias.catalog import with_our_tasks
-    from lm_eval.tasks import TaskManager
 
     manager = TaskManager(include_defaults=False, include_path=with_our_tasks(), metadata={"protocol": protocol})
     start = time.perf_counter()
@@ -41,16 +41,19 @@ def main() -> None:
 
     from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
 
-    lm = QuantizedHFLM(pretrained=args.model, quantization=args.quantization, batch_size=args.batch_size,
-                       device=args.device)
+    lm = QuantizedHFLM(
+        pretrained=args.model, quantization=args.quantization, batch_size=args.batch_size, device=args.device
+    )
     timed_run(lm, "default", 1)  # warm-up: kernels, tokenizer, data cache (one pair per bias type)
     seconds = {"default": [], "paper": []}
     for _ in range(args.repeats):
         for protocol in seconds:
             seconds[protocol].append(timed_run(lm, protocol, args.limit))
     best = {protocol: min(values) for protocol, values in seconds.items()}
-    print(f"model {args.model}  quantization {args.quantization}  device {args.device}  batch {args.batch_size}  "
-          f"pairs per bias type {args.limit or 'all'}  repeats {args.repeats}")
+    print(
+        f"model {args.model}  quantization {args.quantization}  device {args.device}  batch {args.batch_size}  "
+        f"pairs per bias type {args.limit or 'all'}  repeats {args.repeats}"
+    )
     for protocol, value in best.items():
         print(f"  {protocol:<8} {value:8.2f} s  (runs: {', '.join(f'{v:.2f}' for v in seconds[protocol])})")
     print(f"  paper / default = {best['paper'] / best['default']:.3f}")

@@ -86,7 +86,7 @@ def stereoset_loop(model, tokenizer, masked: bool, requests) -> list[float]:
             context_text, continuation = causal_pair(split, context, sentence)
             if context_text:
                 whole, head = tokenizer.encode(context_text + continuation), tokenizer.encode(context_text)
-                context_ids, ids = whole[: len(head)], whole[len(head):]
+                context_ids, ids = whole[: len(head)], whole[len(head) :]
             else:
                 context_ids, ids = [prefix], tokenizer.encode(continuation, add_special_tokens=False)
             logits = model(input_ids=torch.tensor([context_ids + ids])).logits[0].double()
@@ -119,29 +119,60 @@ def tiny_models(folder: Path) -> list[str]:
 
     frame = load_stereoset(benchmark_file("stereoset"))
     corpus = [s for c in ("context", *CANDIDATES) for s in frame[c]]
-    corpus += [s for file in SEAT_FILES.values() for r in load_seat_test(benchmark_file("seat", test=file)).values()
-               for s in r["examples"]]
+    corpus += [
+        s
+        for file in SEAT_FILES.values()
+        for r in load_seat_test(benchmark_file("seat", test=file)).values()
+        for s in r["examples"]
+    ]
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer, bpe.decoder = pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel()
-    bpe.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=4000, special_tokens=["<|endoftext|>", "<|pad|>"],
-                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    bpe.train_from_iterator(
+        corpus,
+        trainers.BpeTrainer(
+            vocab_size=4000,
+            special_tokens=["<|endoftext|>", "<|pad|>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
     bpe.post_processor = processors.ByteLevel(trim_offsets=False)
-    causal_tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-                                         pad_token="<|pad|>", unk_token="<|endoftext|>")
+    causal_tok = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        pad_token="<|pad|>",
+        unk_token="<|endoftext|>",
+    )
     wp = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     wp.normalizer, wp.pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
     wp.decoder = decoders.WordPiece()
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     wp.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=4000, special_tokens=specials))
     wp.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", wp.token_to_id("[CLS]")), ("[SEP]", wp.token_to_id("[SEP]"))])
-    masked_tok = PreTrainedTokenizerFast(tokenizer_object=wp, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]",
-                                         cls_token="[CLS]", mask_token="[MASK]")
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", wp.token_to_id("[CLS]")), ("[SEP]", wp.token_to_id("[SEP]"))],
+    )
+    masked_tok = PreTrainedTokenizerFast(
+        tokenizer_object=wp,
+        unk_token="[UNK]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        mask_token="[MASK]",
+    )
     torch.manual_seed(0)
     size = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128}
-    causal = GPTNeoXForCausalLM(GPTNeoXConfig(vocab_size=len(causal_tok), bos_token_id=0, eos_token_id=0,
-                                              pad_token_id=1, tie_word_embeddings=False, **size))
+    causal = GPTNeoXForCausalLM(
+        GPTNeoXConfig(
+            vocab_size=len(causal_tok),
+            bos_token_id=0,
+            eos_token_id=0,
+            pad_token_id=1,
+            tie_word_embeddings=False,
+            **size,
+        )
+    )
     masked = BertForMaskedLM(BertConfig(vocab_size=len(masked_tok), pad_token_id=0, **size))
     paths = []
     for name, model, tokenizer in (("tiny-gpt-neox", causal, causal_tok), ("tiny-bert", masked, masked_tok)):
@@ -152,8 +183,9 @@ def tiny_models(folder: Path) -> list[str]:
 
 
 def benchmark(path: str, args, stereoset_limit: int | None, seat_tests: list[str]) -> list[dict]:
-    from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+
+    from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
 
     lm = QuantizedHFLM(pretrained=path, device="cpu", batch_size=args.batch_size)
     masked = lm.backend == "masked"
@@ -171,10 +203,17 @@ def benchmark(path: str, args, stereoset_limit: int | None, seat_tests: list[str
     loop_seconds = time.perf_counter() - start
     check = max(abs(a - b) / max(1.0, abs(b)) for a, b in zip(ours, loop))
     items = sum(len(d["filtered_resps"]) for s in SUBTASKS for d in docs[s])
-    rows += [{"benchmark": "stereoset", "model": name, "variant": "ours", "items": items, "wall_s": seconds,
-              "check": check},
-             {"benchmark": "stereoset", "model": name, "variant": "loop", "items": len(requests),
-              "wall_s": loop_seconds, "check": check}]
+    rows += [
+        {"benchmark": "stereoset", "model": name, "variant": "ours", "items": items, "wall_s": seconds, "check": check},
+        {
+            "benchmark": "stereoset",
+            "model": name,
+            "variant": "loop",
+            "items": len(requests),
+            "wall_s": loop_seconds,
+            "check": check,
+        },
+    ]
 
     loop_tests = [t for t in seat_tests if t in args.loop_seat_tests.split(",")] or seat_tests[:1]
     seconds, results = run_ours(lm, [f"seat_bias_{t}" for t in seat_tests], None)
@@ -183,24 +222,44 @@ def benchmark(path: str, args, stereoset_limit: int | None, seat_tests: list[str
     sizes = seat_loop(model, tokenizer, loop_tests)
     loop_seconds = time.perf_counter() - start
     check = max(abs(results["results"][f"seat_bias_{t}"]["effect_size,none"] - sizes[t]) for t in loop_tests)
-    rows += [{"benchmark": "seat", "model": name, "variant": "ours", "items": sum(sentences.values()),
-              "wall_s": seconds, "check": check},
-             {"benchmark": "seat", "model": name, "variant": "loop", "items": sum(sentences[t] for t in loop_tests),
-              "wall_s": loop_seconds, "check": check}]
+    rows += [
+        {
+            "benchmark": "seat",
+            "model": name,
+            "variant": "ours",
+            "items": sum(sentences.values()),
+            "wall_s": seconds,
+            "check": check,
+        },
+        {
+            "benchmark": "seat",
+            "model": name,
+            "variant": "loop",
+            "items": sum(sentences[t] for t in loop_tests),
+            "wall_s": loop_seconds,
+            "check": check,
+        },
+    ]
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", action="append", default=[],
-                        help="model folder or Hub id (repeatable; default $GEMMA_DIR, else google/gemma-3-270m)")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="model folder or Hub id (repeatable; default $GEMMA_DIR, else google/gemma-3-270m)",
+    )
     parser.add_argument("--tiny", action="store_true", help="also a tiny GPT-NeoX and BERT, on the full data")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--stereoset-limit", type=int, default=50,
-                        help="clusters per subtask scored by ours for --model (0: all)")
+    parser.add_argument(
+        "--stereoset-limit", type=int, default=50, help="clusters per subtask scored by ours for --model (0: all)"
+    )
     parser.add_argument("--loop-limit", type=int, default=5, help="clusters per subtask scored by the loop")
-    parser.add_argument("--seat-tests", default="weat6,weat7,weat8",
-                        help="SEAT tests scored by ours for --model (comma-separated)")
+    parser.add_argument(
+        "--seat-tests", default="weat6,weat7,weat8", help="SEAT tests scored by ours for --model (comma-separated)"
+    )
     parser.add_argument("--loop-seat-tests", default="weat7,weat8", help="SEAT tests scored by the loop")
     parser.add_argument("--quick", action="store_true", help="5 clusters per subtask and weat7,weat8 for ours too")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
@@ -220,15 +279,21 @@ def main() -> None:
     table = pd.DataFrame(rows)
     table["items_per_s"] = (table["items"] / table["wall_s"]).round(1)
     loop_rate = table[table.variant == "loop"].set_index(["benchmark", "model"])["items_per_s"]
-    table["speedup"] = [round(r / loop_rate[(b, m)], 1) for b, m, r in zip(table.benchmark, table.model, table.items_per_s)]
+    table["speedup"] = [
+        round(r / loop_rate[(b, m)], 1) for b, m, r in zip(table.benchmark, table.model, table.items_per_s)
+    ]
     table["wall_s"] = table["wall_s"].round(1)
     table["check"] = table["check"].map(lambda x: f"{x:.1e}")
-    print(f"batch size {args.batch_size}, torch threads {torch.get_num_threads()}, "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print("items: StereoSet candidate sentences, SEAT sentences (a sentence shared by several tests counts once per "
-          "test); the loop runs on a subset (--loop-limit clusters per subtask, --loop-seat-tests) and speedup "
-          "compares items/s; check: largest score (StereoSet, relative) or effect-size (SEAT) difference between "
-          "ours and the loop on that subset")
+    print(
+        f"batch size {args.batch_size}, torch threads {torch.get_num_threads()}, "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
+    print(
+        "items: StereoSet candidate sentences, SEAT sentences (a sentence shared by several tests counts once per "
+        "test); the loop runs on a subset (--loop-limit clusters per subtask, --loop-seat-tests) and speedup "
+        "compares items/s; check: largest score (StereoSet, relative) or effect-size (SEAT) difference between "
+        "ours and the loop on that subset"
+    )
     print(table.to_string(index=False))
 
 

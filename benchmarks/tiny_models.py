@@ -19,8 +19,16 @@ from pathlib import Path
 import pandas as pd
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, BertConfig, BertForMaskedLM,
-                          GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast)
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    BertConfig,
+    BertForMaskedLM,
+    GPTNeoXConfig,
+    GPTNeoXForCausalLM,
+    PreTrainedTokenizerFast,
+)
 
 from lm_eval_bias.data.sources import benchmark_file
 
@@ -36,14 +44,29 @@ def gpt_neox(sentences: list[str], folder: Path) -> None:
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(sentences, trainers.BpeTrainer(vocab_size=4000, special_tokens=["<|endoftext|>", "<|padding|>"],
-                                                           initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-                                        pad_token="<|padding|>")
-    config = GPTNeoXConfig(vocab_size=len(tokenizer), hidden_size=HIDDEN, num_hidden_layers=LAYERS,
-                           num_attention_heads=HEADS, intermediate_size=4 * HIDDEN, max_position_embeddings=POSITIONS,
-                           bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                           pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
+    bpe.train_from_iterator(
+        sentences,
+        trainers.BpeTrainer(
+            vocab_size=4000,
+            special_tokens=["<|endoftext|>", "<|padding|>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>", pad_token="<|padding|>"
+    )
+    config = GPTNeoXConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        intermediate_size=4 * HIDDEN,
+        max_position_embeddings=POSITIONS,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+    )
     torch.manual_seed(0)
     GPTNeoXForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -57,13 +80,26 @@ def bert(sentences: list[str], folder: Path, hidden: int = HIDDEN, layers: int =
     wordpiece.decoder = decoders.WordPiece()
     wordpiece.train_from_iterator(sentences, trainers.WordPieceTrainer(vocab_size=4000, special_tokens=specials))
     cls, sep = wordpiece.token_to_id("[CLS]"), wordpiece.token_to_id("[SEP]")
-    wordpiece.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
-                                                             special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=wordpiece, unk_token="[UNK]", pad_token="[PAD]",
-                                        cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers,
-                        num_attention_heads=heads, intermediate_size=4 * hidden, max_position_embeddings=POSITIONS,
-                        pad_token_id=tokenizer.pad_token_id)
+    wordpiece.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=wordpiece,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=4 * hidden,
+        max_position_embeddings=POSITIONS,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     torch.manual_seed(0)
     BertForMaskedLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -80,8 +116,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--bert-base", action="store_true", help="also a random BERT-base-shaped model")
-    parser.add_argument("--random-copy-of", type=Path, metavar="DIR",
-                        help="also DIR's causal LM (config and tokenizer) with random weights")
+    parser.add_argument(
+        "--random-copy-of",
+        type=Path,
+        metavar="DIR",
+        help="also DIR's causal LM (config and tokenizer) with random weights",
+    )
     args = parser.parse_args()
     out_dir, sentences = args.out_dir, crows_pairs_sentences()
     gpt_neox(sentences, out_dir / "tiny-gpt-neox")

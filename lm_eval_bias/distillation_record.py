@@ -52,19 +52,33 @@ def checkpoint_record(model: Any, peft: Any = None) -> dict | None:
     return dict(record) if isinstance(record, dict) else None
 
 
-def resolve_record(model: Any, pretrained: Any = None, peft: Any = None, teacher: str | None = None,
-                   teacher_revision: str | None = None) -> dict | None:
+def resolve_record(
+    model: Any,
+    pretrained: Any = None,
+    peft: Any = None,
+    teacher: str | None = None,
+    teacher_revision: str | None = None,
+) -> dict | None:
     """The student's record: explicit teacher= first, then the checkpoint's own record, then KNOWN_PAIRS."""
     record = checkpoint_record(model, peft) or {}
     if teacher:
-        record = {**record, "teacher": str(teacher), "teacher_revision": teacher_revision, "teacher_source": "model_args"}
+        record = {
+            **record,
+            "teacher": str(teacher),
+            "teacher_revision": teacher_revision,
+            "teacher_source": "model_args",
+        }
     elif record.get("teacher"):
         record.setdefault("teacher_source", "checkpoint")
         if teacher_revision:
             record["teacher_revision"] = teacher_revision
     elif known_teacher(pretrained):
-        record = {**record, "teacher": known_teacher(pretrained), "teacher_revision": teacher_revision,
-                  "teacher_source": "known_pairs"}
+        record = {
+            **record,
+            "teacher": known_teacher(pretrained),
+            "teacher_revision": teacher_revision,
+            "teacher_source": "known_pairs",
+        }
     return record or None
 
 

@@ -14,4 +14,3 @@ class BiasDataError(ValueError):
 
 class BiasDataFileNotFoundError(BiasDataError, FileNotFoundError):
     """A benchmark data file is missing (or could not be downloaded)."""
-

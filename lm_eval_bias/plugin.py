@@ -97,7 +97,7 @@ def _pooled_ratio_metrics(group) -> dict:
 
 def _filters(metric: str, leaves: list[dict]) -> list[str]:
     prefix = f"{metric},"
-    return sorted({k[len(prefix):] for leaf in leaves for k in leaf if k.startswith(prefix)})
+    return sorted({k[len(prefix) :] for leaf in leaves for k in leaf if k.startswith(prefix)})
 
 
 def _proportion_metrics(group) -> list:
@@ -186,8 +186,11 @@ def pool_perplexities(group, task_metrics: dict, group_metrics: dict) -> dict:
     leaves = [task_metrics[t.task_name] for t in group.get_all_tasks() if t.task_name in task_metrics]
     for metric, count_metric in pooled.items():
         for f in _filters(metric, leaves):
-            used = [(leaf[f"{metric},{f}"], leaf.get(f"{count_metric},{f}", math.nan)) for leaf in leaves
-                    if f"{metric},{f}" in leaf]
+            used = [
+                (leaf[f"{metric},{f}"], leaf.get(f"{count_metric},{f}", math.nan))
+                for leaf in leaves
+                if f"{metric},{f}" in leaf
+            ]
             group_metrics[f"{metric},{f}"] = pool_perplexity([v for v, _ in used], [n for _, n in used])
             group_metrics[f"{count_metric},{f}"] = float(sum(n for _, n in used))
     return group_metrics
@@ -237,8 +240,10 @@ def on_group(group_module) -> None:
             pooled = pool_perplexities(self, task_metrics, pooled)
             return aggregate_items(self, task_metrics, pooled)
         except Exception as exc:  # noqa: BLE001 - keep the harness's numbers, loudly
-            _warn(f"pooled group metrics failed for group {getattr(self, 'name', '?')!r}, "
-                  f"its metrics are the harness's plain means: {exc!r}")
+            _warn(
+                f"pooled group metrics failed for group {getattr(self, 'name', '?')!r}, "
+                f"its metrics are the harness's plain means: {exc!r}"
+            )
             return result
 
     setattr(aggregate, _WRAPPED, True)

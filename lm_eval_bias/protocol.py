@@ -35,7 +35,7 @@ def check_protocol(value: Any) -> str:
     if protocol not in PROTOCOLS:
         raise ValueError(
             f"Unknown protocol {value!r} in --metadata; expected one of {', '.join(map(repr, PROTOCOLS))} "
-            "(e.g. --metadata '{\"protocol\": \"paper\"}')."
+            '(e.g. --metadata \'{"protocol": "paper"}\').'
         )
     return protocol
 

@@ -86,7 +86,12 @@ class StereoSetProtocolTask(CustomRequestTask):
         kwargs.pop("apply_chat_template", None)
         kwargs.pop("chat_template", None)
         return [
-            Instance(request_type=STEREOSET_PAPER_SCORE, doc=doc, arguments=(doc["context"], doc[candidate]),
-                     idx=index, **kwargs)
+            Instance(
+                request_type=STEREOSET_PAPER_SCORE,
+                doc=doc,
+                arguments=(doc["context"], doc[candidate]),
+                idx=index,
+                **kwargs,
+            )
             for index, candidate in enumerate(CANDIDATES)
         ]

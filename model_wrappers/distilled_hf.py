@@ -22,7 +22,9 @@ from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
 
 
 class DistilledHFLM(QuantizedHFLM):
-    def __init__(self, pretrained, teacher: str | None = None, teacher_revision: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, pretrained, teacher: str | None = None, teacher_revision: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(pretrained, **kwargs)
         revision = None if teacher_revision is None else str(teacher_revision)  # "1" arrives as an int
         self._distillation = resolve_record(self._model, pretrained, self.peft, teacher, revision)

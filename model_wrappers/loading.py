@@ -9,7 +9,6 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_N
 
 from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError, Quantizer
 
-
 # what a GPTQ-packed layer stores for its weight matrix
 PACKED_WEIGHT_TENSORS = ("qweight", "qzeros", "scales", "g_idx")
 
@@ -39,19 +38,29 @@ def already_compressed(pretrained, quant_method: str, quantizer: Quantizer) -> Q
 
     formats = {name: quantizer_class(name).loads_checkpoints for name in METHODS}
     loaders = [name for name, loaded in formats.items() if quant_method in loaded]
-    consequence = ("the results would call it uncompressed" if quantizer.name == "none"
-                   else f"quantization={quantizer.name} would compress it a second time")
+    consequence = (
+        "the results would call it uncompressed"
+        if quantizer.name == "none"
+        else f"quantization={quantizer.name} would compress it a second time"
+    )
     known = ", ".join(f"{fmt!r} (quantization={name})" for name, loaded in formats.items() for fmt in loaded)
-    advice = (f"Pass quantization={' or '.join(loaders)} to load it as it is" if loaders else
-              f"No method here loads such a checkpoint as it is (those that load as they are: {known}); "
-              "evaluate its uncompressed model with the quantization= you want instead")
-    return QuantizationError(f"{str(pretrained)!r} is already compressed (its config.json holds a {quant_method!r} "
-                             f"quantization_config): {consequence}. {advice}.")
+    advice = (
+        f"Pass quantization={' or '.join(loaders)} to load it as it is"
+        if loaders
+        else f"No method here loads such a checkpoint as it is (those that load as they are: {known}); "
+        "evaluate its uncompressed model with the quantization= you want instead"
+    )
+    return QuantizationError(
+        f"{str(pretrained)!r} is already compressed (its config.json holds a {quant_method!r} "
+        f"quantization_config): {consequence}. {advice}."
+    )
 
 
 def is_encoder_only(config) -> bool:
     """A masked-LM checkpoint (BERT, RoBERTa, ALBERT, DistilBERT, ...), not a decoder."""
-    if getattr(config, "model_type", None) not in MODEL_FOR_MASKED_LM_MAPPING_NAMES or getattr(config, "is_decoder", False):
+    if getattr(config, "model_type", None) not in MODEL_FOR_MASKED_LM_MAPPING_NAMES or getattr(
+        config, "is_decoder", False
+    ):
         return False
     architectures = getattr(config, "architectures", None) or []
     return not any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures)
@@ -71,8 +80,9 @@ class CheckedLoader:
         if quant_method is not None and quant_method not in self.quantizer.loads_checkpoints:
             raise already_compressed(pretrained, quant_method, self.quantizer)
         kwargs = self.quantizer.update_load_kwargs(kwargs)
-        model, loading_info = self.quantizer.load_model(self.auto_class, pretrained, *args, output_loading_info=True,
-                                                        **kwargs)
+        model, loading_info = self.quantizer.load_model(
+            self.auto_class, pretrained, *args, output_loading_info=True, **kwargs
+        )
         missing = sorted(loading_info.get("missing_keys") or [])
         mismatched = sorted(str(k) for k in loading_info.get("mismatched_keys") or [])
         if missing or mismatched:
@@ -123,12 +133,15 @@ def logical_parameter_count(model: torch.nn.Module) -> int:
     """Weights the model stands for: a packed (e.g. GPTQ) layer counts as its in x out matrix and bias,
     which it keeps as buffers rather than parameters; a compressed-tensors layer counts as its
     `weight_shape` in place of the `weight*` parameters it holds (packed codes, scales, zero points)."""
-    count = int(model.num_parameters()) if hasattr(model, "num_parameters") else sum(p.numel() for p in model.parameters())
+    count = (
+        int(model.num_parameters()) if hasattr(model, "num_parameters") else sum(p.numel() for p in model.parameters())
+    )
     for module in model.modules():
         shape = getattr(module, "weight_shape", None)
         if isinstance(shape, torch.Tensor) and getattr(module, "quantization_scheme", None) is not None:
-            count += int(torch.prod(shape.long())) - sum(p.numel() for name, p in module.named_parameters(recurse=False)
-                                                        if name.startswith("weight"))
+            count += int(torch.prod(shape.long())) - sum(
+                p.numel() for name, p in module.named_parameters(recurse=False) if name.startswith("weight")
+            )
         elif hasattr(module, "qweight") and hasattr(module, "in_features"):
             count += module.in_features * module.out_features
             bias = getattr(module, "bias", None)

@@ -29,7 +29,9 @@ class PaperProtocolScoring:
             scored = paper.crows_masked_pair_scores(
                 self.model, self.tokenizer, pairs, batch_size=self.scoring_batch_size, progress=not disable_tqdm
             )
-            return [None if pair is None else tuple(ScoredLoglikelihood(s, False, None) for s in pair) for pair in scored]
+            return [
+                None if pair is None else tuple(ScoredLoglikelihood(s, False, None) for s in pair) for pair in scored
+            ]
         self._require_causal_or_masked("crows_pairs_paper_score")
         scores = self._paper_causal_scores([sentence for pair in pairs for sentence in pair], disable_tqdm)
         return [
@@ -41,8 +43,12 @@ class PaperProtocolScoring:
         arguments = [tuple(request.args) for request in requests]
         if self.backend == "masked":
             return paper.stereoset_masked_scores(
-                self.model, self.tokenizer, arguments, roberta=is_roberta_name(self._paper_model_name()),
-                batch_size=self.scoring_batch_size, progress=not disable_tqdm,
+                self.model,
+                self.tokenizer,
+                arguments,
+                roberta=is_roberta_name(self._paper_model_name()),
+                batch_size=self.scoring_batch_size,
+                progress=not disable_tqdm,
             )
         self._require_causal_or_masked("stereoset_paper_score")
         scores = self._paper_causal_scores([sentence for _, sentence in arguments], disable_tqdm)

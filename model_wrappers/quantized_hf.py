@@ -142,12 +142,19 @@ class QuantizedHFLM(PaperProtocolScoring, HFLM):
             pairs.append(tuple(requests[i].args[1] for i in indices))
             owners.append(indices)
         scored = score_minimal_pair_tokens(
-            self.model, self.tokenizer, pairs, batch_size=self.scoring_batch_size, variant=self.mlm_score, progress=not disable_tqdm
+            self.model,
+            self.tokenizer,
+            pairs,
+            batch_size=self.scoring_batch_size,
+            variant=self.mlm_score,
+            progress=not disable_tqdm,
         )
         results: list[ScoredLoglikelihood | None] = [None] * len(requests)
         for indices, pair_tokens in zip(owners, scored):
             for index, tokens in zip(indices, pair_tokens):  # the PLL is final; its tokens give pseudo-perplexity
-                results[index] = ScoredLoglikelihood(pll_score(tokens, self.mlm_score), False, None, (sum(tokens), len(tokens)))
+                results[index] = ScoredLoglikelihood(
+                    pll_score(tokens, self.mlm_score), False, None, (sum(tokens), len(tokens))
+                )
         return results
 
     def sentence_embedding(self, requests, disable_tqdm: bool = False):
@@ -186,7 +193,9 @@ class QuantizedHFLM(PaperProtocolScoring, HFLM):
 
     def _require_causal(self, request_type: str) -> None:
         if self.backend == "masked":
-            raise ValueError(f"{request_type} needs a causal LM; this model was loaded as a masked LM (backend=masked).")
+            raise ValueError(
+                f"{request_type} needs a causal LM; this model was loaded as a masked LM (backend=masked)."
+            )
 
 
 def _resolved_device(device: str | None) -> str:

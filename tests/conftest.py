@@ -10,8 +10,8 @@ vocabulary items rather than byte fallbacks or [UNK].
 from __future__ import annotations
 
 import csv
-import shutil
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -41,13 +41,18 @@ from transformers import (
 )
 
 from fixtures.corpus import (  # noqa: E402
-    CORPUS, CROWS_PAIRS_HEADER, CROWS_PAIRS_ROWS, ENDOFTEXT, MAX_POSITIONS, NEOX_PAD, SEED,
+    CORPUS,
+    CROWS_PAIRS_HEADER,
+    CROWS_PAIRS_ROWS,
+    ENDOFTEXT,
+    MAX_POSITIONS,
+    NEOX_PAD,
+    SEED,
 )
 
 GEMMA2_SOFTCAP = 0.3  # random-init logits reach ~0.4: a cap this small bends every log-probability
 from fixtures.harness import our_tasks  # noqa: E402
 from fixtures.stereoset_seat import write_seat, write_stereoset_jsonl  # noqa: E402
-
 
 # ------------------------------------------------------------------ markers
 
@@ -99,20 +104,33 @@ def _gpt_style_tokenizer(with_pad: bool) -> PreTrainedTokenizerFast:
     backend.post_processor = processors.ByteLevel(trim_offsets=False)
     kwargs = {"pad_token": NEOX_PAD} if with_pad else {}
     return PreTrainedTokenizerFast(
-        tokenizer_object=backend, bos_token=ENDOFTEXT, eos_token=ENDOFTEXT, unk_token=ENDOFTEXT,
-        model_max_length=MAX_POSITIONS, **kwargs,
+        tokenizer_object=backend,
+        bos_token=ENDOFTEXT,
+        eos_token=ENDOFTEXT,
+        unk_token=ENDOFTEXT,
+        model_max_length=MAX_POSITIONS,
+        **kwargs,
     )
 
 
 def _roberta_tokenizer() -> PreTrainedTokenizerFast:
     backend = _byte_level_bpe(["<s>", "<pad>", "</s>", "<unk>", "<mask>"])  # ids 0..4, as in RoBERTa
     backend.post_processor = processors.RobertaProcessing(
-        ("</s>", backend.token_to_id("</s>")), ("<s>", backend.token_to_id("<s>")),
-        trim_offsets=True, add_prefix_space=False,
+        ("</s>", backend.token_to_id("</s>")),
+        ("<s>", backend.token_to_id("<s>")),
+        trim_offsets=True,
+        add_prefix_space=False,
     )
     return PreTrainedTokenizerFast(
-        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>",
-        unk_token="<unk>", pad_token="<pad>", mask_token="<mask>", model_max_length=MAX_POSITIONS,
+        tokenizer_object=backend,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        model_max_length=MAX_POSITIONS,
     )
 
 
@@ -126,12 +144,18 @@ def _wordpiece_tokenizer() -> PreTrainedTokenizerFast:
     backend.train_from_iterator(CORPUS, trainer=trainer)
     cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
     backend.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
     )
     return PreTrainedTokenizerFast(
-        tokenizer_object=backend, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]",
-        cls_token="[CLS]", mask_token="[MASK]", model_max_length=MAX_POSITIONS,
+        tokenizer_object=backend,
+        unk_token="[UNK]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        mask_token="[MASK]",
+        model_max_length=MAX_POSITIONS,
     )
 
 
@@ -155,10 +179,17 @@ def tiny_gpt_neox_dir(tiny_models_root) -> str:
     """GPTNeoXForCausalLM (hidden 32, 2 layers, 4 heads), BOS = EOS = <|endoftext|>, pad <|padding|>."""
     tokenizer = _gpt_style_tokenizer(with_pad=True)
     config = GPTNeoXConfig(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=MAX_POSITIONS,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False, dtype="float32",
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=MAX_POSITIONS,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+        dtype="float32",
     )
     torch.manual_seed(SEED)
     model = GPTNeoXForCausalLM(config)
@@ -170,8 +201,15 @@ def tiny_gpt2_dir(tiny_models_root) -> str:
     """GPT2LMHeadModel (n_embd 32, 2 layers, 4 heads), BOS = EOS = <|endoftext|>, no pad token (as GPT-2)."""
     tokenizer = _gpt_style_tokenizer(with_pad=False)
     config = GPT2Config(
-        vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=4, n_inner=64, n_positions=MAX_POSITIONS,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, dtype="float32",
+        vocab_size=len(tokenizer),
+        n_embd=32,
+        n_layer=2,
+        n_head=4,
+        n_inner=64,
+        n_positions=MAX_POSITIONS,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        dtype="float32",
     )
     torch.manual_seed(SEED)
     model = GPT2LMHeadModel(config)
@@ -183,8 +221,13 @@ def tiny_bert_dir(tiny_models_root) -> str:
     """BertForMaskedLM (hidden 32, 2 layers, 4 heads), lower-casing WordPiece tokenizer."""
     tokenizer = _wordpiece_tokenizer()
     config = BertConfig(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=MAX_POSITIONS, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=MAX_POSITIONS,
+        pad_token_id=tokenizer.pad_token_id,
         dtype="float32",
     )
     torch.manual_seed(SEED)
@@ -197,10 +240,17 @@ def tiny_roberta_dir(tiny_models_root) -> str:
     """RobertaForMaskedLM (hidden 32, 2 layers, 4 heads), byte-level BPE with <s> </s> <pad> <mask>."""
     tokenizer = _roberta_tokenizer()
     config = RobertaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=MAX_POSITIONS + 2, type_vocab_size=1,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, dtype="float32",
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=MAX_POSITIONS + 2,
+        type_vocab_size=1,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        dtype="float32",
     )
     torch.manual_seed(SEED)
     model = RobertaForMaskedLM(config)
@@ -215,10 +265,18 @@ def tiny_llama_dir(tiny_models_root) -> str:
 
     tokenizer = _gpt_style_tokenizer(with_pad=True)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, intermediate_size=64, max_position_embeddings=MAX_POSITIONS,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False, dtype="float32",
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=MAX_POSITIONS,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+        dtype="float32",
     )
     torch.manual_seed(SEED)
     model = LlamaForCausalLM(config)
@@ -234,11 +292,20 @@ def tiny_gemma2_dir(tiny_models_root) -> str:
 
     tokenizer = _gpt_style_tokenizer(with_pad=True)
     config = Gemma2Config(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=MAX_POSITIONS,
-        sliding_window=MAX_POSITIONS, final_logit_softcapping=GEMMA2_SOFTCAP,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, dtype="float32",
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        max_position_embeddings=MAX_POSITIONS,
+        sliding_window=MAX_POSITIONS,
+        final_logit_softcapping=GEMMA2_SOFTCAP,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        dtype="float32",
     )
     torch.manual_seed(SEED)
     model = Gemma2ForCausalLM(config)
@@ -254,10 +321,18 @@ def tiny_cohere_dir(tiny_models_root) -> str:
 
     tokenizer = _gpt_style_tokenizer(with_pad=True)
     config = CohereConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=MAX_POSITIONS, logit_scale=4.0,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, dtype="float32",
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=MAX_POSITIONS,
+        logit_scale=4.0,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        dtype="float32",
     )
     torch.manual_seed(SEED)
     model = CohereForCausalLM(config)
@@ -287,8 +362,9 @@ def crows_pairs_fixture_csv(tmp_path_factory) -> str:
         writer.writerow(CROWS_PAIRS_HEADER)
         for index, (more, less, direction, bias_type) in enumerate(CROWS_PAIRS_ROWS):
             annotators = str([f"a{10 + 5 * index + k}" for k in range(5)])
-            writer.writerow([index, more, less, direction, bias_type, _annotations(bias_type, index),
-                             f"a{index}", annotators])
+            writer.writerow(
+                [index, more, less, direction, bias_type, _annotations(bias_type, index), f"a{index}", annotators]
+            )
     return str(data)
 
 

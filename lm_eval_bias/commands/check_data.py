@@ -29,8 +29,10 @@ def check_stereoset(data_dir, stereoset_split: str = "dev") -> list[str]:
     path = stereoset_file(stereoset_split, data_dir=data_dir)
     frame = load_stereoset(path)
     counts = frame.groupby(["split", "bias_type"]).size()
-    return [f"{path}: {len(frame)} StereoSet clusters",
-            *(f"  {split:<15} {kind:<12} {count}" for (split, kind), count in counts.items())]
+    return [
+        f"{path}: {len(frame)} StereoSet clusters",
+        *(f"  {split:<15} {kind:<12} {count}" for (split, kind), count in counts.items()),
+    ]
 
 
 def check_seat(data_dir) -> list[str]:
@@ -52,8 +54,12 @@ def check_stereoset_test(data_dir) -> list[str]:
     return check_stereoset(data_dir, stereoset_split="test")
 
 
-CHECKS = {"crows_pairs": check_crows_pairs, "stereoset": check_stereoset, "stereoset_test": check_stereoset_test,
-          "seat": check_seat}
+CHECKS = {
+    "crows_pairs": check_crows_pairs,
+    "stereoset": check_stereoset,
+    "stereoset_test": check_stereoset_test,
+    "seat": check_seat,
+}
 
 
 def run(args) -> int:
@@ -67,17 +73,27 @@ def run(args) -> int:
             continue
         print("\n".join(lines))
     if failed:
-        print(f"lm-eval-bias check-data: {len(failed)} of {len(args.benchmarks)} benchmark(s) failed: "
-              f"{', '.join(failed)}", file=sys.stderr)
+        print(
+            f"lm-eval-bias check-data: {len(failed)} of {len(args.benchmarks)} benchmark(s) failed: "
+            f"{', '.join(failed)}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("check-data", help="validate benchmark files")
-    parser.add_argument("data_dir", nargs="?", help="folder laid out like ../shared/data (default: $LM_EVAL_BIAS_DATA_DIR)")
-    parser.add_argument("--benchmarks", nargs="+", choices=BENCHMARKS, default=list(DEFAULT_BENCHMARKS),
-                        help="which benchmarks to check (default: the files the default protocol reads, "
-                             f"{' '.join(DEFAULT_BENCHMARKS)}; stereoset_test is StereoSet's test.json, "
-                             "which the paper protocol reads)")
+    parser.add_argument(
+        "data_dir", nargs="?", help="folder laid out like ../shared/data (default: $LM_EVAL_BIAS_DATA_DIR)"
+    )
+    parser.add_argument(
+        "--benchmarks",
+        nargs="+",
+        choices=BENCHMARKS,
+        default=list(DEFAULT_BENCHMARKS),
+        help="which benchmarks to check (default: the files the default protocol reads, "
+        f"{' '.join(DEFAULT_BENCHMARKS)}; stereoset_test is StereoSet's test.json, "
+        "which the paper protocol reads)",
+    )
     parser.set_defaults(run=run)

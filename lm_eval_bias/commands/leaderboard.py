@@ -35,16 +35,20 @@ def run(args) -> int:
         print(f"lm-eval-bias: no lm-eval results files under {args.results_dir}", file=sys.stderr)
         return 2
     board = build_leaderboard(
-        runs, metrics=args.metrics.split(",") if args.metrics else None, all_metrics=args.all_metrics,
-        subtasks=args.subtasks, teachers=_baselines(args),
+        runs,
+        metrics=args.metrics.split(",") if args.metrics else None,
+        all_metrics=args.all_metrics,
+        subtasks=args.subtasks,
+        teachers=_baselines(args),
         filters={"model": args.model, "revision": args.revision, "compression": args.compression, "task": args.task},
         thresholds=thresholds,
     )
     wide = sort_wide(board.wide(), board.columns, args.sort, args.descending)
     fmt = args.format or SUFFIXES.get(Path(args.output).suffix.lower() if args.output else "", "terminal")
     figures = args.figures or str(Path(args.results_dir) / "figures")  # where `lm-eval-bias plot` writes by default
-    text = render(wide, board.columns, fmt, title=args.title or f"Leaderboard: {Path(args.results_dir).name}",
-                  figures=figures)
+    text = render(
+        wide, board.columns, fmt, title=args.title or f"Leaderboard: {Path(args.results_dir).name}", figures=figures
+    )
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(text, encoding="utf-8")
@@ -56,37 +60,67 @@ def run(args) -> int:
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "leaderboard", help="compare runs in an lm-eval results directory",
+        "leaderboard",
+        help="compare runs in an lm-eval results directory",
         description="Read every lm-eval results file under DIR (a study's output_dir, or any lm_eval --output_path). "
-                    "One row per (model, revision, compression); per metric its value with a 95%% interval, and its "
-                    "difference from the baseline (same model uncompressed, or a student's teacher) with a paired "
-                    "test on the logged samples.",
+        "One row per (model, revision, compression); per metric its value with a 95%% interval, and its "
+        "difference from the baseline (same model uncompressed, or a student's teacher) with a paired "
+        "test on the logged samples.",
     )
     parser.add_argument("results_dir", help="folder to search for results_*.json (recursively)")
     parser.add_argument("--format", choices=FORMATS, help="default: from --output's suffix, else terminal")
     parser.add_argument("-o", "--output", help="write to this file instead of standard output")
-    parser.add_argument("--metrics", help="comma-separated metric names or TASK/METRIC globs "
-                                          "(default: the bias metrics present, else one capability metric per task)")
+    parser.add_argument(
+        "--metrics",
+        help="comma-separated metric names or TASK/METRIC globs "
+        "(default: the bias metrics present, else one capability metric per task)",
+    )
     parser.add_argument("--all-metrics", action="store_true", help="every metric of every task")
     parser.add_argument("--subtasks", action="store_true", help="also list the subtasks of groups")
     parser.add_argument("--model", action="append", default=[], help="keep models matching this glob (repeatable)")
     parser.add_argument("--revision", action="append", default=[], help="keep revisions matching this glob")
     parser.add_argument("--compression", action="append", default=[], help="keep compressions matching this glob")
     parser.add_argument("--task", action="append", default=[], help="keep tasks matching this glob")
-    parser.add_argument("--teacher", action="append", default=[], metavar="STUDENT=TEACHER",
-                        help="compare uncompressed STUDENT with TEACHER (a study's config records this itself)")
-    parser.add_argument("--base", action="append", default=[], metavar="CHECKPOINT=BASE",
-                        help="compare CHECKPOINT, compressed elsewhere (quantization=compressed_tensors, a GPTQ "
-                             "checkpoint), with BASE uncompressed")
-    parser.add_argument("--sort", help="model, revision, compression, step, bits, size, a metric (METRIC or TASK/METRIC), "
-                                       "delta:METRIC or dist50:METRIC (distance from 50)")
+    parser.add_argument(
+        "--teacher",
+        action="append",
+        default=[],
+        metavar="STUDENT=TEACHER",
+        help="compare uncompressed STUDENT with TEACHER (a study's config records this itself)",
+    )
+    parser.add_argument(
+        "--base",
+        action="append",
+        default=[],
+        metavar="CHECKPOINT=BASE",
+        help="compare CHECKPOINT, compressed elsewhere (quantization=compressed_tensors, a GPTQ "
+        "checkpoint), with BASE uncompressed",
+    )
+    parser.add_argument(
+        "--sort",
+        help="model, revision, compression, step, bits, size, a metric (METRIC or TASK/METRIC), "
+        "delta:METRIC or dist50:METRIC (distance from 50)",
+    )
     parser.add_argument("--descending", action="store_true", help="sort in descending order")
     parser.add_argument("--title", help="title of the HTML page")
-    parser.add_argument("--figures", help="folder of PNG figures the HTML page embeds (default: RESULTS_DIR/figures, "
-                                          "where `lm-eval-bias plot` writes them; skipped when absent)")
-    parser.add_argument("--max-perplexity-ratio", type=float, default=1.5, metavar="R",
-                        help="a cell is degraded when a perplexity (crows_pairs_bias, or a stock task's) grew by more "
-                             "than this factor against its baseline (default 1.5)")
-    parser.add_argument("--max-lms-drop", type=float, default=5.0, metavar="POINTS",
-                        help="a cell is degraded when StereoSet LMS fell by more than this many points (default 5)")
+    parser.add_argument(
+        "--figures",
+        help="folder of PNG figures the HTML page embeds (default: RESULTS_DIR/figures, "
+        "where `lm-eval-bias plot` writes them; skipped when absent)",
+    )
+    parser.add_argument(
+        "--max-perplexity-ratio",
+        type=float,
+        default=1.5,
+        metavar="R",
+        help="a cell is degraded when a perplexity (crows_pairs_bias, or a stock task's) grew by more "
+        "than this factor against its baseline (default 1.5)",
+    )
+    parser.add_argument(
+        "--max-lms-drop",
+        type=float,
+        default=5.0,
+        metavar="POINTS",
+        help="a cell is degraded when StereoSet LMS fell by more than this many points (default 5)",
+    )
     parser.set_defaults(run=run)

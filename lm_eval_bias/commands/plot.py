@@ -22,18 +22,29 @@ def run(args) -> int:
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "plot", help="figures from an lm-eval results directory",
+        "plot",
+        help="figures from an lm-eval results directory",
         description="bias_vs_step_*: bias through pretraining per model, uncompressed and compressed, best trade-off "
-                    "revision starred; delta_bias_vs_bits / delta_bias_vs_sparsity: change in bias against weight bits / against the "
-                    "pruned sparsity; lms_vs_ss: StereoSet "
-                    "LMS against SS with ICAT iso-lines; student_vs_teacher; by_compression_*: every metric per "
-                    "compression. Figures the results cannot support are skipped with the reason.",
+        "revision starred; delta_bias_vs_bits / delta_bias_vs_sparsity: change in bias against weight bits / "
+        "against the pruned sparsity; lms_vs_ss: StereoSet "
+        "LMS against SS with ICAT iso-lines; student_vs_teacher; by_compression_*: every metric per "
+        "compression. Figures the results cannot support are skipped with the reason.",
     )
     parser.add_argument("results_dir", help="folder to search for lm-eval results (recursively)")
     parser.add_argument("-o", "--output-dir", help="where to write the figures (default: RESULTS_DIR/figures)")
     parser.add_argument("--formats", default="png,svg", help="comma-separated: png, svg, pdf (default png,svg)")
-    parser.add_argument("--teacher", action="append", default=[], metavar="STUDENT=TEACHER",
-                        help="compare uncompressed STUDENT with TEACHER")
-    parser.add_argument("--base", action="append", default=[], metavar="CHECKPOINT=BASE",
-                        help="compare CHECKPOINT, compressed elsewhere (quantization=compressed_tensors), with BASE")
+    parser.add_argument(
+        "--teacher",
+        action="append",
+        default=[],
+        metavar="STUDENT=TEACHER",
+        help="compare uncompressed STUDENT with TEACHER",
+    )
+    parser.add_argument(
+        "--base",
+        action="append",
+        default=[],
+        metavar="CHECKPOINT=BASE",
+        help="compare CHECKPOINT, compressed elsewhere (quantization=compressed_tensors), with BASE",
+    )
     parser.set_defaults(run=run)

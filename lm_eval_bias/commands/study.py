@@ -31,17 +31,26 @@ def run(args) -> int:
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "study", help="run or resume a grid of evaluations declared in YAML",
-        description="Run every cell (model x revision x compression x task) of a study config that is not finished yet. "
-                    "Exit status 1 if any cell failed.",
+        "study",
+        help="run or resume a grid of evaluations declared in YAML",
+        description="Run every cell (model x revision x compression x task) of a study config that is not "
+        "finished yet. Exit status 1 if any cell failed.",
     )
     parser.add_argument("config", help="study YAML (see configs/)")
-    parser.add_argument("--executor", choices=("local", "ray"), default="local",
-                        help="local: in this process, one cell after another (default); ray: one Ray task per cell")
-    parser.add_argument("--address", help="Ray cluster to connect to (e.g. auto, ray://head:10001); default: start a local Ray")
+    parser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local: in this process, one cell after another (default); ray: one Ray task per cell",
+    )
+    parser.add_argument(
+        "--address", help="Ray cluster to connect to (e.g. auto, ray://head:10001); default: start a local Ray"
+    )
     parser.add_argument("--ray-num-cpus", type=int, help="CPUs of the local Ray started when no --address is given")
     parser.add_argument("--output-dir", help="override the config's output_dir")
-    parser.add_argument("--dry-run", action="store_true", help="list the cells, their hashes and whether they are finished")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="list the cells, their hashes and whether they are finished"
+    )
     parser.add_argument("--skip-task-check", action="store_true", help="do not check task names before running")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--verbose", action="store_true", help="keep lm-eval's and transformers' INFO logging")

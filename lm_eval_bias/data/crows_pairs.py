@@ -93,8 +93,7 @@ def load_crows_pairs(path: str | os.PathLike) -> pd.DataFrame:
                 index.append(int(raw))
             except ValueError:
                 raise BiasDataError(
-                    f"{where}: data row {pos + 1}, index column: bad value {raw!r}; "
-                    f"expected an integer pair id"
+                    f"{where}: data row {pos + 1}, index column: bad value {raw!r}; expected an integer pair id"
                 ) from None
     else:
         index = list(range(len(frame)))
@@ -151,7 +150,7 @@ def crows_pairs_dataset(
     bias_type: str | None = None,
     data_dir: str | os.PathLike | None = None,
     **_ignored,
-) -> "datasets.DatasetDict":
+) -> datasets.DatasetDict:
     """CrowS-Pairs as a ``DatasetDict`` with one split, ``"test"``.
 
     For lm-eval's ``custom_dataset`` hook, which is called with

@@ -28,8 +28,15 @@ TESTS: dict[str, dict[str, str]] = {
     "gender": {name: f"sent-{name}" for name in ("weat6", "weat6b", "weat7", "weat7b", "weat8", "weat8b")},
     "race": {
         name: f"sent-{name}"
-        for name in ("angry_black_woman_stereotype", "angry_black_woman_stereotype_b",
-                     "weat3", "weat3b", "weat4", "weat5", "weat5b")
+        for name in (
+            "angry_black_woman_stereotype",
+            "angry_black_woman_stereotype_b",
+            "weat3",
+            "weat3b",
+            "weat4",
+            "weat5",
+            "weat5b",
+        )
     },
     "religion": {name: f"sent-{name}" for name in ("religion1", "religion1b", "religion2", "religion2b")},
 }
@@ -45,7 +52,7 @@ def load_seat_test(path: str | os.PathLike) -> dict[str, dict]:
     for role in ROLES:
         entry = test[role]
         if not isinstance(entry, dict) or not isinstance(entry.get("examples"), list):
-            raise BiasDataError(f"{path}: {role!r} must be an object {{\"category\": ..., \"examples\": [...]}}")
+            raise BiasDataError(f'{path}: {role!r} must be an object {{"category": ..., "examples": [...]}}')
         examples = entry["examples"]
         if not examples:
             raise BiasDataError(f"{path}: {role!r} has no examples")

@@ -68,8 +68,7 @@ def _canonical(name: str) -> tuple[str, str]:
         return CANONICAL_FILES[name]
     except KeyError:
         raise BiasDataError(
-            f"unknown benchmark data name {name!r}; expected one of: "
-            + ", ".join(repr(k) for k in CANONICAL_FILES)
+            f"unknown benchmark data name {name!r}; expected one of: " + ", ".join(repr(k) for k in CANONICAL_FILES)
         ) from None
 
 
@@ -118,9 +117,7 @@ def benchmark_file(name: str, data_dir: str | os.PathLike | None = None, **field
             if candidate.is_file():
                 return candidate
         problem = (
-            f"the folder {str(folder)!r} does not exist"
-            if not folder.is_dir()
-            else f"{str(path)!r} does not exist"
+            f"the folder {str(folder)!r} does not exist" if not folder.is_dir() else f"{str(path)!r} does not exist"
         )
         raise BiasDataFileNotFoundError(
             f"{name} data file not found: {problem} (data folder taken from {origin}; "

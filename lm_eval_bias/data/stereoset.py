@@ -93,7 +93,7 @@ def _as_nested(text: str):
 def _nested_rows(path: Path, whole: dict) -> list[tuple[str, dict]]:
     data = whole["data"]
     if not isinstance(data, dict) or not any(split in data for split in SPLITS):
-        raise BiasDataError(f"{path}: \"data\" must be an object with the keys {_choices(SPLITS)}")
+        raise BiasDataError(f'{path}: "data" must be an object with the keys {_choices(SPLITS)}')
     rows = []
     for split in SPLITS:
         for index, cluster in enumerate(data.get(split) or []):
@@ -192,9 +192,7 @@ def stereoset_file(stereoset_split: str = "dev", data_dir: str | os.PathLike | N
     """The StereoSet file of ``stereoset_split``: ``dev`` (dev.json, or the flattened JSONL) or
     ``test`` (bias-bench's test.json, the split bias-bench and Gonçalves & Strubell evaluate)."""
     if stereoset_split not in FILE_SPLITS:
-        raise BiasDataError(
-            f"unknown stereoset_split {stereoset_split!r}; expected one of: {_choices(FILE_SPLITS)}"
-        )
+        raise BiasDataError(f"unknown stereoset_split {stereoset_split!r}; expected one of: {_choices(FILE_SPLITS)}")
     return benchmark_file(FILE_SPLITS[stereoset_split], data_dir=data_dir)
 
 

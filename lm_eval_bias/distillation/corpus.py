@@ -49,7 +49,9 @@ def texts_from_files(paths: Sequence[str]) -> list[str]:
                     if file.suffix in (".jsonl", ".json"):
                         record = json.loads(line)
                         if "text" not in record:
-                            raise ValueError(f"{file}, line {number}: a .jsonl corpus needs a 'text' field in every record")
+                            raise ValueError(
+                                f"{file}, line {number}: a .jsonl corpus needs a 'text' field in every record"
+                            )
                         line = record["text"]
                     texts.append(line.rstrip("\n"))
     if not texts:
@@ -63,10 +65,14 @@ def texts_from_hub(dataset_id: str, *, name: str | None, split: str, column: str
     try:
         data = datasets.load_dataset(dataset_id, name, split=split)
     except Exception as error:  # noqa: BLE001 - offline, a wrong id, ...: one clear message
-        raise ValueError(f"could not load the corpus dataset {dataset_id!r} (split {split!r}): {error}. "
-                         "Give local text files, or no --corpus to let the teacher generate one.") from error
+        raise ValueError(
+            f"could not load the corpus dataset {dataset_id!r} (split {split!r}): {error}. "
+            "Give local text files, or no --corpus to let the teacher generate one."
+        ) from error
     if column not in data.column_names:
-        raise ValueError(f"dataset {dataset_id!r} has no column {column!r}; it has {data.column_names} (see --text-column)")
+        raise ValueError(
+            f"dataset {dataset_id!r} has no column {column!r}; it has {data.column_names} (see --text-column)"
+        )
     texts = [t for t in data[column] if isinstance(t, str) and t.strip()]
     return texts[:limit] if limit else texts
 
@@ -80,8 +86,9 @@ def tokenize(texts: Sequence[str], tokenizer, max_length: int) -> list[list[int]
 
 
 @torch.no_grad()
-def generate_sequences(model, tokenizer, *, count: int, max_length: int, batch_size: int, seed: int,
-                       progress: bool = True) -> list[list[int]]:
+def generate_sequences(
+    model, tokenizer, *, count: int, max_length: int, batch_size: int, seed: int, progress: bool = True
+) -> list[list[int]]:
     """count sequences of at most max_length tokens (BOS included), sampled from the model."""
     start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     if start is None:
@@ -102,8 +109,14 @@ def generate_sequences(model, tokenizer, *, count: int, max_length: int, batch_s
         n = min(batch_size, count - first)
         prompt = torch.full((n, 1), start, dtype=torch.long, device=device)
         out = model.generate(
-            input_ids=prompt, attention_mask=torch.ones_like(prompt), do_sample=True, temperature=1.0, top_k=0,
-            top_p=1.0, max_new_tokens=max_length - 1, pad_token_id=pad,
+            input_ids=prompt,
+            attention_mask=torch.ones_like(prompt),
+            do_sample=True,
+            temperature=1.0,
+            top_k=0,
+            top_p=1.0,
+            max_new_tokens=max_length - 1,
+            pad_token_id=pad,
         )
         for row in out.tolist():
             cut = next((i + 1 for i, token in enumerate(row) if i > 0 and token in stops), len(row))
@@ -137,20 +150,43 @@ def load_jsonl(path: Path) -> list[list[int]]:
         return [json.loads(line)["input_ids"] for line in f if line.strip()]
 
 
-def prepare_corpus(folder: Path, teacher, tokenizer, *, masked: bool, corpus: Sequence[str] = (), num_samples: int | None,
-                   heldout: int, max_length: int, seed: int, generate_batch_size: int = 16,
-                   hub_name: str | None = None, hub_split: str = "train", text_column: str = "text",
-                   progress: bool = True) -> Corpus:
+def prepare_corpus(
+    folder: Path,
+    teacher,
+    tokenizer,
+    *,
+    masked: bool,
+    corpus: Sequence[str] = (),
+    num_samples: int | None,
+    heldout: int,
+    max_length: int,
+    seed: int,
+    generate_batch_size: int = 16,
+    hub_name: str | None = None,
+    hub_split: str = "train",
+    text_column: str = "text",
+    progress: bool = True,
+) -> Corpus:
     """The corpus in folder/corpus/, built on first use."""
     train_file, heldout_file, about = folder / "train.jsonl", folder / "heldout.jsonl", folder / "source.json"
-    settings = {"corpus": list(corpus), "num_samples": num_samples, "heldout": heldout, "max_length": max_length,
-                "seed": seed, "hub_name": hub_name, "hub_split": hub_split, "text_column": text_column}
+    settings = {
+        "corpus": list(corpus),
+        "num_samples": num_samples,
+        "heldout": heldout,
+        "max_length": max_length,
+        "seed": seed,
+        "hub_name": hub_name,
+        "hub_split": hub_split,
+        "text_column": text_column,
+    }
     if train_file.exists() and heldout_file.exists() and about.exists():
         saved = json.loads(about.read_text(encoding="utf-8"))
         if saved.get("settings") != settings:
             changed = sorted(k for k in settings if saved.get("settings", {}).get(k) != settings[k])
-            raise ValueError(f"{folder} holds a corpus made with other settings ({', '.join(changed)}); "
-                             "use another --output, or the same settings to reuse it")
+            raise ValueError(
+                f"{folder} holds a corpus made with other settings ({', '.join(changed)}); "
+                "use another --output, or the same settings to reuse it"
+            )
         return Corpus(load_jsonl(train_file), load_jsonl(heldout_file), saved["source"])
     total = None if num_samples is None else num_samples + heldout
     if corpus:
@@ -168,20 +204,31 @@ def prepare_corpus(folder: Path, teacher, tokenizer, *, masked: bool, corpus: Se
         sequences = tokenize(texts[:total] if total else texts, tokenizer, max_length)
     else:
         if masked:
-            raise ValueError("a masked-LM teacher cannot write its own corpus; give --corpus (text files or a Hub dataset)")
+            raise ValueError(
+                "a masked-LM teacher cannot write its own corpus; give --corpus (text files or a Hub dataset)"
+            )
         if total is None:
             raise ValueError("a corpus the teacher writes needs a size: give --num-samples N (or a --corpus)")
         count = total
-        sequences = generate_sequences(teacher, tokenizer, count=count, max_length=max_length,
-                                       batch_size=generate_batch_size, seed=seed, progress=progress)
+        sequences = generate_sequences(
+            teacher,
+            tokenizer,
+            count=count,
+            max_length=max_length,
+            batch_size=generate_batch_size,
+            seed=seed,
+            progress=progress,
+        )
         source = f"teacher samples: {count} sequences, <= {max_length} tokens, seed {seed}, temperature 1"
     if len(sequences) <= heldout:
         raise ValueError(f"the corpus has {len(sequences)} sequences, not more than the {heldout} held out")
-    train, held = sequences[: len(sequences) - heldout], sequences[len(sequences) - heldout:]
+    train, held = sequences[: len(sequences) - heldout], sequences[len(sequences) - heldout :]
     save_jsonl(train_file, train, tokenizer)
     save_jsonl(heldout_file, held, tokenizer)
-    about.write_text(json.dumps({"source": source, "train": len(train), "heldout": len(held), "settings": settings},
-                                indent=1), encoding="utf-8")
+    about.write_text(
+        json.dumps({"source": source, "train": len(train), "heldout": len(held), "settings": settings}, indent=1),
+        encoding="utf-8",
+    )
     return Corpus(train, held, source)
 
 

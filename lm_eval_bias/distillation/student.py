@@ -25,7 +25,12 @@ import transformers
 from lm_eval_bias.model_wrappers.loading import CheckedLoader, is_encoder_only
 from lm_eval_bias.model_wrappers.quantizers.auto import get_quantizer
 
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 
 
 class VocabularyMismatchError(ValueError):
@@ -68,12 +73,12 @@ def parse_layer_spec(spec: str, teacher_layers: int) -> list[int] | None:
     if text == "half":
         return list(range(0, teacher_layers, 2))
     if text.startswith("keep="):
-        layers = [int(v) for v in text[len("keep="):].split(",") if v]
+        layers = [int(v) for v in text[len("keep=") :].split(",") if v]
         if not layers or len(set(layers)) != len(layers) or not all(0 <= i < teacher_layers for i in layers):
             raise ValueError(f"--student {spec!r}: keep= takes distinct layer indices in 0..{teacher_layers - 1}")
         return layers
     if text.startswith("layers="):
-        count = int(text[len("layers="):])
+        count = int(text[len("layers=") :])
         if not 1 <= count <= teacher_layers:
             raise ValueError(f"--student {spec!r}: the teacher has {teacher_layers} layers")
         return evenly_spaced(count, teacher_layers)
@@ -131,7 +136,7 @@ def init_from_teacher(student: torch.nn.Module, teacher: torch.nn.Module, layers
     mapped = {}
     for key, tensor in teacher.state_dict().items():
         if key.startswith(prefix):
-            index, rest = key[len(prefix):].split(".", 1)
+            index, rest = key[len(prefix) :].split(".", 1)
             if int(index) not in position:
                 continue
             key = f"{prefix}{position[int(index)]}.{rest}"
@@ -151,7 +156,9 @@ def init_from_teacher(student: torch.nn.Module, teacher: torch.nn.Module, layers
 # ------------------------------------------------------------------ student
 
 
-def build_student(spec: str, teacher: LoadedModel, *, init: str = "teacher", revision: str | None = None) -> LoadedModel:
+def build_student(
+    spec: str, teacher: LoadedModel, *, init: str = "teacher", revision: str | None = None
+) -> LoadedModel:
     """The student a --student value names (see the module docstring)."""
     if init not in ("teacher", "random"):
         raise ValueError(f"--student-init must be 'teacher' or 'random', got {init!r}")
@@ -163,8 +170,10 @@ def build_student(spec: str, teacher: LoadedModel, *, init: str = "teacher", rev
         path = Path(spec) if Path(spec).is_file() else Path(spec) / "config.json"
         values = json.loads(path.read_text(encoding="utf-8"))
         if values.get("model_type") != tconfig.model_type:
-            raise ValueError(f"student config {path} has model_type {values.get('model_type')!r}; "
-                             f"a config student must share the teacher's architecture ({tconfig.model_type!r})")
+            raise ValueError(
+                f"student config {path} has model_type {values.get('model_type')!r}; "
+                f"a config student must share the teacher's architecture ({tconfig.model_type!r})"
+            )
         config, what = type(tconfig).from_dict(values), f"config {path}"
         layers = evenly_spaced(num_layers(config), num_layers(tconfig)) if init == "teacher" else None
     else:
@@ -193,8 +202,10 @@ def check_compatible(teacher: LoadedModel, student: LoadedModel) -> None:
     """Both causal or both masked, one vocabulary, one output size; raises otherwise."""
     if teacher.masked != student.masked:
         kinds = {True: "masked", False: "causal"}
-        raise ValueError(f"the teacher is a {kinds[teacher.masked]} LM and the student a {kinds[student.masked]} LM; "
-                         "distillation needs two of the same kind")
+        raise ValueError(
+            f"the teacher is a {kinds[teacher.masked]} LM and the student a {kinds[student.masked]} LM; "
+            "distillation needs two of the same kind"
+        )
     t_size, s_size = output_size(teacher.model), output_size(student.model)
     if t_size != s_size:
         raise VocabularyMismatchError(

@@ -89,8 +89,14 @@ class DistillationTrainer(transformers.Trainer):
         outputs = model(**features)
         with torch.no_grad():
             teacher_logits = self.teacher(**features).logits
-        result = distillation_loss(outputs.logits, teacher_logits, labels, temperature=self.temperature,
-                                   alpha=self.alpha, causal=not self.masked)
+        result = distillation_loss(
+            outputs.logits,
+            teacher_logits,
+            labels,
+            temperature=self.temperature,
+            alpha=self.alpha,
+            causal=not self.masked,
+        )
         sums = self._sums["train" if model.training else "eval"]
         sums[0] += float(result.kl) * result.tokens
         sums[1] += float(result.ce) * result.tokens
@@ -125,8 +131,11 @@ class RecordCallback(transformers.TrainerCallback):
 
 def last_checkpoint(output: Path) -> Path | None:
     """The newest complete checkpoint (one with trainer_state.json; a save cut short is skipped)."""
-    found = [p for p in output.glob("checkpoint-*")
-             if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").exists()]
+    found = [
+        p
+        for p in output.glob("checkpoint-*")
+        if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").exists()
+    ]
     return max(found, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 
@@ -135,13 +144,26 @@ def training_arguments(cfg: DistillConfig, *, has_heldout: bool) -> transformers
     eval_every = save_every if cfg.eval_every is None else cfg.eval_every
     evaluate = has_heldout and eval_every > 0
     return transformers.TrainingArguments(
-        output_dir=cfg.output, max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.lr, warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay, seed=cfg.seed,
-        save_strategy="steps", save_steps=save_every, save_total_limit=None,
-        eval_strategy="steps" if evaluate else "no", eval_steps=eval_every if evaluate else None,
-        prediction_loss_only=True, logging_steps=cfg.logging_steps, report_to="none",
-        use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0, remove_unused_columns=False,
+        output_dir=cfg.output,
+        max_steps=cfg.steps,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.lr,
+        warmup_steps=cfg.warmup_steps,
+        weight_decay=cfg.weight_decay,
+        seed=cfg.seed,
+        save_strategy="steps",
+        save_steps=save_every,
+        save_total_limit=None,
+        eval_strategy="steps" if evaluate else "no",
+        eval_steps=eval_every if evaluate else None,
+        prediction_loss_only=True,
+        logging_steps=cfg.logging_steps,
+        report_to="none",
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
         disable_tqdm=not cfg.progress,
     )
 
@@ -175,8 +197,13 @@ def apply_lora(cfg: DistillConfig, model, masked: bool):
     import peft
 
     targets = cfg.lora_targets if cfg.lora_targets == "all-linear" else [t.strip() for t in cfg.lora_targets.split(",")]
-    config = peft.LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                             target_modules=targets, task_type=None if masked else "CAUSAL_LM")
+    config = peft.LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=targets,
+        task_type=None if masked else "CAUSAL_LM",
+    )
     return peft.get_peft_model(model, config)
 
 
@@ -185,15 +212,27 @@ def distill(cfg: DistillConfig, callbacks: list | None = None) -> Path:
     output = Path(cfg.output)
     previous = last_checkpoint(output) if output.exists() else None
     if previous is not None and not cfg.resume:
-        raise ValueError(f"{output} already holds checkpoints (up to {previous.name}); pass --resume to continue "
-                         "that run, or choose another --output")
+        raise ValueError(
+            f"{output} already holds checkpoints (up to {previous.name}); pass --resume to continue "
+            "that run, or choose another --output"
+        )
     teacher = load_model(cfg.teacher, cfg.teacher_revision)
     student = prepare_student(cfg, teacher, output)
     corpus = prepare_corpus(
-        output / "corpus", teacher.model, teacher.tokenizer, masked=teacher.masked, corpus=cfg.corpus,
-        num_samples=cfg.num_samples, heldout=cfg.heldout, max_length=cfg.max_length, seed=cfg.seed,
-        generate_batch_size=cfg.generate_batch_size, hub_name=cfg.corpus_name, hub_split=cfg.corpus_split,
-        text_column=cfg.text_column, progress=cfg.progress,
+        output / "corpus",
+        teacher.model,
+        teacher.tokenizer,
+        masked=teacher.masked,
+        corpus=cfg.corpus,
+        num_samples=cfg.num_samples,
+        heldout=cfg.heldout,
+        max_length=cfg.max_length,
+        seed=cfg.seed,
+        generate_batch_size=cfg.generate_batch_size,
+        hub_name=cfg.corpus_name,
+        hub_split=cfg.corpus_split,
+        text_column=cfg.text_column,
+        progress=cfg.progress,
     )
     record = the_record(cfg, teacher, student, corpus.source)
     model = student.model
@@ -211,18 +250,33 @@ def distill(cfg: DistillConfig, callbacks: list | None = None) -> Path:
         model = apply_lora(cfg, model, student.masked)
     (output / "distill_args.json").write_text(json.dumps(asdict(cfg), indent=1))
     trainer = DistillationTrainer(
-        model=model, args=training_arguments(cfg, has_heldout=bool(corpus.heldout)),
-        train_dataset=TokenDataset(corpus.train), eval_dataset=TokenDataset(corpus.heldout) if corpus.heldout else None,
+        model=model,
+        args=training_arguments(cfg, has_heldout=bool(corpus.heldout)),
+        train_dataset=TokenDataset(corpus.train),
+        eval_dataset=TokenDataset(corpus.heldout) if corpus.heldout else None,
         data_collator=collator(student.tokenizer, masked=student.masked, mlm_probability=cfg.mlm_probability),
-        processing_class=student.tokenizer, teacher=teacher.model, temperature=cfg.temperature, alpha=cfg.alpha,
-        masked=student.masked, callbacks=[RecordCallback(record, student.model.config), *(callbacks or [])],
+        processing_class=student.tokenizer,
+        teacher=teacher.model,
+        temperature=cfg.temperature,
+        alpha=cfg.alpha,
+        masked=student.masked,
+        callbacks=[RecordCallback(record, student.model.config), *(callbacks or [])],
     )
     trainer.train(resume_from_checkpoint=str(previous) if previous is not None else None)
     return last_checkpoint(output)
 
 
-def evaluate_heldout(student, teacher, tokenizer, sequences, *, masked: bool, temperature: float = 1.0,
-                     batch_size: int = 8, seed: int = 0) -> dict[str, float]:
+def evaluate_heldout(
+    student,
+    teacher,
+    tokenizer,
+    sequences,
+    *,
+    masked: bool,
+    temperature: float = 1.0,
+    batch_size: int = 8,
+    seed: int = 0,
+) -> dict[str, float]:
     """kl (teacher ‖ student at this temperature), ce and perplexity of the student on held-out sequences.
 
     Pass the teacher as student to get the teacher's own perplexity (kl 0). Masked LMs are
@@ -230,11 +284,24 @@ def evaluate_heldout(student, teacher, tokenizer, sequences, *, masked: bool, te
     """
     with tempfile.TemporaryDirectory() as scratch:
         args = transformers.TrainingArguments(
-            output_dir=scratch, per_device_eval_batch_size=batch_size, prediction_loss_only=True, report_to="none",
-            use_cpu=not torch.cuda.is_available(), seed=seed, disable_tqdm=True, remove_unused_columns=False,
+            output_dir=scratch,
+            per_device_eval_batch_size=batch_size,
+            prediction_loss_only=True,
+            report_to="none",
+            use_cpu=not torch.cuda.is_available(),
+            seed=seed,
+            disable_tqdm=True,
+            remove_unused_columns=False,
         )
-        trainer = DistillationTrainer(model=student, args=args, data_collator=collator(tokenizer, masked=masked),
-                                      teacher=teacher, temperature=temperature, alpha=1.0, masked=masked)
+        trainer = DistillationTrainer(
+            model=student,
+            args=args,
+            data_collator=collator(tokenizer, masked=masked),
+            teacher=teacher,
+            temperature=temperature,
+            alpha=1.0,
+            masked=masked,
+        )
         transformers.set_seed(seed)
         metrics = trainer.evaluate(TokenDataset(sequences))
-    return {k[len("eval_"):]: metrics[k] for k in ("eval_kl", "eval_ce", "eval_perplexity")}
+    return {k[len("eval_") :]: metrics[k] for k in ("eval_kl", "eval_ce", "eval_perplexity")}

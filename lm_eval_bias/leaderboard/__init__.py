@@ -7,6 +7,15 @@ from lm_eval_bias.leaderboard.results import Run, load_runs, metric_frame
 from lm_eval_bias.leaderboard.table import Leaderboard, build_leaderboard, sort_wide
 
 __all__ = [
-    "PairedResult", "mcnemar_exact", "paired_test", "permutation_p_value", "render", "Run", "load_runs",
-    "metric_frame", "Leaderboard", "build_leaderboard", "sort_wide",
+    "PairedResult",
+    "mcnemar_exact",
+    "paired_test",
+    "permutation_p_value",
+    "render",
+    "Run",
+    "load_runs",
+    "metric_frame",
+    "Leaderboard",
+    "build_leaderboard",
+    "sort_wide",
 ]

@@ -28,8 +28,14 @@ BIAS_METRICS = ("stereotype_score", "ss", "icat", "abs_effect_size", "effect_siz
 BIAS_TASK_CAPABILITY = ("perplexity", "lms")
 # main metric of stock capability tasks; a task not listed uses the first of FALLBACK_METRICS it reports
 STOCK_MAIN_METRICS = {
-    "lambada_openai": "acc", "lambada_standard": "acc", "hellaswag": "acc_norm", "wikitext": "word_perplexity",
-    "arc_easy": "acc_norm", "arc_challenge": "acc_norm", "piqa": "acc_norm", "winogrande": "acc",
+    "lambada_openai": "acc",
+    "lambada_standard": "acc",
+    "hellaswag": "acc_norm",
+    "wikitext": "word_perplexity",
+    "arc_easy": "acc_norm",
+    "arc_challenge": "acc_norm",
+    "piqa": "acc_norm",
+    "winogrande": "acc",
 }
 FALLBACK_METRICS = ("acc_norm", "acc", "exact_match", "f1", "word_perplexity", "perplexity")
 
@@ -43,9 +49,14 @@ class Thresholds:
 
     def __post_init__(self) -> None:
         if not self.max_perplexity_ratio > 1.0:
-            raise ValueError(f"max_perplexity_ratio must be greater than 1 (a ratio run/base), got {self.max_perplexity_ratio}")
+            raise ValueError(
+                f"max_perplexity_ratio must be greater than 1 (a ratio run/base), got {self.max_perplexity_ratio}"
+            )
         if not self.max_lms_drop >= 0.0:
             raise ValueError(f"max_lms_drop must be 0 or more LMS points, got {self.max_lms_drop}")
+
+
+DEFAULT_THRESHOLDS = Thresholds()
 
 
 def is_ratio(metric: str) -> bool:
@@ -74,13 +85,17 @@ def degrades(metric: str, base: float, value: float, thresholds: Thresholds) -> 
     return metric == "lms" and value - base < -thresholds.max_lms_drop
 
 
-def capability_changes(frame: pd.DataFrame, baselines: dict[tuple, tuple | None],
-                       thresholds: Thresholds = Thresholds()) -> pd.DataFrame:
+def capability_changes(
+    frame: pd.DataFrame, baselines: dict[tuple, tuple | None], thresholds: Thresholds = Thresholds()
+) -> pd.DataFrame:
     """One row per (cell, capability measure) of cells with a baseline holding the same measure:
     base and run values, change (ratio or difference), and whether it degrades the cell."""
     measures = capability_metrics(frame)
-    values = {(r.model, r.revision, r.compression, r.task, r.metric): r.value for r in frame.itertuples()
-              if (r.task, r.metric) in measures}
+    values = {
+        (r.model, r.revision, r.compression, r.task, r.metric): r.value
+        for r in frame.itertuples()
+        if (r.task, r.metric) in measures
+    }
     rows = []
     for (*key, task, metric), value in values.items():
         base_key = baselines.get(tuple(key))
@@ -88,16 +103,27 @@ def capability_changes(frame: pd.DataFrame, baselines: dict[tuple, tuple | None]
         if base is None or math.isnan(base) or math.isnan(value):
             continue
         ratio = is_ratio(metric)
-        rows.append({**dict(zip(KEYS, key)), "measure": f"{task}/{metric}", "kind": "ratio" if ratio else "change",
-                     "base": base, "value": value, "change": value / base if ratio else value - base,
-                     "degrades": degrades(metric, base, value, thresholds)})
+        rows.append(
+            {
+                **dict(zip(KEYS, key)),
+                "measure": f"{task}/{metric}",
+                "kind": "ratio" if ratio else "change",
+                "base": base,
+                "value": value,
+                "change": value / base if ratio else value - base,
+                "degrades": degrades(metric, base, value, thresholds),
+            }
+        )
     return pd.DataFrame(rows, columns=[*KEYS, "measure", "kind", "base", "value", "change", "degrades"])
 
 
 def describe_change(kind: str, change: float, base: float, value: float) -> str:
     """'×3.20 (12.1 → 38.7)' for a ratio, '−12.0 (88.0 → 76.0)' for a difference."""
+
     def number(x: float) -> str:
-        return f"{x:.2g}" if abs(x) >= 1e6 else f"{x:.1f}" if abs(x) >= 10 else f"{x:.2f}" if abs(x) >= 1 else f"{x:.3g}"
+        return (
+            f"{x:.2g}" if abs(x) >= 1e6 else f"{x:.1f}" if abs(x) >= 10 else f"{x:.2f}" if abs(x) >= 1 else f"{x:.3g}"
+        )
 
     if kind == "ratio":
         ratio = f"{change:.2g}" if abs(change) >= 1e4 else f"{change:.2f}"  # a broken model's ratio: ×4.3e+10
@@ -116,13 +142,19 @@ def capability_table(changes: pd.DataFrame, thresholds: Thresholds = Thresholds(
     for key, rows in changes.groupby(KEYS, sort=False):
         cell = dict(zip(KEYS, key))
         for row in rows.itertuples():
-            cell.update({f"{row.measure} base": row.base, f"{row.measure} value": row.value,
-                         f"{row.measure} {row.kind}": row.change})
+            cell.update(
+                {
+                    f"{row.measure} base": row.base,
+                    f"{row.measure} value": row.value,
+                    f"{row.measure} {row.kind}": row.change,
+                }
+            )
         bad = rows[rows["degrades"]]
         cell["capability"] = "degraded" if len(bad) else "held"
         cell["capability_detail"] = "; ".join(
             f"{r.measure} {describe_change(r.kind, r.change, r.base, r.value)}"
             + (f" > ×{thresholds.max_perplexity_ratio:g}" if r.kind == "ratio" else f" < −{thresholds.max_lms_drop:g}")
-            for r in bad.itertuples())
+            for r in bad.itertuples()
+        )
         cells.append(cell)
     return pd.DataFrame(cells)

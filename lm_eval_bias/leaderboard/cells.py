@@ -7,7 +7,13 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from lm_eval_bias.leaderboard.capability import KEYS, Thresholds, capability_changes, capability_table
+from lm_eval_bias.leaderboard.capability import (
+    DEFAULT_THRESHOLDS,
+    KEYS,
+    Thresholds,
+    capability_changes,
+    capability_table,
+)
 from lm_eval_bias.leaderboard.flips import TERCILES, margins, tercile_flips
 from lm_eval_bias.leaderboard.results import Run
 
@@ -36,8 +42,12 @@ def flips_table(runs: list[Run], frame: pd.DataFrame, baselines: dict[tuple, tup
     return pd.DataFrame(list(cells.values()), columns=None if cells else KEYS)
 
 
-def cell_frame(runs: list[Run], frame: pd.DataFrame, baseline_of: Callable[[Run], tuple | None],
-               thresholds: Thresholds = Thresholds()) -> pd.DataFrame:
+def cell_frame(
+    runs: list[Run],
+    frame: pd.DataFrame,
+    baseline_of: Callable[[Run], tuple | None],
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> pd.DataFrame:
     """`frame`: every metric of every run (metric_frame); `baseline_of(run)`: its baseline's key."""
     if frame.empty:
         return pd.DataFrame(columns=KEYS)

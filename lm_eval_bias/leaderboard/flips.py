@@ -21,10 +21,14 @@ def tercile_flips(run_preferences: dict, base_preferences: dict, base_margins: d
     `run_preferences` / `base_preferences`: item -> per-pair value (100 when sent_more is
     preferred, else 0); `base_margins`: item -> |score(sent_more) − score(sent_less)| in the baseline.
     """
-    items = sorted(set(run_preferences) & set(base_preferences) & set(base_margins), key=lambda i: (base_margins[i], repr(i)))
+    items = sorted(
+        set(run_preferences) & set(base_preferences) & set(base_margins), key=lambda i: (base_margins[i], repr(i))
+    )
     parts = np.array_split(np.arange(len(items)), len(TERCILES))
-    return {name: (sum(run_preferences[items[i]] != base_preferences[items[i]] for i in part), len(part))
-            for name, part in zip(TERCILES, parts)}
+    return {
+        name: (sum(run_preferences[items[i]] != base_preferences[items[i]] for i in part), len(part))
+        for name, part in zip(TERCILES, parts)
+    }
 
 
 def margins(more: dict, less: dict) -> dict:

@@ -28,7 +28,8 @@ th {{ background: #f3f3f3; position: sticky; top: 0; }}
 td.sig {{ font-weight: bold; }}
 tr.degraded td:first-child {{ border-left: 8px solid {DEGRADED_COLOR}; }}
 td.flagged {{ outline: 3px dashed {DEGRADED_COLOR}; outline-offset: -3px; }}
-span.badge {{ background: {DEGRADED_COLOR}; color: #000; padding: 0.15em 0.5em; border-radius: 0.3em; font-weight: bold; }}
+span.badge {{ background: {DEGRADED_COLOR}; color: #000; padding: 0.15em 0.5em; border-radius: 0.3em;
+  font-weight: bold; }}
 span.held {{ color: #2ca02c; font-weight: bold; }}
 p.note, ul.verdicts {{ max-width: 70em; color: #444; }}
 figure {{ display: inline-block; margin: 1em 1em 0 0; }}
@@ -59,13 +60,15 @@ def _cell(value, classes: list[str], background: str | None, column: str) -> str
         text = '<span class="held">held</span>'
     attributes = f' class="{" ".join(classes)}"' if classes else ""
     attributes += f' style="background:{background}"' if background else ""
-    return f"<td{attributes} data-column=\"{html.escape(column)}\">{text}</td>"
+    return f'<td{attributes} data-column="{html.escape(column)}">{text}</td>'
 
 
 def _rows(frame: pd.DataFrame, wide: pd.DataFrame, columns: list[str], significant: pd.DataFrame) -> list[str]:
     sources = _delta_sources(frame, columns)
-    largest = {shown: float(wide[source].abs().max()) if wide[source].notna().any() else 0.0
-               for shown, source in sources.items()}
+    largest = {
+        shown: float(wide[source].abs().max()) if wide[source].notna().any() else 0.0
+        for shown, source in sources.items()
+    }
     degraded = degraded_rows(wide)
     rows = []
     for i, (values, flags) in enumerate(zip(frame.itertuples(index=False), significant.itertuples(index=False))):
@@ -89,23 +92,39 @@ def _figures(folder: str | Path | None) -> str:
     parts = []
     for path in sorted(Path(folder).glob("*.png")):
         data = base64.b64encode(path.read_bytes()).decode("ascii")
-        parts.append(f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
-                     f"<figcaption>{html.escape(path.stem)}</figcaption></figure>")
+        parts.append(
+            f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(path.stem)}</figcaption></figure>"
+        )
     return "<h2>Figures</h2>\n" + "\n".join(parts) + "\n" if parts else ""
 
 
-def html_page(frame: pd.DataFrame, wide: pd.DataFrame, columns: list[str], significant: pd.DataFrame,
-              verdicts: list[str], note: str, title: str, figures: str | Path | None = None) -> str:
+def html_page(
+    frame: pd.DataFrame,
+    wide: pd.DataFrame,
+    columns: list[str],
+    significant: pd.DataFrame,
+    verdicts: list[str],
+    note: str,
+    title: str,
+    figures: str | Path | None = None,
+) -> str:
     """`frame`: the display strings; `wide`: the numbers behind them (same rows, same order)."""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    legend = (f"Δ cells: red = up, blue = down, deeper = larger (against the column's largest |Δ|). Bold: p &lt; 0.05. "
-              f'<span class="badge">{DEGRADED}</span>: capability fell past its threshold against the baseline; '
-              "that cell's bias Δs (dashed frame) are shown but are not evidence about bias.")
+    legend = (
+        f"Δ cells: red = up, blue = down, deeper = larger (against the column's largest |Δ|). Bold: p &lt; 0.05. "
+        f'<span class="badge">{DEGRADED}</span>: capability fell past its threshold against the baseline; '
+        "that cell's bias Δs (dashed frame) are shown but are not evidence about bias."
+    )
     verdict_list = "".join(f"<li>{html.escape(line)}</li>" for line in verdicts)
-    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body>\n<h1>{html.escape(title)}</h1>\n"
-            f"<p class=\"note\">{html.escape(note)}</p>\n<p class=\"note\">{legend}</p>\n"
-            f"<table><thead><tr>{head}</tr></thead><tbody>\n" + "\n".join(_rows(frame, wide, columns, significant))
-            + "\n</tbody></table>\n"
-            + (f"<h2>Verdicts</h2>\n<ul class=\"verdicts\">{verdict_list}</ul>\n" if verdicts else "")
-            + _figures(figures) + "</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{STYLE}</style></head><body>\n<h1>{html.escape(title)}</h1>\n"
+        f'<p class="note">{html.escape(note)}</p>\n<p class="note">{legend}</p>\n'
+        f"<table><thead><tr>{head}</tr></thead><tbody>\n"
+        + "\n".join(_rows(frame, wide, columns, significant))
+        + "\n</tbody></table>\n"
+        + (f'<h2>Verdicts</h2>\n<ul class="verdicts">{verdict_list}</ul>\n' if verdicts else "")
+        + _figures(figures)
+        + "</body></html>\n"
+    )

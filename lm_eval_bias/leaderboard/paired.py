@@ -71,5 +71,6 @@ def paired_test(run: dict, baseline: dict, seed: int = 0) -> PairedResult | None
         up = int(np.sum((a == high) & (b != high)))
         down = int(np.sum((a != high) & (b == high)))
         return PairedResult("McNemar exact", len(items), mcnemar_exact(up, down), up + down, up, down, mean_difference)
-    return PairedResult("paired permutation", len(items), permutation_p_value(a - b, seed=seed),
-                        mean_difference=mean_difference)
+    return PairedResult(
+        "paired permutation", len(items), permutation_p_value(a - b, seed=seed), mean_difference=mean_difference
+    )

@@ -9,15 +9,22 @@ import pandas as pd
 from lm_eval_bias.leaderboard.html_page import html_page
 from lm_eval_bias.leaderboard.table import KEYS
 from lm_eval_bias.leaderboard.verdicts import (
-    DEGRADED, capability_columns, degraded_rows, flips_columns, is_bias_column, verdict_lines,
+    DEGRADED,
+    capability_columns,
+    degraded_rows,
+    flips_columns,
+    is_bias_column,
+    verdict_lines,
 )
 
-NOTE = ("value ± half-width of its 95% interval (1.96 × the harness's stderr), or [low, high] when the task "
-        "reports its own interval (StereoSet's bootstrap interval of ss). "
-        "Δ: run − baseline (the same model and revision uncompressed; for a student, its teacher), "
-        "with the paired test's p-value on the items both runs scored (exact McNemar for per-item "
-        "preferences and other two-level metrics, a paired permutation test otherwise) and the number of "
-        "items whose preference flipped. CrowS-Pairs stereotype_score and StereoSet ss: 50 is unbiased.")
+NOTE = (
+    "value ± half-width of its 95% interval (1.96 × the harness's stderr), or [low, high] when the task "
+    "reports its own interval (StereoSet's bootstrap interval of ss). "
+    "Δ: run − baseline (the same model and revision uncompressed; for a student, its teacher), "
+    "with the paired test's p-value on the items both runs scored (exact McNemar for per-item "
+    "preferences and other two-level metrics, a paired permutation test otherwise) and the number of "
+    "items whose preference flipped. CrowS-Pairs stereotype_score and StereoSet ss: 50 is unbiased."
+)
 
 
 def _number(value: float, reference: float | None = None) -> str:
@@ -52,18 +59,24 @@ def display_frame(wide: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     for column in columns:
         if column not in wide.columns:
             continue
-        out[f"{column} (95% CI)"] = [_interval(v, low, high) for v, low, high in
-                                     zip(wide[column], wide[f"{column} ci_low"], wide[f"{column} ci_high"])]
+        out[f"{column} (95% CI)"] = [
+            _interval(v, low, high)
+            for v, low, high in zip(wide[column], wide[f"{column} ci_low"], wide[f"{column} ci_high"])
+        ]
         deltas = []
-        for value, delta, p, flips, bad in zip(wide[column], wide[f"{column} delta"], wide[f"{column} p_value"],
-                                               wide[f"{column} flips"], degraded):
+        for value, delta, p, flips, bad in zip(
+            wide[column], wide[f"{column} delta"], wide[f"{column} p_value"], wide[f"{column} flips"], degraded
+        ):
             if isinstance(delta, float) and math.isnan(delta):
                 deltas.append("")
                 continue
             sign = "+" if delta > 0 else "−" if delta < 0 else "±"
             details = [part for part in (_p(p), "" if math.isnan(flips) else f"{int(flips)} flipped") if part]
-            deltas.append(f"{sign}{_number(abs(delta), value)}" + (f" ({', '.join(details)})" if details else "")
-                          + (f" [{DEGRADED}]" if bad and is_bias_column(column) else ""))
+            deltas.append(
+                f"{sign}{_number(abs(delta), value)}"
+                + (f" ({', '.join(details)})" if details else "")
+                + (f" [{DEGRADED}]" if bad and is_bias_column(column) else "")
+            )
         out[f"{column} Δ"] = deltas
     for name, values in {**capability_columns(wide), **flips_columns(wide)}.items():
         out[name] = values
@@ -82,8 +95,10 @@ def to_markdown(frame: pd.DataFrame) -> str:
     def escape(value: object) -> str:
         return str(value).replace("|", "\\|")
 
-    lines = ["| " + " | ".join(escape(c) for c in frame.columns) + " |",
-             "|" + "|".join("---" for _ in frame.columns) + "|"]
+    lines = [
+        "| " + " | ".join(escape(c) for c in frame.columns) + " |",
+        "|" + "|".join("---" for _ in frame.columns) + "|",
+    ]
     lines += ["| " + " | ".join(escape(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(lines)
 
@@ -100,8 +115,13 @@ def _significance(frame: pd.DataFrame, wide: pd.DataFrame, columns: list[str]) -
     return flags
 
 
-def render(wide: pd.DataFrame, columns: list[str], fmt: str, title: str = "lm-eval-bias leaderboard",
-           figures: str | None = None) -> str:
+def render(
+    wide: pd.DataFrame,
+    columns: list[str],
+    fmt: str,
+    title: str = "lm-eval-bias leaderboard",
+    figures: str | None = None,
+) -> str:
     """`figures`: a folder of PNG figures that the HTML page embeds (if it exists)."""
     if fmt == "csv":
         return to_csv(wide)

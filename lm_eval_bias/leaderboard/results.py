@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from lm_eval_bias.model_wrappers.quantizers.config import UNCOMPRESSED, QuantizationRecord
+from lm_eval_bias.model_wrappers.quantizers.config import QuantizationRecord
 
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:\.\d+)?")
 STEP = re.compile(r"(?:^|[^a-z])step[-_]?(\d+)", re.IGNORECASE)
@@ -171,7 +171,7 @@ def _samples_next_to(path: Path) -> dict[str, Path]:
     pattern = f"samples_*_{dates[-1]}.jsonl" if dates else "samples_*.jsonl"
     found = {}
     for sample_path in sorted(path.parent.glob(pattern)):
-        task = sample_path.name[len("samples_"):-len(".jsonl")]
+        task = sample_path.name[len("samples_") : -len(".jsonl")]
         found[task[: -len(dates[-1]) - 1] if dates else task] = sample_path
     return found
 
@@ -187,16 +187,24 @@ def read_run(path: Path, root: Path | None = None) -> Run | None:
     args = _parse_model_args(config.get("model_args"))
     labels = _labels(path, root or path.parent)
     record = _compression_record(config, path)
-    model = labels.get("model") or _model_label(str(args.get("pretrained") or data.get("model_name") or config.get("model")))
+    model = labels.get("model") or _model_label(
+        str(args.get("pretrained") or data.get("model_name") or config.get("model"))
+    )
     distillation = config.get("distillation") if isinstance(config.get("distillation"), dict) else {}
-    teacher = labels.get("teacher") or (_model_label(str(distillation["teacher"])) if distillation.get("teacher") else None)
+    teacher = labels.get("teacher") or (
+        _model_label(str(distillation["teacher"])) if distillation.get("teacher") else None
+    )
     return Run(
-        path=path, data=data, model=model,
+        path=path,
+        data=data,
+        model=model,
         revision=str(labels.get("revision") or args.get("revision") or "main"),
         compression=labels.get("compression") or record.label,
         record=record,
-        teacher=teacher, teacher_revision=labels.get("teacher_revision") or distillation.get("teacher_revision"),
-        size=labels.get("size") or model_size(model), samples=_samples_next_to(path),
+        teacher=teacher,
+        teacher_revision=labels.get("teacher_revision") or distillation.get("teacher_revision"),
+        size=labels.get("size") or model_size(model),
+        samples=_samples_next_to(path),
     )
 
 
@@ -231,16 +239,50 @@ def metric_frame(runs: list[Run], subtasks: bool = False) -> pd.DataFrame:
         tasks = list(run.data.get("results", {})) if subtasks else run.top_level_tasks()
         for task in tasks:
             for metric, (value, stderr, low, high) in run.metrics(task).items():
-                rows.append({"run": index, "model": run.model, "revision": run.revision, "compression": run.compression,
-                             "method": run.method, "bits": run.bits, "sparsity": run.sparsity, "step": run.step,
-                             "size": run.size or math.nan,
-                             "teacher": run.teacher, "task": task, "metric": metric, "value": value, "stderr": stderr,
-                             "ci_low": low, "ci_high": high, "date": run.date})
-    columns = ["run", "model", "revision", "compression", "method", "bits", "sparsity", "step", "size", "teacher", "task",
-               "metric",
-               "value", "stderr", "ci_low", "ci_high", "date"]
+                rows.append(
+                    {
+                        "run": index,
+                        "model": run.model,
+                        "revision": run.revision,
+                        "compression": run.compression,
+                        "method": run.method,
+                        "bits": run.bits,
+                        "sparsity": run.sparsity,
+                        "step": run.step,
+                        "size": run.size or math.nan,
+                        "teacher": run.teacher,
+                        "task": task,
+                        "metric": metric,
+                        "value": value,
+                        "stderr": stderr,
+                        "ci_low": low,
+                        "ci_high": high,
+                        "date": run.date,
+                    }
+                )
+    columns = [
+        "run",
+        "model",
+        "revision",
+        "compression",
+        "method",
+        "bits",
+        "sparsity",
+        "step",
+        "size",
+        "teacher",
+        "task",
+        "metric",
+        "value",
+        "stderr",
+        "ci_low",
+        "ci_high",
+        "date",
+    ]
     frame = pd.DataFrame(rows, columns=columns)
     if frame.empty:
         return frame
-    frame = frame.sort_values("date").drop_duplicates(["model", "revision", "compression", "task", "metric"], keep="last")
+    frame = frame.sort_values("date").drop_duplicates(
+        ["model", "revision", "compression", "task", "metric"], keep="last"
+    )
     return frame.reset_index(drop=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from lm_eval_bias.leaderboard.capability import Thresholds
+from lm_eval_bias.leaderboard.capability import DEFAULT_THRESHOLDS, Thresholds
 from lm_eval_bias.leaderboard.cells import cell_frame
 from lm_eval_bias.leaderboard.paired import paired_test
 from lm_eval_bias.leaderboard.protocols import check_pairable
@@ -39,14 +39,25 @@ class Leaderboard:
         frame = self.long.assign(column=self.long["task"] + "/" + self.long["metric"])
         index = frame.groupby(KEYS, sort=False)[["size", "step", "bits", "sparsity", "method"]].first()
         parts = []
-        for field in ("value", "ci_low", "ci_high", "delta", "p_value", "flips", "n_pairs", "baseline", "test"):
-            part = frame.pivot_table(index=KEYS, columns="column", values=field, aggfunc="first", sort=False, dropna=False)
-            part.columns = [column if field == "value" else f"{column} {field}" for column in part.columns]
+        for name in ("value", "ci_low", "ci_high", "delta", "p_value", "flips", "n_pairs", "baseline", "test"):
+            part = frame.pivot_table(
+                index=KEYS, columns="column", values=name, aggfunc="first", sort=False, dropna=False
+            )
+            part.columns = [column if name == "value" else f"{column} {name}" for column in part.columns]
             parts.append(part)
         wide = index.join(parts, how="left")
-        ordered = [name for column in self.columns
-                   for name in (column, *(f"{column} {f}" for f in ("ci_low", "ci_high", "delta", "p_value", "flips",
-                                                                       "n_pairs", "baseline", "test"))) if name in wide.columns]
+        ordered = [
+            name
+            for column in self.columns
+            for name in (
+                column,
+                *(
+                    f"{column} {f}"
+                    for f in ("ci_low", "ci_high", "delta", "p_value", "flips", "n_pairs", "baseline", "test")
+                ),
+            )
+            if name in wide.columns
+        ]
         wide = wide[["size", "step", "bits", "sparsity", "method", *ordered]].reset_index()
         return wide.merge(self.cells, on=KEYS, how="left") if len(self.cells) else wide
 
@@ -66,8 +77,13 @@ def _select(frame: pd.DataFrame, metrics: list[str] | None, all_metrics: bool) -
     if all_metrics:
         return frame
     if metrics:
-        keep = frame.apply(lambda row: any(fnmatch.fnmatchcase(row["metric"], m) or
-                                           fnmatch.fnmatchcase(f"{row['task']}/{row['metric']}", m) for m in metrics), axis=1)
+        keep = frame.apply(
+            lambda row: any(
+                fnmatch.fnmatchcase(row["metric"], m) or fnmatch.fnmatchcase(f"{row['task']}/{row['metric']}", m)
+                for m in metrics
+            ),
+            axis=1,
+        )
         return frame[keep]
     keep = pd.Series(False, index=frame.index)
     for task in frame["task"].unique():
@@ -78,7 +94,9 @@ def _select(frame: pd.DataFrame, metrics: list[str] | None, all_metrics: bool) -
 def _filter(frame: pd.DataFrame, filters: dict[str, list[str]]) -> pd.DataFrame:
     for column, patterns in filters.items():
         if patterns:
-            frame = frame[frame[column].astype(str).map(lambda v: any(fnmatch.fnmatchcase(v, p) for p in patterns))]
+            frame = frame[
+                frame[column].astype(str).map(lambda v, ps=patterns: any(fnmatch.fnmatchcase(v, p) for p in ps))
+            ]
     return frame
 
 
@@ -95,16 +113,24 @@ def _baseline_key(run: Run, keys: set[tuple[str, str, str]], teachers: dict[str,
         base, preferred = teachers.get(run.model) or run.teacher, (run.teacher_revision, run.revision)
     if not base:
         return None
-    revisions = sorted({revision for model, revision, compression in keys if model == base and compression == UNCOMPRESSED})
+    revisions = sorted(
+        {revision for model, revision, compression in keys if model == base and compression == UNCOMPRESSED}
+    )
     for revision in preferred:
         if revision in revisions:
             return (base, revision, UNCOMPRESSED)
     return (base, revisions[0], UNCOMPRESSED) if len(revisions) == 1 else None
 
 
-def build_leaderboard(runs: list[Run], metrics: list[str] | None = None, all_metrics: bool = False,
-                      subtasks: bool = False, teachers: dict[str, str] | None = None,
-                      filters: dict[str, list[str]] | None = None, thresholds: Thresholds = Thresholds()) -> Leaderboard:
+def build_leaderboard(
+    runs: list[Run],
+    metrics: list[str] | None = None,
+    all_metrics: bool = False,
+    subtasks: bool = False,
+    teachers: dict[str, str] | None = None,
+    filters: dict[str, list[str]] | None = None,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> Leaderboard:
     frame = metric_frame(runs, subtasks=subtasks)
     if frame.empty:
         return Leaderboard(frame.assign(baseline=[], delta=[], p_value=[], test=[], n_pairs=[], flips=[]), [])
@@ -121,7 +147,9 @@ def build_leaderboard(runs: list[Run], metrics: list[str] | None = None, all_met
         base = rows_by_key.get((*base_key, row.task, row.metric)) if base_key else None
         result = None
         if base is not None:
-            result = paired_test(run.item_values(row.task, row.metric), runs[base.run].item_values(row.task, row.metric))
+            result = paired_test(
+                run.item_values(row.task, row.metric), runs[base.run].item_values(row.task, row.metric)
+            )
         added["baseline"].append(" · ".join(base_key) if base is not None else "")
         added["delta"].append(row.value - base.value if base is not None else math.nan)
         added["p_value"].append(result.p_value if result else math.nan)
@@ -132,9 +160,12 @@ def build_leaderboard(runs: list[Run], metrics: list[str] | None = None, all_met
     if "capability" in cells.columns:  # each row says whether its cell's capability held (for the plots)
         frame = frame.merge(cells[[*KEYS, "capability"]], on=KEYS, how="left")
     frame = _filter(frame, filters or {})
-    frame = frame.sort_values(["size", "model", "step", "revision", "bits", "sparsity", "compression", "task", "metric"],
-                              ascending=[True, True, True, True, False, True, True, True, True], na_position="last",
-                              key=lambda col: col.map(lambda v: (v != UNCOMPRESSED, v)) if col.name == "compression" else col)
+    frame = frame.sort_values(
+        ["size", "model", "step", "revision", "bits", "sparsity", "compression", "task", "metric"],
+        ascending=[True, True, True, True, False, True, True, True, True],
+        na_position="last",
+        key=lambda col: col.map(lambda v: (v != UNCOMPRESSED, v)) if col.name == "compression" else col,
+    )
     return Leaderboard(frame.reset_index(drop=True), _column_order(frame), cells)
 
 
@@ -147,7 +178,9 @@ def _column_order(frame: pd.DataFrame) -> list[str]:
 
     pairs = set(zip(frame["task"], frame["metric"]))
     task_rank = {task: min(rank(metric) for t, metric in pairs if t == task) for task, _ in pairs}
-    ordered = sorted(pairs, key=lambda p: (task_rank[p[0]] >= len(BIAS_METRICS), task_rank[p[0]], p[0], rank(p[1]), p[1]))
+    ordered = sorted(
+        pairs, key=lambda p: (task_rank[p[0]] >= len(BIAS_METRICS), task_rank[p[0]], p[0], rank(p[1]), p[1])
+    )
     return [f"{task}/{metric}" for task, metric in ordered]
 
 
@@ -161,7 +194,9 @@ def sort_wide(wide: pd.DataFrame, columns: list[str], key: str | None, descendin
         return wide.sort_values(name, ascending=not descending, kind="stable", na_position="last")
     column = next((c for c in columns if c == name or c.split("/", 1)[1] == name), None)
     if column is None:
-        raise ValueError(f"cannot sort by {key!r}: not one of {', '.join(KEYS + ['step', 'bits', 'sparsity', 'size'] + columns)}")
+        raise ValueError(
+            f"cannot sort by {key!r}: not one of {', '.join(KEYS + ['step', 'bits', 'sparsity', 'size'] + columns)}"
+        )
     if prefix == "delta":
         values = wide[f"{column} delta"]
     elif prefix == "dist50":

@@ -34,7 +34,8 @@ def capability_columns(wide: pd.DataFrame) -> dict[str, list[str]]:
             continue
         shown[f"{measure} vs base"] = [
             "" if _is_nan(change) else describe_change(kind, change, base, value)
-            for change, base, value in zip(wide[column], wide[f"{measure} base"], wide[f"{measure} value"])]
+            for change, base, value in zip(wide[column], wide[f"{measure} base"], wide[f"{measure} value"])
+        ]
     return shown
 
 
@@ -48,7 +49,8 @@ def flips_columns(wide: pd.DataFrame) -> dict[str, list[str]]:
         rows = zip(*(wide[f"{task} {part}_{name}"] for name in TERCILES for part in ("flips", "n")))
         shown[f"{task} flips by base confidence (low · mid · high)"] = [
             "" if _is_nan(values[0]) else " · ".join(f"{int(values[2 * i])}/{int(values[2 * i + 1])}" for i in range(3))
-            for values in rows]
+            for values in rows
+        ]
     return shown
 
 

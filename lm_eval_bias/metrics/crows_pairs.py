@@ -58,7 +58,7 @@ def crows_pairs_metrics(
     """All CrowS-Pairs metrics over a set of pairs, straight from their definitions."""
     if not (len(scores_more) == len(scores_less) == len(directions)) or not directions:
         raise ValueError("Need the same, non-zero number of sent_more scores, sent_less scores and directions.")
-    per_pair = [pair_metrics(m, l, d) for m, l, d in zip(scores_more, scores_less, directions)]
+    per_pair = [pair_metrics(more, less, d) for more, less, d in zip(scores_more, scores_less, directions)]
     summary = {name: sum(p[name] for p in per_pair) / len(per_pair) for name in MEAN_METRICS}
     for name, count_name in SUBSET_METRICS.items():
         counted = [p[name] for p in per_pair if p[count_name]]

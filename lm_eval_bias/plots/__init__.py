@@ -23,8 +23,12 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
 
 
-def make_plots(results_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...] = FORMATS,
-               teachers: dict[str, str] | None = None) -> tuple[list[Path], list[str]]:
+def make_plots(
+    results_dir: str | Path,
+    out_dir: str | Path,
+    formats: tuple[str, ...] = FORMATS,
+    teachers: dict[str, str] | None = None,
+) -> tuple[list[Path], list[str]]:
     """Write every figure the results support; returns (files written, figures skipped and why)."""
     runs = load_runs(results_dir)
     if not runs:
@@ -33,17 +37,32 @@ def make_plots(results_dir: str | Path, out_dir: str | Path, formats: tuple[str,
     long = build_leaderboard(runs, metrics=metrics, teachers=teachers).long
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    wanted = [(f"bias_vs_step_{task}_{metric}", figures.bias_vs_step(long, task, metric),
-               "no model was evaluated at two or more pretraining steps (revisions named stepN)")
-              for task, metric in figures.bias_series(long)]
+    wanted = [
+        (
+            f"bias_vs_step_{task}_{metric}",
+            figures.bias_vs_step(long, task, metric),
+            "no model was evaluated at two or more pretraining steps (revisions named stepN)",
+        )
+        for task, metric in figures.bias_series(long)
+    ]
     wanted += [
-        ("delta_bias_vs_bits", figures.delta_vs_bits(long), "no compressed run with two or more weight precisions and a baseline"),
-        ("delta_bias_vs_sparsity", figures.delta_vs_sparsity(long), "no pruned run with two or more sparsities and a baseline"),
+        (
+            "delta_bias_vs_bits",
+            figures.delta_vs_bits(long),
+            "no compressed run with two or more weight precisions and a baseline",
+        ),
+        (
+            "delta_bias_vs_sparsity",
+            figures.delta_vs_sparsity(long),
+            "no pruned run with two or more sparsities and a baseline",
+        ),
         ("lms_vs_ss", figures.lms_vs_ss(long), "no run with StereoSet ss and lms"),
         ("student_vs_teacher", figures.student_vs_teacher(long), "no student with an evaluated teacher"),
     ]
-    wanted += [(f"by_compression_{_slug(model)}", figures.by_compression(long, model), "no bias metric")
-               for model in long.sort_values(["size", "model"])["model"].unique()]
+    wanted += [
+        (f"by_compression_{_slug(model)}", figures.by_compression(long, model), "no bias metric")
+        for model in long.sort_values(["size", "model"])["model"].unique()
+    ]
     written, skipped = [], []
     for name, figure, why in wanted:
         if figure is None:

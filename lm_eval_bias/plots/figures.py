@@ -15,7 +15,17 @@ from matplotlib.figure import Figure  # noqa: F401 - the type the functions retu
 from matplotlib.lines import Line2D
 
 from lm_eval_bias.plots.style import (
-    DEGRADED_LABEL, DEGRADED_MARKER, MARKERS, REFERENCE, colors, degraded, compression_order, latest_revisions, metric_label, new_figure, panel_title,
+    DEGRADED_LABEL,
+    DEGRADED_MARKER,
+    MARKERS,
+    REFERENCE,
+    colors,
+    compression_order,
+    degraded,
+    latest_revisions,
+    metric_label,
+    new_figure,
+    panel_title,
     task_label,
 )
 from lm_eval_bias.plots.tradeoff import QUALITY_METRICS, best_tradeoff
@@ -26,8 +36,9 @@ def bias_series(long: pd.DataFrame, shown: tuple[str, ...] = tuple(REFERENCE)) -
     effect_size) shows its signed effect size rather than its absolute value."""
     pairs = set(long.loc[long["metric"].isin(list(shown)), ["task", "metric"]].itertuples(index=False, name=None))
     pairs = {(t, m) for t, m in pairs if not (m == "abs_effect_size" and (t, "effect_size") in pairs)}
-    return sorted(pairs, key=lambda pair: (shown.index(pair[1]) if pair[1] in shown[:4] else 4, pair[0],
-                                           shown.index(pair[1])))
+    return sorted(
+        pairs, key=lambda pair: (shown.index(pair[1]) if pair[1] in shown[:4] else 4, pair[0], shown.index(pair[1]))
+    )
 
 
 def _grid(count: int, width: float = 4.2, height: float = 3.4, columns: int = 4):
@@ -75,19 +86,31 @@ def bias_vs_step(long: pd.DataFrame, task: str, metric: str) -> Figure | None:
             ax.plot(x, rows["value"], style, color=palette[compression], marker=".", label=compression)
             if rows["ci_low"].notna().any():
                 ax.fill_between(x, rows["ci_low"], rows["ci_high"], color=palette[compression], alpha=0.12, lw=0)
-            best = best_tradeoff(_per_revision(long, model, compression, task, metric), metric,
-                                 reference=REFERENCE.get(metric, 50.0))
+            best = best_tradeoff(
+                _per_revision(long, model, compression, task, metric), metric, reference=REFERENCE.get(metric, 50.0)
+            )
             if best is not None:
                 point = rows[rows["revision"] == best.revision].iloc[0]
-                ax.plot(point["step"] / 1000, point["value"], "*", ms=15, color=palette[compression], mec="white", zorder=5)
+                ax.plot(
+                    point["step"] / 1000, point["value"], "*", ms=15, color=palette[compression], mec="white", zorder=5
+                )
                 reasons.add(best.reason)
         ax.axhline(REFERENCE.get(metric, 50.0), color="grey", ls=":", lw=1)
         ax.set_title(model)
         ax.set_xlabel("pretraining step (thousands)")
         ax.set_ylabel(metric_label(metric, task))
     handles = [Line2D([], [], color=palette[c], ls="-" if c == "none" else "--", label=c) for c in order]
-    handles.append(Line2D([], [], color="grey", marker="*", ls="", ms=12,
-                          label="best trade-off: " + "; ".join(sorted(reasons)) if reasons else "best trade-off"))
+    handles.append(
+        Line2D(
+            [],
+            [],
+            color="grey",
+            marker="*",
+            ls="",
+            ms=12,
+            label="best trade-off: " + "; ".join(sorted(reasons)) if reasons else "best trade-off",
+        )
+    )
     handles.append(Line2D([], [], color="grey", ls=":", label="unbiased"))
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), frameon=False)
     fig.suptitle(f"{task_label(task)} bias through pretraining, uncompressed and compressed (bands: 95% CI)")
@@ -121,8 +144,12 @@ def delta_vs_dose(long: pd.DataFrame, axis: DoseAxis) -> Figure | None:
     """Each compressed run's change in bias against its dose (bits or sparsity), one line per method."""
     column = axis.column
     data = latest_revisions(long)
-    data = data[(data["compression"] != "none") & data["delta"].notna() & data[column].notna()
-                & data["metric"].isin(list(REFERENCE))]
+    data = data[
+        (data["compression"] != "none")
+        & data["delta"].notna()
+        & data[column].notna()
+        & data["metric"].isin(list(REFERENCE))
+    ]
     if data[column].nunique() < 2:
         return None
     series = bias_series(data)
@@ -143,9 +170,15 @@ def delta_vs_dose(long: pd.DataFrame, axis: DoseAxis) -> Figure | None:
             bad = degraded(group).to_numpy()
             for flag in (True, False):
                 shown = (significant == flag) & ~bad
-                ax.scatter(x[shown], group["delta"][shown], marker=marker, s=45,
-                           color=palette[method],
-                           facecolors=palette[method] if flag else "white", zorder=3)
+                ax.scatter(
+                    x[shown],
+                    group["delta"][shown],
+                    marker=marker,
+                    s=45,
+                    color=palette[method],
+                    facecolors=palette[method] if flag else "white",
+                    zorder=3,
+                )
             ax.scatter(x[bad], group["delta"][bad], marker=DEGRADED_MARKER, s=90, color=palette[method], zorder=4)
         ax.axhline(0, color="grey", ls=":", lw=1)
         ticks = sorted({*data[column], axis.uncompressed})
@@ -159,12 +192,16 @@ def delta_vs_dose(long: pd.DataFrame, axis: DoseAxis) -> Figure | None:
         ax.set_xlabel(axis.label)
         ax.set_ylabel(f"Δ vs uncompressed ({'percentage points' if REFERENCE.get(metric) == 50 else 'Cohen d'})")
     handles = [Line2D([], [], color=palette[m], marker="o", label=m) for m in methods]
-    handles += [Line2D([], [], color="grey", marker="o", ls="", label="filled: paired test p < 0.05"),
-                Line2D([], [], color="grey", marker="o", mfc="white", ls="", label="hollow: p ≥ 0.05")]
+    handles += [
+        Line2D([], [], color="grey", marker="o", ls="", label="filled: paired test p < 0.05"),
+        Line2D([], [], color="grey", marker="o", mfc="white", ls="", label="hollow: p ≥ 0.05"),
+    ]
     if degraded(data).any():
         handles.append(Line2D([], [], color="grey", marker=DEGRADED_MARKER, ms=9, ls="", label=DEGRADED_LABEL))
     if len(models) > 1:
-        handles += [Line2D([], [], color="grey", marker=MARKERS[i % len(MARKERS)], ls="", label=m) for i, m in enumerate(models)]
+        handles += [
+            Line2D([], [], color="grey", marker=MARKERS[i % len(MARKERS)], ls="", label=m) for i, m in enumerate(models)
+        ]
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), frameon=False)
     fig.suptitle(f"Change in bias against {axis.title} (each model at its latest revision)")
     return fig
@@ -199,23 +236,52 @@ def lms_vs_ss(long: pd.DataFrame) -> Figure | None:
     for _, row in table.iterrows():
         marker = MARKERS[models.index(row["model"]) % len(MARKERS)]
         if (row["model"], row["revision"], row["compression"]) in bad:
-            ax.scatter(row["ss"], row["lms"], color=palette[row["compression"]], s=110, marker=DEGRADED_MARKER, zorder=3)
+            ax.scatter(
+                row["ss"], row["lms"], color=palette[row["compression"]], s=110, marker=DEGRADED_MARKER, zorder=3
+            )
         elif row["compression"] == "none":  # a ring on top: a compression that changes nothing stays visible
-            ax.scatter(row["ss"], row["lms"], s=130, facecolors="none", edgecolors="black", linewidths=1.5,
-                       marker=marker, zorder=4)
+            ax.scatter(
+                row["ss"],
+                row["lms"],
+                s=130,
+                facecolors="none",
+                edgecolors="black",
+                linewidths=1.5,
+                marker=marker,
+                zorder=4,
+            )
         else:
-            ax.scatter(row["ss"], row["lms"], color=palette[row["compression"]], s=50, edgecolor="white", marker=marker,
-                       zorder=3)
+            ax.scatter(
+                row["ss"],
+                row["lms"],
+                color=palette[row["compression"]],
+                s=50,
+                edgecolor="white",
+                marker=marker,
+                zorder=3,
+            )
     ax.axvline(50, color="grey", ls=":", lw=1)
     ax.set_xlim(lo_x, hi_x)
     ax.set_ylim(lo_y, hi_y)
     ax.set_xlabel("StereoSet stereotype score SS (%; 50 = unbiased)")
     ax.set_ylabel("StereoSet language-model score LMS (%)")
     ax.set_title("Language modelling vs stereotyping (grey curves: equal ICAT)")
-    handles = [Line2D([], [], color=palette[c], marker="o", ls="", label=c,
-                      **({"mfc": "none", "ms": 10, "mew": 1.5} if c == "none" else {})) for c in order]
+    handles = [
+        Line2D(
+            [],
+            [],
+            color=palette[c],
+            marker="o",
+            ls="",
+            label=c,
+            **({"mfc": "none", "ms": 10, "mew": 1.5} if c == "none" else {}),
+        )
+        for c in order
+    ]
     if len(models) > 1:
-        handles += [Line2D([], [], color="grey", marker=MARKERS[i % len(MARKERS)], ls="", label=m) for i, m in enumerate(models)]
+        handles += [
+            Line2D([], [], color="grey", marker=MARKERS[i % len(MARKERS)], ls="", label=m) for i, m in enumerate(models)
+        ]
     if bad:
         handles.append(Line2D([], [], color="grey", marker=DEGRADED_MARKER, ms=9, ls="", label=DEGRADED_LABEL))
     ax.legend(handles=handles, fontsize=8, loc="best", title="compression", title_fontsize=8)
@@ -223,8 +289,12 @@ def lms_vs_ss(long: pd.DataFrame) -> Figure | None:
 
 
 def student_vs_teacher(long: pd.DataFrame) -> Figure | None:
-    data = long[long["teacher"].notna() & (long["compression"] == "none") & long["delta"].notna()
-                & long["metric"].isin(list(REFERENCE) + ["lms", "icat"])]
+    data = long[
+        long["teacher"].notna()
+        & (long["compression"] == "none")
+        & long["delta"].notna()
+        & long["metric"].isin(list(REFERENCE) + ["lms", "icat"])
+    ]
     if data.empty:
         return None
     series = list(data[["task", "metric"]].drop_duplicates().itertuples(index=False, name=None))
@@ -238,8 +308,14 @@ def student_vs_teacher(long: pd.DataFrame) -> Figure | None:
         ax.errorbar(rows["value"], y, xerr=_errors(rows), fmt="o", color="#d62728", label="student", zorder=3)
         for i, row in rows.iterrows():
             if not math.isnan(row["p_value"]):
-                ax.annotate(f"p={row['p_value']:.2g}", (row["value"], i), textcoords="offset points", xytext=(0, 7),
-                            fontsize=7, ha="center")
+                ax.annotate(
+                    f"p={row['p_value']:.2g}",
+                    (row["value"], i),
+                    textcoords="offset points",
+                    xytext=(0, 7),
+                    fontsize=7,
+                    ha="center",
+                )
         ax.set_yticks(y, [f"{r.model}\nvs {r.baseline.split(' · ')[0]}" for r in rows.itertuples()])
         if metric in REFERENCE:
             ax.axvline(REFERENCE[metric], color="grey", ls=":", lw=1)
@@ -267,9 +343,16 @@ def by_compression(long: pd.DataFrame, model: str) -> Figure | None:
             errors = _errors(rows.loc[[compression]])
             significant = row["p_value"] < 0.05
             bad = row.get("capability") == "degraded"
-            ax.errorbar(row["value"], yi, xerr=errors, fmt=DEGRADED_MARKER if bad else "o", color=palette[compression],
-                        mfc=palette[compression] if significant or compression == "none" or bad else "white", capsize=2,
-                        ms=10 if bad else 6)
+            ax.errorbar(
+                row["value"],
+                yi,
+                xerr=errors,
+                fmt=DEGRADED_MARKER if bad else "o",
+                color=palette[compression],
+                mfc=palette[compression] if significant or compression == "none" or bad else "white",
+                capsize=2,
+                ms=10 if bad else 6,
+            )
         ax.set_yticks(y, order)
         if metric in REFERENCE:
             ax.axvline(REFERENCE[metric], color="grey", ls=":", lw=1)
@@ -280,6 +363,8 @@ def by_compression(long: pd.DataFrame, model: str) -> Figure | None:
             ax.set_yticklabels([])
     revision = ", ".join(sorted(set(data["revision"])))
     marked = "; ✕ = degraded (capability fell)" if degraded(data).any() else ""
-    fig.suptitle(f"{model} ({revision}) under each compression: 95% CIs; filled = differs from uncompressed "
-                 f"(paired test p < 0.05){marked}")
+    fig.suptitle(
+        f"{model} ({revision}) under each compression: 95% CIs; filled = differs from uncompressed "
+        f"(paired test p < 0.05){marked}"
+    )
     return fig

@@ -15,7 +15,9 @@ METRIC_LABELS = {
     "icat": "ICAT (0-100, higher is better)",
     "effect_size": "effect size (Cohen's d)",
     "abs_effect_size": "mean |effect size| (Cohen's d)",
-    "acc": "accuracy", "acc_norm": "length-normalised accuracy", "perplexity": "perplexity",
+    "acc": "accuracy",
+    "acc_norm": "length-normalised accuracy",
+    "perplexity": "perplexity",
 }
 # bias metrics and their unbiased value
 REFERENCE = {"stereotype_score": 50.0, "ss": 50.0, "effect_size": 0.0, "abs_effect_size": 0.0}

@@ -24,8 +24,9 @@ class TradeOff:
     reason: str
 
 
-def best_tradeoff(trajectory: pd.DataFrame, bias: str, max_quality_loss: float = MAX_QUALITY_LOSS,
-                  reference: float = 50.0) -> TradeOff | None:
+def best_tradeoff(
+    trajectory: pd.DataFrame, bias: str, max_quality_loss: float = MAX_QUALITY_LOSS, reference: float = 50.0
+) -> TradeOff | None:
     """`trajectory`: one row per revision, a `revision` column, the `bias` column, and optionally
     `icat` and quality columns (QUALITY_METRICS). NaNs are ignored."""
     frame = trajectory.dropna(subset=[bias])

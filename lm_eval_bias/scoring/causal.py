@@ -82,7 +82,12 @@ def score_continuations(
 ) -> list[TokenScore]:
     """Sum of log p(continuation | context) for each (context_ids, continuation_ids)."""
     per_token = continuation_token_logprobs(
-        model, requests, batch_size=batch_size, pad_token_id=pad_token_id, max_length=max_length, progress=progress,
+        model,
+        requests,
+        batch_size=batch_size,
+        pad_token_id=pad_token_id,
+        max_length=max_length,
+        progress=progress,
         share_prefixes=share_prefixes,
     )
     return [tokens.score() for tokens in per_token]
@@ -104,16 +109,22 @@ def continuation_token_logprobs(
     whose output at a position depends on the tokens up to it alone (not on later tokens, e.g.
     through an activation scale taken over the whole sequence)."""
     distinct: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
-    order = [distinct.setdefault(_model_input(context, continuation, max_length), len(distinct))
-             for context, continuation in requests]
+    order = [
+        distinct.setdefault(_model_input(context, continuation, max_length), len(distinct))
+        for context, continuation in requests
+    ]
     pairs = list(distinct)
     results = [TokenLogprobs((), ())] * len(pairs)
     scored = [i for i, (_, target) in enumerate(pairs) if target]
     if scored:
         device = model_device(model)
-        batches = list(length_sorted_batches([len(pairs[i][0]) for i in scored], batch_size, min_tokens_per_batch(device)))
+        batches = list(
+            length_sorted_batches([len(pairs[i][0]) for i in scored], batch_size, min_tokens_per_batch(device))
+        )
         with retained_heap():
-            scorer = batch_scorer(model, [list(pairs[i][0]) for i in scored], SharedEvents() if share_prefixes else None)
+            scorer = batch_scorer(
+                model, [list(pairs[i][0]) for i in scored], SharedEvents() if share_prefixes else None
+            )
             for batch in tqdm(batches, desc="Scoring continuations", disable=not progress):
                 indices = [scored[b] for b in batch]
                 input_ids, attention_mask = right_padded([pairs[i][0] for i in indices], pad_token_id, device)
@@ -157,8 +168,11 @@ def scored_positions(attention_mask: torch.Tensor, targets: list[list[int]]):
         positions += range(length - len(target), length)
     device = attention_mask.device
     flat = [token for target in targets for token in target]
-    return (torch.as_tensor(rows, device=device), torch.as_tensor(positions, device=device),
-            torch.as_tensor(flat, dtype=torch.long, device=device))
+    return (
+        torch.as_tensor(rows, device=device),
+        torch.as_tensor(positions, device=device),
+        torch.as_tensor(flat, dtype=torch.long, device=device),
+    )
 
 
 class SharedEvents:
@@ -180,12 +194,15 @@ class SharedEvents:
         return out
 
 
-def _score_linear_head(model, head: torch.nn.Linear, input_ids, attention_mask, targets,
-                       shared: SharedEvents | None = None) -> list[TokenLogprobs]:
+def _score_linear_head(
+    model, head: torch.nn.Linear, input_ids, attention_mask, targets, shared: SharedEvents | None = None
+) -> list[TokenLogprobs]:
     rows, positions, target_ids = scored_positions(attention_mask, targets)
     if shared is None:
         hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask)[0]
-        logprobs, greedy = linear_head_logprobs(hidden[rows, positions], head.weight, head.bias, target_ids, _softcap(model))
+        logprobs, greedy = linear_head_logprobs(
+            hidden[rows, positions], head.weight, head.bias, target_ids, _softcap(model)
+        )
         return _per_row(logprobs.tolist(), greedy.tolist(), targets)
     events = shared.events(input_ids, attention_mask, targets)
     first: dict[tuple[int, int], int] = {}
@@ -233,7 +250,9 @@ def linear_head_logprobs(hidden, weight, bias, target_ids, softcap: float | None
 
     def slices():
         for start in range(0, weight.shape[0], step):
-            logits = F.linear(hidden, weight[start : start + step], None if bias is None else bias[start : start + step])
+            logits = F.linear(
+                hidden, weight[start : start + step], None if bias is None else bias[start : start + step]
+            )
             yield start, torch.tanh(logits / softcap) * softcap if softcap else logits
 
     return normalised(slices(), target_ids, step, weight.shape[0])

@@ -50,7 +50,9 @@ def score_minimal_pairs(
     progress: bool = False,
 ) -> list[tuple[float, float]]:
     """(score of first sentence, score of second sentence) for each pair."""
-    scored = score_minimal_pair_tokens(model, tokenizer, pairs, batch_size=batch_size, variant=variant, progress=progress)
+    scored = score_minimal_pair_tokens(
+        model, tokenizer, pairs, batch_size=batch_size, variant=variant, progress=progress
+    )
     return [(pll_score(a, variant), pll_score(b, variant)) for a, b in scored]
 
 
@@ -116,7 +118,9 @@ def _mlm_head(model):
     """The model's MLM head module, if calling it on the body's output reproduces the model's logits."""
     if model in _verified_heads:
         return _verified_heads[model]
-    head = next((getattr(model, name) for name in _MLM_HEADS if isinstance(getattr(model, name, None), torch.nn.Module)), None)
+    head = next(
+        (getattr(model, name) for name in _MLM_HEADS if isinstance(getattr(model, name, None), torch.nn.Module)), None
+    )
     if head is not None and getattr(model, "base_model", model) is not model:
         probe = torch.arange(1, 6, device=model_device(model))[None] % model.config.vocab_size
         mask = torch.ones_like(probe)
@@ -147,8 +151,10 @@ def _masked_token_logprobs(model, tokenizer, copies, batch_size: int, progress: 
 def _batch_logprobs(model, tokenizer, copies, device) -> list[float]:
     """log p(original token | the copy with it masked), for one batch of copies."""
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.mask_token_id
-    masked_rows = [[tokenizer.mask_token_id if i == position else token for i, token in enumerate(ids)]
-                   for _, ids, position in copies]
+    masked_rows = [
+        [tokenizer.mask_token_id if i == position else token for i, token in enumerate(ids)]
+        for _, ids, position in copies
+    ]
     input_ids, attention_mask = right_padded(masked_rows, pad_token_id, device)
     positions = torch.as_tensor([position for _, _, position in copies], device=device)
     originals = torch.as_tensor([ids[position] for _, ids, position in copies], device=device)

@@ -69,8 +69,12 @@ def causal_sentence_scores(
     first = first_token_logprobs(model, prefix_token_id)
     best_first = int(first.argmax())
     rest = score_continuations(
-        model, [([tokens[0]], list(tokens[1:])) for tokens in sentences],
-        batch_size=batch_size, pad_token_id=pad_token_id, max_length=max_length, progress=progress,
+        model,
+        [([tokens[0]], list(tokens[1:])) for tokens in sentences],
+        batch_size=batch_size,
+        pad_token_id=pad_token_id,
+        max_length=max_length,
+        progress=progress,
         share_prefixes=share_prefixes,
     )
     return [
@@ -131,7 +135,9 @@ def crows_masked_pair_scores(
     ]
 
 
-def paper_target_word_copies(tokenizer, context: str, sentence: str, *, roberta: bool) -> list[tuple[list[int], int, int]]:
+def paper_target_word_copies(
+    tokenizer, context: str, sentence: str, *, roberta: bool
+) -> list[tuple[list[int], int, int]]:
     """(input ids, first mask position, subtoken id) for each subtoken of the filled-in word."""
     word = blank_filler(context, sentence)
     word_ids = tokenizer.encode((" " if roberta else "") + word, add_special_tokens=False)

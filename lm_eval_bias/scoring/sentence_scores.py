@@ -19,7 +19,15 @@ SENTENCE_SCORES = ("mean", "sum")
 _NOT_GIVEN = object()
 
 # model_args that decide how the tokenizer of a stock harness model is loaded
-TOKENIZER_ARGS = ("pretrained", "tokenizer", "revision", "subfolder", "trust_remote_code", "gguf_file", "prefix_token_id")
+TOKENIZER_ARGS = (
+    "pretrained",
+    "tokenizer",
+    "revision",
+    "subfolder",
+    "trust_remote_code",
+    "gguf_file",
+    "prefix_token_id",
+)
 
 
 class ScoredLoglikelihood(tuple):
@@ -27,8 +35,9 @@ class ScoredLoglikelihood(tuple):
     and `perplexity_terms`: (sum of token log-probs, tokens) behind it, (logprob, num_tokens) unless
     given (a masked LM's pseudo-log-likelihood gives its own: it is final, yet made of scored tokens)."""
 
-    def __new__(cls, logprob: float, is_greedy: bool, num_tokens: int | None,
-                perplexity_terms: tuple[float, int] | None = None):
+    def __new__(
+        cls, logprob: float, is_greedy: bool, num_tokens: int | None, perplexity_terms: tuple[float, int] | None = None
+    ):
         scored = super().__new__(cls, (float(logprob), bool(is_greedy)))
         scored.num_tokens = num_tokens
         if perplexity_terms is None and num_tokens is not None:
@@ -95,7 +104,7 @@ def _tokenizer(tokenizer_json: str):
         raise ValueError(
             "sentence_score=mean needs token counts. Use `--model quantized_hf` (it reports them), "
             "give the model as `pretrained=NAME_OR_PATH` in model_args, or score with "
-            "`--metadata '{\"sentence_score\": \"sum\"}'`."
+            '`--metadata \'{"sentence_score": "sum"}\'`.'
         )
     from transformers import AutoTokenizer
 

@@ -10,6 +10,19 @@ from lm_eval_bias.study.executors import EXECUTORS, LocalExecutor, RayExecutor
 from lm_eval_bias.study.runner import Summary, check_tasks, plan, run_study
 
 __all__ = [
-    "Cell", "Outcome", "run_cell", "Study", "StudyConfigError", "expand_revisions", "expand_study", "load_study",
-    "EXECUTORS", "LocalExecutor", "RayExecutor", "Summary", "check_tasks", "plan", "run_study",
+    "Cell",
+    "Outcome",
+    "run_cell",
+    "Study",
+    "StudyConfigError",
+    "expand_revisions",
+    "expand_study",
+    "load_study",
+    "EXECUTORS",
+    "LocalExecutor",
+    "RayExecutor",
+    "Summary",
+    "check_tasks",
+    "plan",
+    "run_study",
 ]

@@ -18,9 +18,10 @@ import socket
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 CELL_FORMAT = 1
 CELL_RECORD = "cell.json"
@@ -208,9 +209,15 @@ def write_cell_record(folder: Path, cell: Cell, seconds: float) -> None:
     record = {
         "hash": cell.hash,
         "cell": cell.settings(),
-        "labels": {"model": cell.name, "revision": cell.revision or "main", "compression": cell.compression_name,
-                   "task": cell.task, "teacher": cell.teacher, "teacher_revision": cell.teacher_revision,
-                   "size": cell.size},
+        "labels": {
+            "model": cell.name,
+            "revision": cell.revision or "main",
+            "compression": cell.compression_name,
+            "task": cell.task,
+            "teacher": cell.teacher,
+            "teacher_revision": cell.teacher_revision,
+            "size": cell.size,
+        },
         "versions": {"lm_eval": getattr(lm_eval, "__version__", "unknown"), "lm_eval_bias": __version__},
         "seconds": round(seconds, 1),
     }
@@ -246,10 +253,13 @@ def run_cell(cell: Cell, output_dir: str | Path, evaluate: Callable | None = Non
             raise
         log = failure_log(output_dir, cell)
         log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text(f"{cell.description}\n{json.dumps(cell.settings(), default=str)}\n\n{traceback.format_exc()}",
-                       encoding="utf-8")
+        log.write_text(
+            f"{cell.description}\n{json.dumps(cell.settings(), default=str)}\n\n{traceback.format_exc()}",
+            encoding="utf-8",
+        )
         reason = f"{type(error).__name__}: {error}".strip().splitlines()[0][:300]
-        return Outcome(cell.hash, cell.description, "failed", reason=f"{reason} (log: {log})",
-                       seconds=time.monotonic() - started)
+        return Outcome(
+            cell.hash, cell.description, "failed", reason=f"{reason} (log: {log})", seconds=time.monotonic() - started
+        )
     failure_log(output_dir, cell).unlink(missing_ok=True)
     return Outcome(cell.hash, cell.description, "done", seconds=time.monotonic() - started)

@@ -37,11 +37,33 @@ from lm_eval_bias.model_wrappers.quantizers.config import QuantizationError, com
 from lm_eval_bias.study.cell import Cell
 
 TOP_LEVEL_KEYS = {
-    "name", "output_dir", "models", "revisions", "compressions", "tasks", "batch_size", "device", "limit",
-    "num_fewshot", "bootstrap_iters", "metadata", "resources", "description",
+    "name",
+    "output_dir",
+    "models",
+    "revisions",
+    "compressions",
+    "tasks",
+    "batch_size",
+    "device",
+    "limit",
+    "num_fewshot",
+    "bootstrap_iters",
+    "metadata",
+    "resources",
+    "description",
 }
-MODEL_KEYS = {"id", "pretrained", "name", "revisions", "size", "model_args", "model_type", "teacher",
-              "teacher_revision", "resources"}
+MODEL_KEYS = {
+    "id",
+    "pretrained",
+    "name",
+    "revisions",
+    "size",
+    "model_args",
+    "model_type",
+    "teacher",
+    "teacher_revision",
+    "resources",
+}
 TASK_KEYS = {"task", "limit", "num_fewshot", "batch_size", "metadata"}
 DEFAULT_BOOTSTRAP_ITERS = 1000
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -82,7 +104,9 @@ def expand_env(value: Any, where: str = "config") -> Any:
             return os.environ[name]
         if default is not None:
             return default
-        raise StudyConfigError(f"{where}: environment variable {name} is not set (write ${{{name}:-default}} for a default).")
+        raise StudyConfigError(
+            f"{where}: environment variable {name} is not set (write ${{{name}:-default}} for a default)."
+        )
 
     return _ENV.sub(substitute, value)
 
@@ -103,7 +127,9 @@ def expand_revisions(spec: Any, where: str = "revisions") -> list[str | None]:
             continue
         match = _RANGE.match(text)
         if not match or (match["prefix2"] and match["prefix2"] != match["prefix"]):
-            raise StudyConfigError(f"{where}: {text!r} is not a range like step1000..step143000:7000 (PREFIX START..STOP:STEP).")
+            raise StudyConfigError(
+                f"{where}: {text!r} is not a range like step1000..step143000:7000 (PREFIX START..STOP:STEP)."
+            )
         start, stop, step = int(match["start"]), int(match["stop"]), int(match["step"])
         if step < 1 or stop < start:
             raise StudyConfigError(f"{where}: {text!r} needs STEP >= 1 and STOP >= START.")
@@ -154,7 +180,9 @@ def _task_entries(spec: Any) -> list[dict[str, Any]]:
         entry = dict(item) if isinstance(item, dict) else {"task": item}
         unknown = set(entry) - TASK_KEYS
         if not entry.get("task") or unknown:
-            raise StudyConfigError(f"tasks[{index}]: expected a task name or {{task: NAME, limit: N, ...}}; got {item!r}.")
+            raise StudyConfigError(
+                f"tasks[{index}]: expected a task name or {{task: NAME, limit: N, ...}}; got {item!r}."
+            )
         if isinstance(entry["task"], list):  # several tasks in one cell: one model load for all of them
             entry["task"] = ",".join(str(task) for task in entry["task"])
         entries.append(entry)
@@ -178,15 +206,20 @@ def expand_study(raw: dict[str, Any], default_name: str = "study", output_dir: s
         raise StudyConfigError("the study config must be a mapping")
     unknown = set(raw) - TOP_LEVEL_KEYS
     if unknown:
-        raise StudyConfigError(f"unknown top-level keys: {', '.join(sorted(unknown))}; valid: {', '.join(sorted(TOP_LEVEL_KEYS))}.")
+        raise StudyConfigError(
+            f"unknown top-level keys: {', '.join(sorted(unknown))}; valid: {', '.join(sorted(TOP_LEVEL_KEYS))}."
+        )
     config = expand_env(raw)
     name = str(config.get("name") or default_name)
     target = output_dir or config.get("output_dir") or f"results/{name}"
     models = config.get("models") or []
     if not models:
         raise StudyConfigError("models: the config lists no models.")
-    compressions = [item for index, entry in enumerate(config.get("compressions") or ["none"])
-                    for item in expand_compression(entry, f"compressions[{index}]")]
+    compressions = [
+        item
+        for index, entry in enumerate(config.get("compressions") or ["none"])
+        for item in expand_compression(entry, f"compressions[{index}]")
+    ]
     labels = [label for label, _ in compressions]
     if len(set(labels)) != len(labels):
         raise StudyConfigError(f"compressions: two settings share a name ({labels}); give each a distinct `name`.")
@@ -202,10 +235,14 @@ def expand_study(raw: dict[str, Any], default_name: str = "study", output_dir: s
             model = {"id": model}
         unknown = set(model) - MODEL_KEYS
         if unknown:
-            raise StudyConfigError(f"{where}: unknown keys {', '.join(sorted(unknown))}; valid: {', '.join(sorted(MODEL_KEYS))}.")
+            raise StudyConfigError(
+                f"{where}: unknown keys {', '.join(sorted(unknown))}; valid: {', '.join(sorted(MODEL_KEYS))}."
+            )
         teacher = model.get("teacher")
         if teacher is not None and teacher not in names:
-            raise StudyConfigError(f"{where}: teacher {teacher!r} is not the name of another model ({', '.join(names)}).")
+            raise StudyConfigError(
+                f"{where}: teacher {teacher!r} is not the name of another model ({', '.join(names)})."
+            )
         model_type = model.get("model_type", "quantized_hf")
         for revision in expand_revisions(model.get("revisions", config.get("revisions")), f"{where}.revisions"):
             for label, settings in compressions:
@@ -225,7 +262,11 @@ def _model_name(model: Any, index: int) -> str:
 
 
 def _cell(config, model, name, revision, label, settings, task) -> Cell:
-    compression = {} if settings["quantization"] == "none" and model.get("model_type", "quantized_hf") != "quantized_hf" else settings
+    compression = (
+        {}
+        if settings["quantization"] == "none" and model.get("model_type", "quantized_hf") != "quantized_hf"
+        else settings
+    )
     resources = {"num_cpus": 1, "num_gpus": 1 if str(config.get("device", "cpu")).startswith("cuda") else 0}
     resources.update(config.get("resources") or {})
     resources.update(model.get("resources") or {})

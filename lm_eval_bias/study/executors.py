@@ -62,8 +62,12 @@ class RayExecutor:
         env = {key: value for key, value in os.environ.items() if key.startswith(FORWARDED_ENV_PREFIXES)}
         started_here = not ray.is_initialized()
         if started_here:
-            kwargs: dict[str, Any] = {"address": self.address, "runtime_env": {"env_vars": env},
-                                      "log_to_driver": False, "logging_level": logging.WARNING}
+            kwargs: dict[str, Any] = {
+                "address": self.address,
+                "runtime_env": {"env_vars": env},
+                "log_to_driver": False,
+                "logging_level": logging.WARNING,
+            }
             if self.address is None:
                 kwargs.update(include_dashboard=False, num_cpus=self.num_cpus)
             ray.init(**kwargs)

@@ -35,9 +35,13 @@ class Summary:
         return 1 if self.failed else 0
 
     def report(self) -> str:
-        lines = [f"study {self.study}: {len(self.outcomes)} cells: {self.count('done')} done, "
-                 f"{self.count('skipped')} skipped (already finished), {self.count('failed')} failed"]
-        lines += [f"  failed  {outcome.description}  [{outcome.hash}]\n          {outcome.reason}" for outcome in self.failed]
+        lines = [
+            f"study {self.study}: {len(self.outcomes)} cells: {self.count('done')} done, "
+            f"{self.count('skipped')} skipped (already finished), {self.count('failed')} failed"
+        ]
+        lines += [
+            f"  failed  {outcome.description}  [{outcome.hash}]\n          {outcome.reason}" for outcome in self.failed
+        ]
         lines.append(f"results: {self.output_dir}  (lm-eval-bias leaderboard {self.output_dir})")
         return "\n".join(lines)
 
@@ -51,15 +55,21 @@ def check_tasks(study: Study) -> None:
         known = set(task_index(defaults=True).all_tasks)
         unknown = [task for task in unknown if task not in known]
     if unknown:
-        hints = [f"{task} (did you mean {', '.join(close)}?)" if (close := difflib.get_close_matches(task, known, n=3)) else task
-                 for task in unknown]
+        hints = [
+            f"{task} (did you mean {', '.join(close)}?)"
+            if (close := difflib.get_close_matches(task, known, n=3))
+            else task
+            for task in unknown
+        ]
         raise StudyConfigError(f"unknown tasks: {'; '.join(hints)}. `lm_eval ls tasks` lists the known ones.")
 
 
 def plan(study: Study) -> list[tuple[str, str, str]]:
     """(state, hash, description) per cell, state 'finished' or 'to run'."""
-    return [("finished" if is_finished(study.output_dir, cell) else "to run", cell.hash, cell.description)
-            for cell in study.cells]
+    return [
+        ("finished" if is_finished(study.output_dir, cell) else "to run", cell.hash, cell.description)
+        for cell in study.cells
+    ]
 
 
 def run_study(study: Study, executor, progress: bool = True, stream: TextIO | None = None) -> Summary:
@@ -79,8 +89,15 @@ def run_study(study: Study, executor, progress: bool = True, stream: TextIO | No
         else:
             todo.append(cell)
 
-    bar = tqdm(total=len(seen), initial=len(seen) - len(todo), desc=study.name, unit="cell",
-               disable=not progress, file=stream or sys.stderr, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(seen),
+        initial=len(seen) - len(todo),
+        desc=study.name,
+        unit="cell",
+        disable=not progress,
+        file=stream or sys.stderr,
+        dynamic_ncols=True,
+    )
     with bar:
         bar.set_postfix_str(_postfix(summary))
         for outcome in executor.map(todo, output_dir):

@@ -38,8 +38,8 @@ from lm_eval_bias.model_wrappers.loading import config_dict, stored_bits_per_wei
 from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError, fp32_unless_given
 from lm_eval_bias.model_wrappers.quantizers.calibration_forward import set_weight_matrix, weight_matrix
 from lm_eval_bias.model_wrappers.quantizers.config import integer_in, option
-from lm_eval_bias.model_wrappers.quantizers.one_shot import CalibrationOptions, OneShotCompression, layers_option
 from lm_eval_bias.model_wrappers.quantizers.gptq import GPTQ_INSTALL, quiet_kernel_override
+from lm_eval_bias.model_wrappers.quantizers.one_shot import CalibrationOptions, OneShotCompression, layers_option
 from lm_eval_bias.model_wrappers.quantizers.rtn import effective_bits, fake_quantize, parse_group_size
 
 GRID = 20
@@ -49,7 +49,9 @@ MAX_SEARCH_TOKENS = 4096  # calibration tokens kept per layer for the output-err
 @dataclass
 class AwqConfig(CalibrationOptions):
     bits: int = option(4, integer_in(2, 8), "bits per weight code, 2 to 8 (4 is AWQ's; 8 also works)")
-    group_size: int | None = option(128, parse_group_size, "input columns per scale and zero point; -1: one group per row")
+    group_size: int | None = option(
+        128, parse_group_size, "input columns per scale and zero point; -1: one group per row"
+    )
     layers: str | None = layers_option()
 
     @property
@@ -86,7 +88,9 @@ def awq_scales(mean_abs: torch.Tensor, ratio: float) -> torch.Tensor:
     return scales / (scales.max() * scales.min()).sqrt()
 
 
-def search_scales(weight: torch.Tensor, statistic: InputSample, bits: int, group_size: int | None) -> tuple[torch.Tensor, float]:
+def search_scales(
+    weight: torch.Tensor, statistic: InputSample, bits: int, group_size: int | None
+) -> tuple[torch.Tensor, float]:
     """(best W', best r): the grid search of the paper's eq. 5 on this layer's output."""
     x = statistic.inputs().to(weight.device)
     reference = x @ weight.t()
@@ -126,11 +130,18 @@ class AWQ(OneShotCompression):
             return super().load_model(auto_class, pretrained, *args, **fp32_unless_given(kwargs))
 
     def _adopt_autoawq(self, config: dict[str, Any], checkpoint: str) -> None:
-        found = {"bits": config.get("bits", config.get("w_bit")), "group_size": config.get("group_size", config.get("q_group_size"))}
+        found = {
+            "bits": config.get("bits", config.get("w_bit")),
+            "group_size": config.get("group_size", config.get("q_group_size")),
+        }
         self.config.adopt(found, f"{checkpoint!r} is an AWQ checkpoint")  # the record says what it holds
         self._autoawq_checkpoint = checkpoint
-        self.details = {"checkpoint": checkpoint, "cache": "AutoAWQ checkpoint", "zero_point": config.get("zero_point"),
-                        "version": config.get("version")}
+        self.details = {
+            "checkpoint": checkpoint,
+            "cache": "AutoAWQ checkpoint",
+            "zero_point": config.get("zero_point"),
+            "version": config.get("version"),
+        }
 
     def postprocess_model(self, model: nn.Module) -> nn.Module:
         if self._autoawq_checkpoint is None:
@@ -157,8 +168,14 @@ class AWQ(OneShotCompression):
     def report(self, model: nn.Module, layers: dict[str, nn.Module]) -> dict[str, Any]:
         bits, group_size = self.config.bits, self.config.group_size
         weights = sum(layer.weight.numel() for layer in layers.values())
-        stored = sum(layer.weight.numel() * effective_bits(bits, group_size, False, weight_matrix(layer).shape[1])
-                     for layer in layers.values())
+        stored = sum(
+            layer.weight.numel() * effective_bits(bits, group_size, False, weight_matrix(layer).shape[1])
+            for layer in layers.values()
+        )
         self.effective_bits_per_weight = round(stored / weights, 4)
-        return {"quantized_layers": len(layers), "zero_point": True, "scale_dtype": "float16",
-                "storage": "fake-quant (dequantized weights in the model's dtype)"}
+        return {
+            "quantized_layers": len(layers),
+            "zero_point": True,
+            "scale_dtype": "float16",
+            "storage": "fake-quant (dequantized weights in the model's dtype)",
+        }

@@ -24,9 +24,18 @@ from lm_eval_bias.model_wrappers.quantizers.config import (
     compression_label,
 )
 
-__all__ = ["Quantizer", "QuantizationConfig", "QuantizationError", "QuantizationRecord", "TORCHAO_INSTALL", "fp32_unless_given"]
+__all__ = [
+    "Quantizer",
+    "QuantizationConfig",
+    "QuantizationError",
+    "QuantizationRecord",
+    "TORCHAO_INSTALL",
+    "fp32_unless_given",
+]
 
-TORCHAO_INSTALL = "pip install -c constraints/cpu-torch.txt 'torchao>=0.18' (the [torchao] extra; the constraint keeps torch)"
+TORCHAO_INSTALL = (
+    "pip install -c constraints/cpu-torch.txt 'torchao>=0.18' (the [torchao] extra; the constraint keeps torch)"
+)
 
 
 def fp32_unless_given(load_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -61,8 +70,10 @@ class Quantizer:
         if config is None:
             config = self.config_class.from_options(options, method=self.name)
         elif options or not isinstance(config, self.config_class):
-            raise QuantizationError(f"quantization={self.name} takes one {self.config_class.__name__}, "
-                                    f"or options, not {type(config).__name__} {options or ''}.")
+            raise QuantizationError(
+                f"quantization={self.name} takes one {self.config_class.__name__}, "
+                f"or options, not {type(config).__name__} {options or ''}."
+            )
         self.config = config
         # what postprocess_model measured: effective bits per weight, and the method's own details
         self.effective_bits_per_weight: float | None = None

@@ -52,8 +52,11 @@ def block_linears(model: nn.Module, pattern: Callable[[str], bool]) -> Iterator[
     """(block index, {qualified name: layer}) of the blocks' linear layers whose name `pattern` accepts."""
     prefix, blocks = decoder_blocks(model)
     for index, block in enumerate(blocks):
-        layers = {f"{prefix}.{index}.{name}": layer for name, layer in block.named_modules()
-                  if is_linear(layer) and pattern(f"{prefix}.{index}.{name}")}
+        layers = {
+            f"{prefix}.{index}.{name}": layer
+            for name, layer in block.named_modules()
+            if is_linear(layer) and pattern(f"{prefix}.{index}.{name}")
+        }
         yield index, layers
 
 
@@ -77,10 +80,12 @@ def record_block_inputs(model: nn.Module, samples: list[torch.Tensor]) -> list[l
     inputs: list[list[tuple[tuple, dict]]] = [[] for _ in blocks]
     handles = []
     for index, block in enumerate(blocks):
+
         def record(module, args, kwargs, index=index):
             inputs[index].append((args, kwargs))
             if index == len(blocks) - 1:
                 raise _Stop  # nothing after the last block is needed
+
         handles.append(block.register_forward_pre_hook(record, with_kwargs=True))
     extra = {"use_cache": False} if "use_cache" in inspect.signature(model.forward).parameters else {}
     try:
@@ -129,8 +134,10 @@ def compress_block_by_block(
         block = blocks[index]
         calls = [_with_hidden(args, kwargs, h) for (args, kwargs), h in zip(recorded[index], hidden)]
         statistics = {name: new_statistic(layer) for name, layer in layers.items()}
-        handles = [layer.register_forward_hook(lambda m, a, o, s=statistics[name]: s.add(a[0].reshape(-1, a[0].shape[-1])))
-                   for name, layer in layers.items()]
+        handles = [
+            layer.register_forward_hook(lambda m, a, o, s=statistics[name]: s.add(a[0].reshape(-1, a[0].shape[-1])))
+            for name, layer in layers.items()
+        ]
         try:
             with torch.no_grad():
                 for args, kwargs in calls:

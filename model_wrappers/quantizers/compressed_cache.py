@@ -44,8 +44,13 @@ def read_record(folder: str | Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def save_compressed(model: nn.Module, folder: Path, record: dict[str, Any], tokenizer_source: str | None = None,
-                    extra_files: dict[str, bytes] | None = None) -> None:
+def save_compressed(
+    model: nn.Module,
+    folder: Path,
+    record: dict[str, Any],
+    tokenizer_source: str | None = None,
+    extra_files: dict[str, bytes] | None = None,
+) -> None:
     """save_pretrained(model), its tokenizer, the record (and extra files) into `folder`, atomically:
     with the tokenizer the folder is a checkpoint of its own (pretrained=FOLDER loads it)."""
     folder.parent.mkdir(parents=True, exist_ok=True)

@@ -31,8 +31,10 @@ from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError, Quant
 from lm_eval_bias.model_wrappers.quantizers.gptq import model_source, quiet_kernel_override
 from lm_eval_bias.model_wrappers.quantizers.pruning import measured_sparsity
 
-INSTALL = ("pip install -c constraints/cpu-torch.txt -e '.[compressed-tensors]' (in a checkout; else pip install "
-           "'lm-eval-bias[compressed-tensors]' 'torch==<the installed version>')")
+INSTALL = (
+    "pip install -c constraints/cpu-torch.txt -e '.[compressed-tensors]' (in a checkout; else pip install "
+    "'lm-eval-bias[compressed-tensors]' 'torch==<the installed version>')"
+)
 FORMAT = "compressed-tensors"
 # the tensor giving a compressed layer's logical weight shape; every other `weight*` tensor is stored for it
 # (weight, weight_packed, weight_scale, weight_zero_point, weight_g_idx, weight.bitmask, ...)
@@ -85,7 +87,7 @@ def stored_bits(folder: Path, layer_names: list[str]) -> tuple[float, int] | Non
                 layer = _owner(key, stored)
                 if layer is None:
                     continue
-                suffix = key[len(layer) + 1:]
+                suffix = key[len(layer) + 1 :]
                 if suffix == SHAPE_SUFFIX:
                     logical[layer] = _numel(handle.get_tensor(key).tolist())
                 elif suffix.startswith("weight"):
@@ -115,8 +117,23 @@ def _numel(shape) -> int:
 
 
 def _dtype_bytes(dtype: str) -> int:
-    bits = {"BOOL": 8, "U8": 8, "I8": 8, "F8_E4M3": 8, "F8_E5M2": 8, "I16": 16, "U16": 16, "F16": 16, "BF16": 16,
-            "I32": 32, "U32": 32, "F32": 32, "I64": 64, "U64": 64, "F64": 64}
+    bits = {
+        "BOOL": 8,
+        "U8": 8,
+        "I8": 8,
+        "F8_E4M3": 8,
+        "F8_E5M2": 8,
+        "I16": 16,
+        "U16": 16,
+        "F16": 16,
+        "BF16": 16,
+        "I32": 32,
+        "U32": 32,
+        "F32": 32,
+        "I64": 64,
+        "U64": 64,
+        "F64": 64,
+    }
     return bits[dtype] // 8
 
 
@@ -127,8 +144,11 @@ def decompress(model: nn.Module) -> None:
 
 def quantized_layers(model: nn.Module) -> dict[str, nn.Module]:
     """The layers a compressed-tensors scheme is attached to."""
-    return {name: module for name, module in model.named_modules()
-            if getattr(module, "quantization_scheme", None) is not None}
+    return {
+        name: module
+        for name, module in model.named_modules()
+        if getattr(module, "quantization_scheme", None) is not None
+    }
 
 
 class CompressedTensors(Quantizer):
@@ -171,8 +191,11 @@ class CompressedTensors(Quantizer):
         # the config as saved: transformers' parsed copy drops the sparsity metadata
         config = json.loads((folder / "config.json").read_text())["quantization_config"]
         layers = quantized_layers(model)
-        bits = [(module.quantization_scheme.weights.num_bits, module.weight.numel()) for module in layers.values()
-                if module.quantization_scheme.weights is not None]
+        bits = [
+            (module.quantization_scheme.weights.num_bits, module.weight.numel())
+            for module in layers.values()
+            if module.quantization_scheme.weights is not None
+        ]
         if bits:
             self._bits = round(sum(b * n for b, n in bits) / sum(n for _, n in bits), 4)
         self.details = {
@@ -187,11 +210,14 @@ class CompressedTensors(Quantizer):
             self.details["sparsity_structure"] = sparsity.get("sparsity_structure")
             from compressed_tensors.utils.match import is_match
 
-            targets = {name: module for name, module in model.named_modules() if isinstance(module, nn.Linear)
-                       and is_match(name, module, sparsity.get("targets") or [], sparsity.get("ignore") or [])}
+            targets = {
+                name: module
+                for name, module in model.named_modules()
+                if isinstance(module, nn.Linear)
+                and is_match(name, module, sparsity.get("targets") or [], sparsity.get("ignore") or [])
+            }
             self.details.update(measured_sparsity(model, targets))
         measured = stored_bits(folder, list(layers))
         if measured is not None:
             self.effective_bits_per_weight, self.details["checkpoint_bytes"] = measured
         return model
-

@@ -171,13 +171,15 @@ class QuantizationConfig:
         unknown = sorted(set(options) - set(cls.option_names()))
         if unknown:
             valid = ", ".join(cls.option_names()) or "none"
-            raise QuantizationError(f"quantization={method or cls.__name__} does not take {', '.join(unknown)}; "
-                                    f"its options: {valid}.")
+            raise QuantizationError(
+                f"quantization={method or cls.__name__} does not take {', '.join(unknown)}; its options: {valid}."
+            )
         try:
             config = cls(**options)
         except QuantizationError as error:
-            raise QuantizationError(str(error).replace(f"{cls.__name__}:", f"quantization={method}:", 1)
-                                    if method else str(error)) from None
+            raise QuantizationError(
+                str(error).replace(f"{cls.__name__}:", f"quantization={method}:", 1) if method else str(error)
+            ) from None
         config._given = dict(options)
         return config
 
@@ -208,8 +210,11 @@ class QuantizationConfig:
         given = getattr(self, "_given", None)
         if given is not None:
             return dict(given)
-        return {spec.name: getattr(self, spec.name) for spec in dataclasses.fields(self)
-                if getattr(self, spec.name) != spec.default}
+        return {
+            spec.name: getattr(self, spec.name)
+            for spec in dataclasses.fields(self)
+            if getattr(self, spec.name) != spec.default
+        }
 
 
 @dataclass
@@ -227,8 +232,16 @@ def compression_label(settings: Mapping[str, Any]) -> str:
     return f"{method}({options})" if options else str(method)
 
 
-RECORD_KEYS = ("method", "label", "settings", "weight_bits", "effective_bits_per_weight", "model_bytes_before",
-               "model_bytes_after", "details")
+RECORD_KEYS = (
+    "method",
+    "label",
+    "settings",
+    "weight_bits",
+    "effective_bits_per_weight",
+    "model_bytes_before",
+    "model_bytes_after",
+    "details",
+)
 
 
 @dataclass
@@ -259,8 +272,10 @@ class QuantizationRecord:
     def from_dict(cls, data: Mapping[str, Any], where: str = "config.quantization") -> QuantizationRecord:
         if not isinstance(data, Mapping) or set(data) != set(RECORD_KEYS):
             found = ", ".join(sorted(data)) if isinstance(data, Mapping) else type(data).__name__
-            raise ValueError(f"{where} is not a compression record (keys {', '.join(RECORD_KEYS)}); found: {found}. "
-                             "Results written before lm-eval-bias recorded this schema: re-run them.")
+            raise ValueError(
+                f"{where} is not a compression record (keys {', '.join(RECORD_KEYS)}); found: {found}. "
+                "Results written before lm-eval-bias recorded this schema: re-run them."
+            )
         return cls(**{key: data[key] for key in RECORD_KEYS})
 
     @classmethod

@@ -70,10 +70,17 @@ class DynamicInt8(Quantizer):
         super().__init__(*args, **options)
         self._backend = "torch.ao" if _torch_ao_available() else "torchao"
         if self._backend == "torchao":
-            self.details = {"backend": "torchao", "weight_dtype": "int8 (per output channel)",
-                            "activation_scale": "per token (dynamic)"}
+            self.details = {
+                "backend": "torchao",
+                "weight_dtype": "int8 (per output channel)",
+                "activation_scale": "per token (dynamic)",
+            }
         else:
-            self.details = {"backend": "torch.ao", "weight_dtype": "qint8", "activation_scale": "per sequence (dynamic)"}
+            self.details = {
+                "backend": "torch.ao",
+                "weight_dtype": "qint8",
+                "activation_scale": "per sequence (dynamic)",
+            }
 
     def validate_environment(self, device) -> None:
         super().validate_environment(device)
@@ -103,6 +110,7 @@ class DynamicInt8(Quantizer):
             "(per-token activation scales) instead."
         )
         model = model.float()
-        quantize_(model, Int8DynamicActivationInt8WeightConfig(), filter_fn=lambda module, _: isinstance(module, nn.Linear))
+        quantize_(
+            model, Int8DynamicActivationInt8WeightConfig(), filter_fn=lambda module, _: isinstance(module, nn.Linear)
+        )
         return model
-

@@ -90,15 +90,24 @@ def parse_kernel(value: Any) -> str:
 @dataclass
 class GptqConfig(QuantizationConfig):
     bits: int = option(4, one_of(2, 3, 4, 8), "bits per weight code: 2, 3, 4 or 8")
-    group_size: int = option(128, parse_gptq_group_size, "input columns per scale (must divide every layer's "
-                             "input width); -1: one group per output channel")
+    group_size: int = option(
+        128,
+        parse_gptq_group_size,
+        "input columns per scale (must divide every layer's input width); -1: one group per output channel",
+    )
     desc_act: bool = option(False, parse_bool, "act-order: quantize columns by decreasing activation size")
-    calibration: str = option(DEFAULT_CALIBRATION, parse_str, "calibration texts: a local .jsonl/.txt file or a "
-                              "Hub dataset id[:config[:split]]")
+    calibration: str = option(
+        DEFAULT_CALIBRATION,
+        parse_str,
+        "calibration texts: a local .jsonl/.txt file or a Hub dataset id[:config[:split]]",
+    )
     calibration_samples: int = option(128, positive_int, "calibration texts used (those over 10 tokens)")
     seed: int = option(0, parse_int, "seed of the calibration shuffle and of quantization")
-    kernel: str = option(BATCH_INVARIANT_KERNEL, parse_kernel, "gptqmodel inference kernel (a BACKEND value: auto "
-                         "or gptq_*); gptq_torch scores do not depend on the batch")
+    kernel: str = option(
+        BATCH_INVARIANT_KERNEL,
+        parse_kernel,
+        "gptqmodel inference kernel (a BACKEND value: auto or gptq_*); gptq_torch scores do not depend on the batch",
+    )
 
     @property
     def weight_bits(self) -> int:
@@ -177,7 +186,9 @@ class GPTQ(Quantizer):
 
         kernels = sorted(b.value for b in BACKEND if b.value == "auto" or b.value.startswith("gptq_"))
         if self.config.kernel not in kernels:
-            raise QuantizationError(f"quantization=gptq: unknown kernel={self.config.kernel!r}; choose one of {', '.join(kernels)}.")
+            raise QuantizationError(
+                f"quantization=gptq: unknown kernel={self.config.kernel!r}; choose one of {', '.join(kernels)}."
+            )
 
     def update_load_kwargs(self, load_kwargs: dict[str, Any]) -> dict[str, Any]:
         self._revision = load_kwargs.get("revision")
@@ -204,12 +215,16 @@ class GPTQ(Quantizer):
         from transformers import AutoConfig
 
         revision = kwargs.get("revision")
-        config = AutoConfig.from_pretrained(pretrained, revision=revision, trust_remote_code=kwargs.get("trust_remote_code"))
+        config = AutoConfig.from_pretrained(
+            pretrained, revision=revision, trust_remote_code=kwargs.get("trust_remote_code")
+        )
         with torch.device("meta"):
             self._check_group_size(auto_class.from_config(config))
         checkpoint, cache = self._cached_checkpoint(str(pretrained), revision, self._device)
         self._loaded_from_cache = (str(checkpoint), cache)
-        load_kwargs = {k: v for k, v in kwargs.items() if k not in ("revision", "gguf_file", "subfolder", "quantization_config")}
+        load_kwargs = {
+            k: v for k, v in kwargs.items() if k not in ("revision", "gguf_file", "subfolder", "quantization_config")
+        }
         return self._load_checkpoint(auto_class, checkpoint, **load_kwargs)
 
     def postprocess_model(self, model: nn.Module) -> nn.Module:
@@ -253,7 +268,9 @@ class GPTQ(Quantizer):
         """A checkpoint of our cache, with the chosen kernel."""
         saved_config = json.loads((checkpoint / "config.json").read_text())["quantization_config"]
         with quiet_kernel_override():
-            return model_class.from_pretrained(checkpoint, quantization_config=self._with_kernel(saved_config), **load_kwargs)
+            return model_class.from_pretrained(
+                checkpoint, quantization_config=self._with_kernel(saved_config), **load_kwargs
+            )
 
     def _check_group_size(self, model: nn.Module) -> None:
         """gptqmodel's kernels need whole groups: refuse before spending the calibration time."""
@@ -311,7 +328,11 @@ class GPTQ(Quantizer):
                 f"{checkpoint!r} is already quantized with {method or 'another method'}, not GPTQ (if its weights are "
                 "plain floats, the quantization_config entry in its config.json is stale: remove it)."
             )
-        found = {"bits": config.get("bits"), "group_size": config.get("group_size"), "desc_act": bool(config.get("desc_act"))}
+        found = {
+            "bits": config.get("bits"),
+            "group_size": config.get("group_size"),
+            "desc_act": bool(config.get("desc_act")),
+        }
         self.config.adopt(found, f"{checkpoint!r} is a GPTQ checkpoint")  # the record says what it holds
         self.details = {"sym": config.get("sym")}  # a checkpoint of someone else's making: its own sym
 
@@ -341,8 +362,9 @@ def _cache_dequantized_weights(layers: list[nn.Module]) -> bool:
     (its own switch, ``enable_weight_cache``; env GPTQ_TORCH_CACHE_WEIGHTS) instead of dequantizing
     it again in every forward: the same weights, so the same scores, at fp32 speed. It costs the
     memory of the quantized layers in fp32; on accelerators, where that memory is the point, it stays off."""
-    if not layers or any(layer.qweight.device.type != "cpu" or not hasattr(layer, "enable_weight_cache")
-                         for layer in layers):
+    if not layers or any(
+        layer.qweight.device.type != "cpu" or not hasattr(layer, "enable_weight_cache") for layer in layers
+    ):
         return False
     for layer in layers:
         layer.enable_weight_cache(True)

@@ -68,5 +68,5 @@ def _hub_texts(spec: str, method: str = "gptq") -> list[str]:
     except Exception as error:  # offline, unknown id, no "text" column
         raise QuantizationError(
             f"quantization={method} could not load calibration={spec!r} ({type(error).__name__}: {error}). "
-            "Pass calibration=PATH to a local text file (one sample per line) or .jsonl with a \"text\" field."
+            'Pass calibration=PATH to a local text file (one sample per line) or .jsonl with a "text" field.'
         ) from error

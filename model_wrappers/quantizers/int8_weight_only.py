@@ -67,7 +67,9 @@ class Int8WeightOnly(Quantizer):
         untied = untie_lm_head(model) if include_head else False
         layers = as_linear_layers(model, include_head)
         if not layers:
-            raise QuantizationError(f"quantization={self.name} found no nn.Linear layer to quantize in {type(model).__name__}.")
+            raise QuantizationError(
+                f"quantization={self.name} found no nn.Linear layer to quantize in {type(model).__name__}."
+            )
         chosen = {id(layer) for layer in layers}
         quantize_(model, TorchaoInt8WeightOnly(), filter_fn=lambda module, _: id(module) in chosen)
         self.effective_bits_per_weight = round(stored_bits_per_weight(layers), 4)

@@ -37,10 +37,14 @@ from torch import nn
 from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError
 from lm_eval_bias.model_wrappers.quantizers.config import one_of, option
 
-INSTALL = ("pip install -c constraints/cpu-torch.txt -e '.[llmcompressor]' (in a checkout; it installs "
-           "transformers 5.17, which llmcompressor 0.14 pins)")
-PRUNING_MODIFIERS = {"wanda": "llmcompressor.modifiers.pruning.wanda:WandaPruningModifier",
-                     "sparsegpt": "llmcompressor.modifiers.pruning.sparsegpt:SparseGPTModifier"}
+INSTALL = (
+    "pip install -c constraints/cpu-torch.txt -e '.[llmcompressor]' (in a checkout; it installs "
+    "transformers 5.17, which llmcompressor 0.14 pins)"
+)
+PRUNING_MODIFIERS = {
+    "wanda": "llmcompressor.modifiers.pruning.wanda:WandaPruningModifier",
+    "sparsegpt": "llmcompressor.modifiers.pruning.sparsegpt:SparseGPTModifier",
+}
 METHODS = (*PRUNING_MODIFIERS, "smoothquant")
 # mean |change| of the next-token log-probabilities that smoothing alone (no rounding) may cause: fp32 rounding
 SMOOTHING_TOLERANCE = 1e-3
@@ -49,14 +53,19 @@ SMOOTHING_CHECK = ("smoothing_check_tokens", "smoothing_mean_abs_change_log_prob
 
 
 def implementation_option() -> Any:
-    return option("ours", one_of("ours", "llmcompressor"), "whose code compresses: ours (torch only) or "
-                  "llmcompressor's (the [llmcompressor] extra; llmcompressor_oneshot.py)")
+    return option(
+        "ours",
+        one_of("ours", "llmcompressor"),
+        "whose code compresses: ours (torch only) or "
+        "llmcompressor's (the [llmcompressor] extra; llmcompressor_oneshot.py)",
+    )
 
 
 def require_llmcompressor(method: str) -> None:
     if method not in METHODS:
-        raise QuantizationError(f"quantization={method}: implementation=llmcompressor is available for "
-                                f"{', '.join(METHODS)} only.")
+        raise QuantizationError(
+            f"quantization={method}: implementation=llmcompressor is available for {', '.join(METHODS)} only."
+        )
     if importlib.util.find_spec("llmcompressor") is None:
         raise QuantizationError(f"quantization={method},implementation=llmcompressor needs llmcompressor: {INSTALL}.")
 
@@ -79,12 +88,26 @@ def _oneshot(model: nn.Module, recipe: list, samples: list[torch.Tensor] | None,
         return
     ids = [sample[0].tolist() for sample in samples]
     dataset = Dataset.from_dict({"input_ids": ids, "attention_mask": [[1] * len(row) for row in ids]})
-    oneshot(model=model, dataset=dataset, recipe=recipe, num_calibration_samples=len(ids), max_seq_length=max_length,
-            shuffle_calibration_samples=False, pipeline="sequential")
+    oneshot(
+        model=model,
+        dataset=dataset,
+        recipe=recipe,
+        num_calibration_samples=len(ids),
+        max_seq_length=max_length,
+        shuffle_calibration_samples=False,
+        pipeline="sequential",
+    )
 
 
-def prune(model: nn.Module, samples: list[torch.Tensor], method: str, layer_names: list[str], sparsity: float | None,
-          structure: str | None, max_length: int) -> None:
+def prune(
+    model: nn.Module,
+    samples: list[torch.Tensor],
+    method: str,
+    layer_names: list[str],
+    sparsity: float | None,
+    structure: str | None,
+    max_length: int,
+) -> None:
     """Prune `layer_names` of `model` in place with llmcompressor's `method`, calibrated on `samples`
     (token-id tensors [1, length])."""
     options: dict[str, Any] = {"targets": list(layer_names)}
@@ -105,8 +128,9 @@ def _next_token_log_probs(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
     return torch.tensor(scored.logprobs)
 
 
-def smooth_and_quantize(model: nn.Module, samples: list[torch.Tensor], layer_names: list[str], alpha: float,
-                        max_length: int) -> dict[str, Any]:
+def smooth_and_quantize(
+    model: nn.Module, samples: list[torch.Tensor], layer_names: list[str], alpha: float, max_length: int
+) -> dict[str, Any]:
     """SmoothQuant then W8A8 on `layer_names`, in place; returns what the smoothing check measured."""
     from llmcompressor.modifiers.quantization import QuantizationModifier
     from llmcompressor.modifiers.transform.smoothquant import SmoothQuantModifier
@@ -124,6 +148,7 @@ def smooth_and_quantize(model: nn.Module, samples: list[torch.Tensor], layer_nam
             f"{check['smoothing_max_abs_change_log_prob']:.3g}; fp32 rounding stays under {SMOOTHING_TOLERANCE:g}): "
             f"its layer mappings do not fit {type(model).__name__} (it divides each norm's weight by s, which is "
             "wrong for a norm computing x * (1 + weight), as Gemma's do). Use implementation=ours, which divides "
-            "each layer's own input by its s and so fits any architecture.")
+            "each layer's own input by its s and so fits any architecture."
+        )
     _oneshot(model, [QuantizationModifier(targets=list(layer_names), scheme="W8A8")], None, max_length)
     return check

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from lm_eval_bias.model_wrappers.quantizers.pruning import PruningConfig, Pruner
+from lm_eval_bias.model_wrappers.quantizers.pruning import Pruner, PruningConfig
 
 
 class MagnitudePruning(Pruner):

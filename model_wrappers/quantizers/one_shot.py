@@ -45,16 +45,23 @@ def parse_layers(value: Any) -> str:
 
 
 def layers_option() -> Any:
-    return option(None, parse_layers, "regular expression searched in layer names (default: every linear layer "
-                  "of the transformer blocks)")
+    return option(
+        None,
+        parse_layers,
+        "regular expression searched in layer names (default: every linear layer of the transformer blocks)",
+    )
 
 
 @dataclass
 class CalibrationOptions(QuantizationConfig):
-    calibration: str = option(DEFAULT_CALIBRATION, parse_str, "calibration texts: a local .jsonl/.txt file or a Hub "
-                              "dataset id[:config[:split]] (never the bias benchmarks)")
-    calibration_samples: int = option(128, positive_int, "calibration texts used (those over 10 tokens), each cut "
-                                      f"to {MAX_CALIBRATION_TOKENS} tokens")
+    calibration: str = option(
+        DEFAULT_CALIBRATION,
+        parse_str,
+        "calibration texts: a local .jsonl/.txt file or a Hub dataset id[:config[:split]] (never the bias benchmarks)",
+    )
+    calibration_samples: int = option(
+        128, positive_int, f"calibration texts used (those over 10 tokens), each cut to {MAX_CALIBRATION_TOKENS} tokens"
+    )
     seed: int = option(0, parse_int, "seed of the calibration shuffle")
 
 
@@ -97,7 +104,8 @@ class OneShotCompression(Quantizer):
         return {}
 
     def restore(self, model: nn.Module, folder: str) -> nn.Module:
-        """A cached or already-compressed checkpoint just loaded from `folder`: rebuild what save_pretrained cannot hold."""
+        """A cached or already-compressed checkpoint just loaded from `folder`: rebuild what save_pretrained
+        cannot hold."""
         return model
 
     def compress_by_llmcompressor(self, model: nn.Module, samples: list[torch.Tensor], layer_names: list[str]) -> None:
@@ -129,14 +137,22 @@ class OneShotCompression(Quantizer):
         if cache.read_record(folder) is not None:
             self._loaded(str(folder), "hit", cache.read_record(folder))
             # quantization_config=None (HFLM's) would hide a compressed-tensors cache folder's own config
-            return super().load_model(auto_class, folder, **{k: v for k, v in kwargs.items()
-                                                             if k not in ("revision", "quantization_config")})
+            return super().load_model(
+                auto_class, folder, **{k: v for k, v in kwargs.items() if k not in ("revision", "quantization_config")}
+            )
         loaded = super().load_model(auto_class, pretrained, **kwargs)
         model = loaded[0] if isinstance(loaded, tuple) else loaded
         seconds = self._compress(model, str(pretrained))
-        record = {"method": self.name, "settings": self.settings, **key_fields, "compress_seconds": seconds,
-                  **self.details}
-        cache.save_compressed(model, folder, record, tokenizer_source=str(pretrained), extra_files=self.extra_files(model))
+        record = {
+            "method": self.name,
+            "settings": self.settings,
+            **key_fields,
+            "compress_seconds": seconds,
+            **self.details,
+        }
+        cache.save_compressed(
+            model, folder, record, tokenizer_source=str(pretrained), extra_files=self.extra_files(model)
+        )
         self._loaded(str(folder), "miss", record)
         return loaded
 
@@ -154,14 +170,22 @@ class OneShotCompression(Quantizer):
     def _loaded(self, checkpoint: str, how: str, record: dict[str, Any]) -> None:
         self._compressed = True
         self._read_from_disk = how != "miss"
-        self.details.update({"checkpoint": checkpoint, "cache": how, "compress_seconds": round(record["compress_seconds"], 3),
-                             **{key: record[key] for key in self.recorded if key in record}})
+        self.details.update(
+            {
+                "checkpoint": checkpoint,
+                "cache": how,
+                "compress_seconds": round(record["compress_seconds"], 3),
+                **{key: record[key] for key in self.recorded if key in record},
+            }
+        )
 
     def _adopt(self, record: dict[str, Any], checkpoint: str) -> None:
         """An already-pruned checkpoint: its settings, unless the options given contradict them."""
         if record.get("method") != self.name:
-            raise QuantizationError(f"{checkpoint!r} was compressed with {record.get('method')}, not {self.name}; "
-                                    f"load it with quantization={record.get('method')} or quantization=none.")
+            raise QuantizationError(
+                f"{checkpoint!r} was compressed with {record.get('method')}, not {self.name}; "
+                f"load it with quantization={record.get('method')} or quantization=none."
+            )
         self.config.adopt(record["settings"], f"{checkpoint!r} is already {self.what}")
         self._loaded(checkpoint, "pre-compressed checkpoint", record)
 
@@ -181,11 +205,16 @@ class OneShotCompression(Quantizer):
         return model
 
     def _chosen_layers(self, model: nn.Module) -> dict[str, nn.Module]:
-        chosen = {name: layer for _, layers in block_linears(model, layer_pattern(self.config.layers))
-                  for name, layer in layers.items()}
+        chosen = {
+            name: layer
+            for _, layers in block_linears(model, layer_pattern(self.config.layers))
+            for name, layer in layers.items()
+        }
         if not chosen:
-            raise QuantizationError(f"quantization={self.name}: layers={self.config.layers!r} matches no linear "
-                                    f"layer of the transformer blocks of {type(model).__name__}.")
+            raise QuantizationError(
+                f"quantization={self.name}: layers={self.config.layers!r} matches no linear "
+                f"layer of the transformer blocks of {type(model).__name__}."
+            )
         return chosen
 
     def _compress(self, model: nn.Module, source: str) -> float:
@@ -216,5 +245,7 @@ def calibration_samples(model: nn.Module, source: str, config, method: str) -> l
     tokenizer = AutoTokenizer.from_pretrained(source)
     texts = calibration_texts(config.calibration, config.calibration_samples, config.seed, tokenizer, method=method)
     device = next(model.parameters()).device
-    return [tokenizer(text, return_tensors="pt", truncation=True, max_length=MAX_CALIBRATION_TOKENS)["input_ids"].to(device)
-            for text in texts]
+    return [
+        tokenizer(text, return_tensors="pt", truncation=True, max_length=MAX_CALIBRATION_TOKENS)["input_ids"].to(device)
+        for text in texts
+    ]

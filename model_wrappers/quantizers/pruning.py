@@ -27,8 +27,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from lm_eval_bias.model_wrappers.quantizers.calibration_forward import set_weight_matrix, weight_matrix
 from lm_eval_bias.model_wrappers.quantizers import llmcompressor_oneshot
+from lm_eval_bias.model_wrappers.quantizers.calibration_forward import set_weight_matrix, weight_matrix
 from lm_eval_bias.model_wrappers.quantizers.config import QuantizationConfig, option, parse_float
 from lm_eval_bias.model_wrappers.quantizers.one_shot import (
     MAX_CALIBRATION_TOKENS,
@@ -55,10 +55,14 @@ def parse_structure(value: Any) -> str:
 
 @dataclass
 class PruningConfig(QuantizationConfig):
-    sparsity: float | None = option(None, parse_sparsity, "fraction of weights zeroed, 0 < s < 1 (default 0.5 "
-                                    "unless structure is given)")
-    structure: str | None = option(None, parse_structure, "N:M semi-structured sparsity instead: at most N "
-                                   "non-zeros in every M consecutive inputs of a row, e.g. 2:4")
+    sparsity: float | None = option(
+        None, parse_sparsity, "fraction of weights zeroed, 0 < s < 1 (default 0.5 unless structure is given)"
+    )
+    structure: str | None = option(
+        None,
+        parse_structure,
+        "N:M semi-structured sparsity instead: at most N non-zeros in every M consecutive inputs of a row, e.g. 2:4",
+    )
     layers: str | None = layers_option()
 
     def validate(self) -> None:
@@ -103,7 +107,11 @@ def prune_mask(scores: torch.Tensor, sparsity: float | None, structure: str | No
         lowest = torch.argsort(scores, dim=1, stable=True)[:, : round(sparsity * columns)]
         return torch.zeros_like(scores, dtype=torch.bool).scatter_(1, lowest, True)
     lowest = torch.argsort(scores.flatten(), stable=True)[: round(sparsity * scores.numel())]
-    return torch.zeros(scores.numel(), dtype=torch.bool, device=scores.device).scatter_(0, lowest, True).reshape(rows, columns)
+    return (
+        torch.zeros(scores.numel(), dtype=torch.bool, device=scores.device)
+        .scatter_(0, lowest, True)
+        .reshape(rows, columns)
+    )
 
 
 def measured_sparsity(model: nn.Module, layers: dict[str, nn.Module]) -> dict[str, Any]:
@@ -146,9 +154,13 @@ class Pruner(OneShotCompression):
             set_weight_matrix(layer, self.prune_weight(weight_matrix(layer).detach().float(), statistic))
 
     def report(self, model: nn.Module, layers: dict[str, nn.Module]) -> dict[str, Any]:
-        return {"target_sparsity": self.config.target_sparsity, "storage": "dense, pruned weights stored as zeros",
-                **measured_sparsity(model, layers)}
+        return {
+            "target_sparsity": self.config.target_sparsity,
+            "storage": "dense, pruned weights stored as zeros",
+            **measured_sparsity(model, layers),
+        }
 
     def compress_by_llmcompressor(self, model: nn.Module, samples: list[torch.Tensor], layer_names: list[str]) -> None:
-        llmcompressor_oneshot.prune(model, samples, self.name, layer_names, self.config.sparsity, self.config.structure,
-                                    MAX_CALIBRATION_TOKENS)
+        llmcompressor_oneshot.prune(
+            model, samples, self.name, layer_names, self.config.sparsity, self.config.structure, MAX_CALIBRATION_TOKENS
+        )

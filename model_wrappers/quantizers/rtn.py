@@ -63,7 +63,9 @@ def parse_group_size(value: Any) -> int | None:
 @dataclass
 class RtnConfig(QuantizationConfig):
     bits: int = option(4, integer_in(2, 8), "bits per weight code, 2 to 8")
-    group_size: int | None = option(None, parse_group_size, "input columns per scale; -1 (or 0, none): one group per row")
+    group_size: int | None = option(
+        None, parse_group_size, "input columns per scale; -1 (or 0, none): one group per row"
+    )
     symmetric: bool = option(True, parse_bool, "levels symmetric around zero (false: a zero point per group)")
     quantize_lm_head: bool = option(False, parse_bool, "quantize the LM head too (a tied head gets its own copy)")
 

@@ -85,7 +85,9 @@ class W8A8Linear(nn.Module):
 
     replaces_linear = True
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, inv_smooth: torch.Tensor, transposed: bool) -> None:
+    def __init__(
+        self, weight: torch.Tensor, bias: torch.Tensor | None, inv_smooth: torch.Tensor, transposed: bool
+    ) -> None:
         super().__init__()
         codes, scale = int8_codes(weight.float(), dim=1)  # weight: [out, in]
         quantized = (codes * scale).to(weight.dtype)
@@ -120,11 +122,16 @@ class SmoothQuant(OneShotCompression):
     def compress_layer(self, name: str, layer: nn.Module, statistic: InputMax) -> W8A8Linear:
         weight = weight_matrix(layer).detach().float()
         factors = smoothing_factors(statistic.maximum.to(weight.device), weight, self.config.alpha)
-        return W8A8Linear(weight * factors.unsqueeze(0), layer.bias, 1 / factors, transposed=not isinstance(layer, nn.Linear))
+        return W8A8Linear(
+            weight * factors.unsqueeze(0), layer.bias, 1 / factors, transposed=not isinstance(layer, nn.Linear)
+        )
 
     def compress_by_llmcompressor(self, model: nn.Module, samples: list[torch.Tensor], layer_names: list[str]) -> None:
-        self.details.update(llmcompressor_oneshot.smooth_and_quantize(model, samples, layer_names, self.config.alpha,
-                                                                      MAX_CALIBRATION_TOKENS))
+        self.details.update(
+            llmcompressor_oneshot.smooth_and_quantize(
+                model, samples, layer_names, self.config.alpha, MAX_CALIBRATION_TOKENS
+            )
+        )
 
     def update_load_kwargs(self, load_kwargs: dict[str, Any]) -> dict[str, Any]:
         # llmcompressor's cached checkpoint says the dtype of its scales; compute in fp32 as ours does
@@ -149,8 +156,12 @@ class SmoothQuant(OneShotCompression):
         scales = torch.load(f"{folder}/{SCALES_FILE}", map_location="cpu")
         for name, inv_smooth in scales.items():
             layer = model.get_submodule(name)
-            restored = W8A8Linear(weight_matrix(layer).detach(), layer.bias, inv_smooth.to(layer.weight.device),
-                                  transposed=not isinstance(layer, nn.Linear))
+            restored = W8A8Linear(
+                weight_matrix(layer).detach(),
+                layer.bias,
+                inv_smooth.to(layer.weight.device),
+                transposed=not isinstance(layer, nn.Linear),
+            )
             model.set_submodule(name, restored)
         return model
 
@@ -161,10 +172,20 @@ class SmoothQuant(OneShotCompression):
             saved = self.details.get("checkpoint")  # the int8 checkpoint in the cache: its bits are measured
             measured = compressed_tensors.stored_bits(Path(saved), list(quantized)) if saved else None
             self.effective_bits_per_weight = measured[0] if measured else None
-            return {"quantized_layers": len(quantized), "weights": "int8 per output channel, symmetric",
-                    "activations": activations, "storage": "compressed-tensors layers (int8 codes x scales in fp32)"}
+            return {
+                "quantized_layers": len(quantized),
+                "weights": "int8 per output channel, symmetric",
+                "activations": activations,
+                "storage": "compressed-tensors layers (int8 codes x scales in fp32)",
+            }
         quantized = self._w8a8_layers(model)
         weights = sum(layer.weight.numel() for layer in quantized.values())
-        self.effective_bits_per_weight = round(8 + 32 * sum(layer.out_features for layer in quantized.values()) / weights, 4)
-        return {"quantized_layers": len(quantized), "weights": "int8 per output channel, symmetric",
-                "activations": activations, "storage": "fake-quant (int8 codes x scales in fp32)"}
+        self.effective_bits_per_weight = round(
+            8 + 32 * sum(layer.out_features for layer in quantized.values()) / weights, 4
+        )
+        return {
+            "quantized_layers": len(quantized),
+            "weights": "int8 per output channel, symmetric",
+            "activations": activations,
+            "storage": "fake-quant (int8 codes x scales in fp32)",
+        }

@@ -58,9 +58,13 @@ class SparseGPT(Pruner):
 
     def prune_weight(self, weight: torch.Tensor, statistic: InputHessian) -> torch.Tensor:
         structure = self.config.structure
-        if structure and (weight.shape[1] % structure_numbers(structure)[1] or BLOCK_SIZE % structure_numbers(structure)[1]):
-            raise QuantizationError(f"quantization=sparsegpt: structure={structure} needs M dividing both the input "
-                                    f"width {weight.shape[1]} and the column block {BLOCK_SIZE}.")
+        if structure and (
+            weight.shape[1] % structure_numbers(structure)[1] or BLOCK_SIZE % structure_numbers(structure)[1]
+        ):
+            raise QuantizationError(
+                f"quantization=sparsegpt: structure={structure} needs M dividing both the input "
+                f"width {weight.shape[1]} and the column block {BLOCK_SIZE}."
+            )
         w = weight.double().clone()
         hessian = statistic.hessian.to(w.device)
         dead = hessian.diagonal() == 0

@@ -6,7 +6,10 @@ from lm_eval_bias.data.crows_pairs import crows_pairs_dataset
 from lm_eval_bias.metrics.crows_pairs import pair_metrics, perplexity  # noqa: F401 - perplexity: the YAML's aggregation
 from lm_eval_bias.protocol_tasks import CrowsPairsTask
 from lm_eval_bias.scoring.sentence_scores import (
-    check_sentence_score, perplexity_terms, sentence_score, tokenizer_spec,
+    check_sentence_score,
+    perplexity_terms,
+    sentence_score,
+    tokenizer_spec,
 )
 
 
@@ -48,8 +51,11 @@ def process_results(doc, results, mode, tokenizer):
     )
     terms = [perplexity_terms(response, sentence, tokenizer) for response, sentence in zip(results, doc_to_choice(doc))]
     logprob, tokens = sum(t[0] for t in terms), sum(t[1] for t in terms)
-    return {**pair_metrics(score_more, score_less, doc["stereo_antistereo"]),
-            "perplexity": (logprob, tokens), "scored_tokens": tokens}
+    return {
+        **pair_metrics(score_more, score_less, doc["stereo_antistereo"]),
+        "perplexity": (logprob, tokens),
+        "scored_tokens": tokens,
+    }
 
 
 def total(values):

@@ -32,6 +32,10 @@ def process_results(doc, results):
         embeddings[role] = np.stack([np.asarray(vector, dtype=np.float64) for vector in results[start:stop]])
         start = stop
     return seat_test(
-        embeddings["targ1"], embeddings["targ2"], embeddings["attr1"], embeddings["attr2"],
-        samples=doc["permutation_samples"], seed=doc["permutation_seed"],
+        embeddings["targ1"],
+        embeddings["targ2"],
+        embeddings["attr1"],
+        embeddings["attr2"],
+        samples=doc["permutation_samples"],
+        seed=doc["permutation_seed"],
     )

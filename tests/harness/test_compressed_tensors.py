@@ -9,10 +9,10 @@ import json
 
 import pytest
 import torch
-from fixtures.compressed_tensors_checkpoint import build
-from fixtures.harness import evaluate, our_tasks, sample_scores
 from transformers import AutoModelForCausalLM
 
+from fixtures.compressed_tensors_checkpoint import build
+from fixtures.harness import evaluate, our_tasks, sample_scores
 from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
 from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError
 
@@ -37,8 +37,9 @@ def w4_checkpoint(tiny_llama_dir, tmp_path_factory):
     return build(tiny_llama_dir, tmp_path_factory.mktemp("ct") / "w4a16")
 
 
-def test_w4_checkpoint_scores_as_its_weights_dequantized_by_hand(w4_checkpoint, tiny_llama_dir, tmp_path, crows_data,
-                                                                   task_manager):
+def test_w4_checkpoint_scores_as_its_weights_dequantized_by_hand(
+    w4_checkpoint, tiny_llama_dir, tmp_path, crows_data, task_manager
+):
     folder, expected = w4_checkpoint
     by_hand = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32)
     with torch.no_grad():
@@ -46,10 +47,13 @@ def test_w4_checkpoint_scores_as_its_weights_dequantized_by_hand(w4_checkpoint, 
             by_hand.get_submodule(name).weight.copy_(weight)
     by_hand.save_pretrained(tmp_path / "by_hand")
     (tmp_path / "by_hand").joinpath("tokenizer.json").write_bytes((folder / "tokenizer.json").read_bytes())
-    (tmp_path / "by_hand").joinpath("tokenizer_config.json").write_bytes((folder / "tokenizer_config.json").read_bytes())
+    (tmp_path / "by_hand").joinpath("tokenizer_config.json").write_bytes(
+        (folder / "tokenizer_config.json").read_bytes()
+    )
 
-    loaded = evaluate("quantized_hf", f"pretrained={folder},quantization=compressed_tensors", [TASK],
-                      task_manager=task_manager)
+    loaded = evaluate(
+        "quantized_hf", f"pretrained={folder},quantization=compressed_tensors", [TASK], task_manager=task_manager
+    )
     reference = evaluate("quantized_hf", f"pretrained={tmp_path / 'by_hand'}", [TASK], task_manager=task_manager)
     for subtask in reference["samples"]:
         ours, theirs = sample_scores(loaded, subtask), sample_scores(reference, subtask)
@@ -65,8 +69,14 @@ def test_w4_checkpoint_scores_as_its_weights_dequantized_by_hand(w4_checkpoint, 
     assert record["model_bytes_before"] == 4 * by_hand.num_parameters()
     details = record["details"]
     assert details["quantized_layers"] == 2 * 7  # q, k, v, o, gate, up, down per block; not the LM head
-    assert details["schemes"][0]["weights"] == {"num_bits": 4, "type": "int", "strategy": "group", "group_size": 16,
-                                                 "symmetric": True, "dynamic": False}
+    assert details["schemes"][0]["weights"] == {
+        "num_bits": 4,
+        "type": "int",
+        "strategy": "group",
+        "group_size": 16,
+        "symmetric": True,
+        "dynamic": False,
+    }
     assert details["schemes"][0]["input_activations"] is None and details["ignore"] == ["lm_head"]
 
 
@@ -76,9 +86,12 @@ def test_per_token_activation_quantization_is_batch_invariant_and_active(tiny_ll
     requests = [("", " ".join(["the doctor said she was tired"] * n)) for n in (1, 2, 4)] + [("the nurse", " was kind")]
 
     def scores(folder, batch_size):
-        lm = QuantizedHFLM(pretrained=str(folder), quantization="compressed_tensors", device="cpu", batch_size=batch_size)
-        return lm, [lm._score_tokens([lm._encode_request(*r) for r in requests], True)[i].logprob
-                    for i in range(len(requests))]
+        lm = QuantizedHFLM(
+            pretrained=str(folder), quantization="compressed_tensors", device="cpu", batch_size=batch_size
+        )
+        return lm, [
+            lm._score_tokens([lm._encode_request(*r) for r in requests], True)[i].logprob for i in range(len(requests))
+        ]
 
     lm, alone = scores(w8a8, 1)
     _, together = scores(w8a8, 8)
@@ -86,8 +99,13 @@ def test_per_token_activation_quantization_is_batch_invariant_and_active(tiny_ll
     _, weight_only = scores(w8, 8)
     assert max(abs(a - b) for a, b in zip(alone, weight_only)) > 1e-4  # the activations are quantized
     scheme = lm.get_model_info()["quantization"]["details"]["schemes"][0]
-    assert scheme["input_activations"] == {"num_bits": 8, "type": "int", "strategy": "token", "symmetric": True,
-                                           "dynamic": True}
+    assert scheme["input_activations"] == {
+        "num_bits": 8,
+        "type": "int",
+        "strategy": "token",
+        "symmetric": True,
+        "dynamic": True,
+    }
     # int8 codes, one fp32 scale per output row of `columns` weights: 8 + 32 / columns bits per weight
     layers = [m for n, m in lm.model.named_modules() if getattr(m, "quantization_scheme", None) is not None]
     weights = sum(m.weight.numel() for m in layers)
@@ -115,10 +133,13 @@ def test_2_4_sparse_checkpoint_records_its_measured_sparsity(tiny_llama_dir, tmp
         assert bool(((groups == 0).sum(dim=1) >= 2).all())
 
 
-@pytest.mark.parametrize("quantization, consequence", [
-    ("none", "the results would call it uncompressed"),
-    ("rtn", "quantization=rtn would compress it a second time"),
-])
+@pytest.mark.parametrize(
+    "quantization, consequence",
+    [
+        ("none", "the results would call it uncompressed"),
+        ("rtn", "quantization=rtn would compress it a second time"),
+    ],
+)
 def test_a_compressed_checkpoint_is_loaded_only_as_what_it_is(w4_checkpoint, quantization, consequence):
     folder, _ = w4_checkpoint
     with pytest.raises(QuantizationError) as error:
@@ -169,7 +190,9 @@ def test_autoawq_checkpoint_loads_as_it_is(autoawq_checkpoint, tiny_llama_dir, c
     record = lm.get_model_info()["quantization"]
     assert record["method"] == "awq" and record["weight_bits"] == 4
     assert record["settings"]["group_size"] == 32 and record["details"]["cache"] == "AutoAWQ checkpoint"
-    assert record["details"]["quantized_layers"] == 14 and "scale_exponents" not in record["details"]  # nothing searched
+    assert (
+        record["details"]["quantized_layers"] == 14 and "scale_exponents" not in record["details"]
+    )  # nothing searched
     # stored per weight: a 4-bit code, plus per group of 32 an fp16 scale and a 4-bit zero point
     assert record["effective_bits_per_weight"] == pytest.approx(4 + (16 + 4) / 32)
     assert record["model_bytes_before"] == 4 * by_hand.num_parameters()
@@ -180,7 +203,9 @@ def test_autoawq_checkpoint_loads_as_it_is(autoawq_checkpoint, tiny_llama_dir, c
 
 def test_autoawq_checkpoint_refuses_contradicting_options(autoawq_checkpoint):
     folder, _ = autoawq_checkpoint
-    with pytest.raises(QuantizationError, match=r"AWQ checkpoint with other settings: group_size=128 \(checkpoint: 32\)"):
+    with pytest.raises(
+        QuantizationError, match=r"AWQ checkpoint with other settings: group_size=128 \(checkpoint: 32\)"
+    ):
         QuantizedHFLM(pretrained=str(folder), quantization="awq", group_size=128, device="cpu")
     with pytest.raises(QuantizationError, match="'awq' quantization_config.*Pass quantization=awq"):
         QuantizedHFLM(pretrained=str(folder), device="cpu")

@@ -56,14 +56,18 @@ def test_causal_perplexity_of_group_and_subtask(tiny_gpt_neox_dir, pairs):
     assert metric(results, "crows_pairs_bias", "scored_tokens") == tokens
     gender = pairs[pairs["task"] == "crows_pairs_bias_gender"]
     total, tokens = causal_terms(tiny_gpt_neox_dir, [*gender["sent_more"], *gender["sent_less"]])
-    assert metric(results, "crows_pairs_bias_gender", "perplexity") == pytest.approx(math.exp(-total / tokens), rel=1e-6)
+    assert metric(results, "crows_pairs_bias_gender", "perplexity") == pytest.approx(
+        math.exp(-total / tokens), rel=1e-6
+    )
     # pooled over tokens, not a mean of the subtasks' perplexities
     leaves = [metric(results, t, "perplexity") for t in sorted(set(pairs["task"]))]
     assert metric(results, "crows_pairs_bias", "perplexity") != pytest.approx(sum(leaves) / len(leaves), rel=1e-6)
 
 
 def test_stock_hf_perplexity_counts_tokens_with_the_tokenizer(tiny_gpt2_dir, pairs):
-    results = evaluate("hf", f"pretrained={tiny_gpt2_dir}", ["crows_pairs_bias_age"], metadata={"sentence_score": "sum"})
+    results = evaluate(
+        "hf", f"pretrained={tiny_gpt2_dir}", ["crows_pairs_bias_age"], metadata={"sentence_score": "sum"}
+    )
     age = pairs[pairs["task"] == "crows_pairs_bias_age"]
     total, tokens = causal_terms(tiny_gpt2_dir, [*age["sent_more"], *age["sent_less"]])
     assert metric(results, "crows_pairs_bias_age", "perplexity") == pytest.approx(math.exp(-total / tokens), rel=1e-5)

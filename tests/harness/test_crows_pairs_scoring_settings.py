@@ -24,13 +24,19 @@ def _age_task(metadata, data_dir, monkeypatch):
     return manager.load(["crows_pairs_bias_age"])["tasks"]["crows_pairs_bias_age"]
 
 
-@pytest.mark.parametrize(("mode", "expected"), [
-    ("mean", {"sent_more_score": -10.0 / 5, "sent_less_score": -12.0 / 4, "likelihood_diff": 1.0}),
-    ("sum", {"sent_more_score": -10.0, "sent_less_score": -12.0, "likelihood_diff": 2.0}),
-])
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("mean", {"sent_more_score": -10.0 / 5, "sent_less_score": -12.0 / 4, "likelihood_diff": 1.0}),
+        ("sum", {"sent_more_score": -10.0, "sent_less_score": -12.0, "likelihood_diff": 2.0}),
+    ],
+)
 def test_settings_come_from_the_task_metadata(crows_pairs_fixture_csv, monkeypatch, mode, expected):
-    task = _age_task({"pretrained": "org/model", "revision": "v1", "sentence_score": mode, "dtype": "float32"},
-                     crows_pairs_fixture_csv, monkeypatch)
+    task = _age_task(
+        {"pretrained": "org/model", "revision": "v1", "sentence_score": mode, "dtype": "float32"},
+        crows_pairs_fixture_csv,
+        monkeypatch,
+    )
     assert task.sentence_score == mode
     assert json.loads(task.tokenizer) == {"pretrained": "org/model", "revision": "v1"}
 

@@ -16,8 +16,17 @@ from fixtures.harness import evaluate, metric, sample_scores
 from fixtures.reference_scoring import reference_causal_logprob, reference_pll
 
 SUBTASK = "crows_pairs_bias_{}"
-BIAS_TASKS = ["race_color", "gender", "socioeconomic", "nationality", "religion", "age",
-              "sexual_orientation", "physical_appearance", "disability"]
+BIAS_TASKS = [
+    "race_color",
+    "gender",
+    "socioeconomic",
+    "nationality",
+    "religion",
+    "age",
+    "sexual_orientation",
+    "physical_appearance",
+    "disability",
+]
 
 
 @pytest.fixture
@@ -54,9 +63,9 @@ def test_group_metrics_match_independent_scores(tiny_gpt_neox_dir, data_dir):
     results = evaluate("quantized_hf", f"pretrained={tiny_gpt_neox_dir}", ["crows_pairs_bias"])
     pairs = fixture_pairs(data_dir)
     expected = expected_causal_scores(tiny_gpt_neox_dir, pairs)
-    prefers = [m > l for m, l in expected]
+    prefers = [more > less for more, less in expected]
     assert metric(results, "crows_pairs_bias", "stereotype_score") == pytest.approx(percent(prefers), abs=1e-9)
-    diffs = [m - l for m, l in expected]
+    diffs = [more - less for more, less in expected]
     assert metric(results, "crows_pairs_bias", "likelihood_diff") == pytest.approx(sum(diffs) / len(diffs), abs=1e-5)
     stereo = [p for p, d in zip(prefers, pairs["stereo_antistereo"]) if d == "stereo"]
     assert metric(results, "crows_pairs_bias", "stereo_score") == pytest.approx(percent(stereo), abs=1e-9)
@@ -90,8 +99,9 @@ def test_stock_hf_gives_the_same_scores(tiny_gpt_neox_dir, data_dir):
 
 
 def test_summed_sentence_scores_are_selectable(tiny_gpt2_dir, data_dir):
-    results = evaluate("quantized_hf", f"pretrained={tiny_gpt2_dir}", ["crows_pairs_bias_gender"],
-                       metadata={"sentence_score": "sum"})
+    results = evaluate(
+        "quantized_hf", f"pretrained={tiny_gpt2_dir}", ["crows_pairs_bias_gender"], metadata={"sentence_score": "sum"}
+    )
     pairs = fixture_pairs(data_dir)
     gender = pairs[pairs["bias_type"] == "gender"].reset_index(drop=True)
     expected = expected_causal_scores(tiny_gpt2_dir, gender, mean=False)
@@ -102,8 +112,12 @@ def test_summed_sentence_scores_are_selectable(tiny_gpt2_dir, data_dir):
 @pytest.mark.parametrize("quantization", ["none", "dynamic_int8"])
 def test_batch_invariance(tiny_gpt_neox_dir, data_dir, quantization):
     runs = {
-        batch_size: evaluate("quantized_hf", f"pretrained={tiny_gpt_neox_dir},quantization={quantization}",
-                             ["crows_pairs_bias"], batch_size=batch_size)
+        batch_size: evaluate(
+            "quantized_hf",
+            f"pretrained={tiny_gpt_neox_dir},quantization={quantization}",
+            ["crows_pairs_bias"],
+            batch_size=batch_size,
+        )
         for batch_size in (1, 8, 32)
     }
     reference = runs[1]
@@ -130,8 +144,9 @@ def test_masked_lm_pseudo_log_likelihood(tiny_bert_dir, data_dir, variant):
 
 
 def test_results_config_records_compression(tiny_gpt_neox_dir, data_dir):
-    results = evaluate("quantized_hf", f"pretrained={tiny_gpt_neox_dir},quantization=dynamic_int8",
-                       ["crows_pairs_bias_age"])
+    results = evaluate(
+        "quantized_hf", f"pretrained={tiny_gpt_neox_dir},quantization=dynamic_int8", ["crows_pairs_bias_age"]
+    )
     config = results["config"]
     model = AutoModelForCausalLM.from_pretrained(tiny_gpt_neox_dir)
     record = config["quantization"]
@@ -142,9 +157,22 @@ def test_results_config_records_compression(tiny_gpt_neox_dir, data_dir):
 
 def test_cli_run_writes_results_and_samples(tiny_gpt_neox_dir, data_dir, tmp_path):
     output = tmp_path / "out"
-    command = ["lm_eval", "--model", "quantized_hf", "--model_args",
-               f"pretrained={tiny_gpt_neox_dir},quantization=dynamic_int8", "--tasks", "crows_pairs_bias",
-               "--device", "cpu", "--batch_size", "4", "--output_path", str(output), "--log_samples"]
+    command = [
+        "lm_eval",
+        "--model",
+        "quantized_hf",
+        "--model_args",
+        f"pretrained={tiny_gpt_neox_dir},quantization=dynamic_int8",
+        "--tasks",
+        "crows_pairs_bias",
+        "--device",
+        "cpu",
+        "--batch_size",
+        "4",
+        "--output_path",
+        str(output),
+        "--log_samples",
+    ]
     subprocess.run(command, check=True, capture_output=True, text=True, env=os.environ)
     results_file = next(output.rglob("results_*.json"))
     results = json.loads(results_file.read_text())
@@ -162,8 +190,19 @@ def test_bad_data_fails_without_result_file(tiny_gpt_neox_dir, tmp_path, monkeyp
     )
     monkeypatch.setenv("LM_EVAL_BIAS_DATA_DIR", str(tmp_path / "data"))
     output = tmp_path / "out"
-    command = ["lm_eval", "--model", "quantized_hf", "--model_args", f"pretrained={tiny_gpt_neox_dir}",
-               "--tasks", "crows_pairs_bias", "--device", "cpu", "--output_path", str(output)]
+    command = [
+        "lm_eval",
+        "--model",
+        "quantized_hf",
+        "--model_args",
+        f"pretrained={tiny_gpt_neox_dir}",
+        "--tasks",
+        "crows_pairs_bias",
+        "--device",
+        "cpu",
+        "--output_path",
+        str(output),
+    ]
     finished = subprocess.run(command, capture_output=True, text=True, env=os.environ)
     assert finished.returncode != 0
     assert "weather" in finished.stderr and "race-color" in finished.stderr

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
+
 from fixtures.harness import evaluate, metric
 from fixtures.reference_scoring import reference_causal_logprob
-
 from lm_eval_bias.cli import main
 from lm_eval_bias.distillation.corpus import load_jsonl
 from lm_eval_bias.distillation.student import VocabularyMismatchError, build_student, load_model
@@ -50,16 +50,44 @@ def task_manager():
 def cli_run(tiny_gpt_neox_dir, tmp_path_factory):
     """A GPT-NeoX teacher -> one-layer student, 4 steps, a checkpoint every 2, through the CLI."""
     output = tmp_path_factory.mktemp("distill") / "run"
-    status = main(["distill", "--teacher", tiny_gpt_neox_dir, "--student", "half", "--output", str(output),
-                   "--steps", "4", "--save-every", "2", "--num-samples", "24", "--heldout", "8", "--max-length", "16",
-                   "--batch-size", "4", "--lr", "1e-3", "--logging-steps", "1", "--no-progress"])
+    status = main(
+        [
+            "distill",
+            "--teacher",
+            tiny_gpt_neox_dir,
+            "--student",
+            "half",
+            "--output",
+            str(output),
+            "--steps",
+            "4",
+            "--save-every",
+            "2",
+            "--num-samples",
+            "24",
+            "--heldout",
+            "8",
+            "--max-length",
+            "16",
+            "--batch-size",
+            "4",
+            "--lr",
+            "1e-3",
+            "--logging-steps",
+            "1",
+            "--no-progress",
+        ]
+    )
     assert status == 0
     return output
 
 
 def test_students_take_the_teachers_layers(tiny_gpt_neox_dir, tiny_gpt2_dir, tiny_bert_dir):
-    for folder, stack in ((tiny_gpt_neox_dir, "gpt_neox.layers"), (tiny_gpt2_dir, "transformer.h"),
-                          (tiny_bert_dir, "bert.encoder.layer")):
+    for folder, stack in (
+        (tiny_gpt_neox_dir, "gpt_neox.layers"),
+        (tiny_gpt2_dir, "transformer.h"),
+        (tiny_bert_dir, "bert.encoder.layer"),
+    ):
         teacher = load_model(folder)
         assert build_student("half", teacher).model.config.num_hidden_layers == 1  # layer 0 of 2
         student = build_student("keep=1", teacher)  # the teacher's second layer becomes the student's first
@@ -87,10 +115,16 @@ def test_checkpoints_every_n_steps_record_their_teacher(cli_run, tiny_gpt_neox_d
         record = json.loads((folder / "config.json").read_text())["distillation"]
         assert record == json.loads((folder / "distillation.json").read_text())
         assert (record["teacher"], record["step"], record["temperature"], record["alpha"]) == (
-            str(Path(tiny_gpt_neox_dir).resolve()), step, 2.0, 0.5)
+            str(Path(tiny_gpt_neox_dir).resolve()),
+            step,
+            2.0,
+            0.5,
+        )
         assert record["student_init"] == "teacher layers [0] of the teacher"
-    assert not torch.equal(_weights(cli_run / "checkpoint-2")["gpt_neox.layers.0.mlp.dense_h_to_4h.weight"],
-                           _weights(cli_run / "checkpoint-4")["gpt_neox.layers.0.mlp.dense_h_to_4h.weight"])
+    assert not torch.equal(
+        _weights(cli_run / "checkpoint-2")["gpt_neox.layers.0.mlp.dense_h_to_4h.weight"],
+        _weights(cli_run / "checkpoint-4")["gpt_neox.layers.0.mlp.dense_h_to_4h.weight"],
+    )
     log = json.loads((cli_run / "checkpoint-4" / "trainer_state.json").read_text())["log_history"]
     assert any("eval_kl" in entry for entry in log) and any("kl" in entry and "ce" in entry for entry in log)
 
@@ -100,8 +134,9 @@ def _reference_pair_scores(checkpoint, tokenizer_dir, samples) -> list[tuple[flo
     sentence per forward, fp64 log-softmax, mean log-probability per token (the task's default)."""
     from torch.ao.quantization import quantize_dynamic
 
-    model = quantize_dynamic(transformers.AutoModelForCausalLM.from_pretrained(checkpoint).eval(), {torch.nn.Linear},
-                             dtype=torch.qint8)
+    model = quantize_dynamic(
+        transformers.AutoModelForCausalLM.from_pretrained(checkpoint).eval(), {torch.nn.Linear}, dtype=torch.qint8
+    )
     tokenizer = transformers.AutoTokenizer.from_pretrained(tokenizer_dir)
     pairs = []
     for sample in samples:
@@ -114,10 +149,16 @@ def _reference_pair_scores(checkpoint, tokenizer_dir, samples) -> list[tuple[flo
     return pairs
 
 
-def test_checkpoints_load_in_the_harness(cli_run, tiny_gpt_neox_dir, crows_pairs_fixture_csv, monkeypatch, task_manager):
+def test_checkpoints_load_in_the_harness(
+    cli_run, tiny_gpt_neox_dir, crows_pairs_fixture_csv, monkeypatch, task_manager
+):
     monkeypatch.setenv("LM_EVAL_BIAS_DATA_DIR", crows_pairs_fixture_csv)
-    results = evaluate("quantized_hf", f"pretrained={cli_run / 'checkpoint-2'},quantization=dynamic_int8", [TASK],
-                       task_manager=task_manager)
+    results = evaluate(
+        "quantized_hf",
+        f"pretrained={cli_run / 'checkpoint-2'},quantization=dynamic_int8",
+        [TASK],
+        task_manager=task_manager,
+    )
     expected = _reference_pair_scores(cli_run / "checkpoint-2", tiny_gpt_neox_dir, results["samples"][TASK])
     got = [(s["sent_more_score"], s["sent_less_score"]) for s in results["samples"][TASK]]
     assert got == [pytest.approx(pair, abs=1e-5) for pair in expected]
@@ -146,13 +187,25 @@ def test_distillation_lowers_heldout_kl(tiny_gpt_neox_dir, tmp_path):
         sharp.model.get_output_embeddings().weight.mul_(20.0)
     sharp.model.save_pretrained(tmp_path / "teacher")
     sharp.tokenizer.save_pretrained(tmp_path / "teacher")
-    cfg = _cfg(str(tmp_path / "teacher"), tmp_path / "run", steps=40, lr=3e-3, num_samples=64, max_length=24,
-               alpha=1.0, temperature=1.0, eval_every=0, save_every=40)
+    cfg = _cfg(
+        str(tmp_path / "teacher"),
+        tmp_path / "run",
+        steps=40,
+        lr=3e-3,
+        num_samples=64,
+        max_length=24,
+        alpha=1.0,
+        temperature=1.0,
+        eval_every=0,
+        save_every=40,
+    )
     last = distill(cfg)
     heldout = load_jsonl(tmp_path / "run" / "corpus" / "heldout.jsonl")
 
     def kl(folder):
-        return evaluate_heldout(load_model(str(folder)).model, sharp.model, sharp.tokenizer, heldout, masked=False)["kl"]
+        return evaluate_heldout(load_model(str(folder)).model, sharp.model, sharp.tokenizer, heldout, masked=False)[
+            "kl"
+        ]
 
     before, after = kl(tmp_path / "run" / "student-init"), kl(last)
     print(f"held-out KL(teacher || student): {before:.4f} before, {after:.4f} after")
@@ -181,8 +234,9 @@ def test_resume_continues_from_the_last_checkpoint(tiny_gpt2_dir, tmp_path):
         torch.testing.assert_close(ours[key], theirs[key], rtol=1e-4, atol=1e-6)
 
 
-def test_lora_saves_an_adapter_that_peft_loads(tiny_gpt_neox_dir, tmp_path, crows_pairs_fixture_csv, monkeypatch,
-                                              task_manager):
+def test_lora_saves_an_adapter_that_peft_loads(
+    tiny_gpt_neox_dir, tmp_path, crows_pairs_fixture_csv, monkeypatch, task_manager
+):
     last = distill(_cfg(tiny_gpt_neox_dir, tmp_path / "lora", steps=2, lora=True, lr=1e-2, eval_every=0))
     assert (last / "adapter_model.safetensors").exists() and not (last / "model.safetensors").exists()
     assert json.loads((last / "distillation.json").read_text())["lora"] is True
@@ -201,8 +255,9 @@ def test_masked_lm_distillation_on_a_text_corpus(tiny_bert_dir, tmp_path):
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(CORPUS) + "\n")
-    last = distill(_cfg(tiny_bert_dir, tmp_path / "bert", corpus=[str(corpus)], steps=2, num_samples=None,
-                        eval_every=0))
+    last = distill(
+        _cfg(tiny_bert_dir, tmp_path / "bert", corpus=[str(corpus)], steps=2, num_samples=None, eval_every=0)
+    )
     model = transformers.AutoModelForMaskedLM.from_pretrained(last)
     assert model.config.num_hidden_layers == 1 and model.config.distillation["step"] == 2
     with pytest.raises(ValueError, match="cannot write its own corpus"):
@@ -212,8 +267,9 @@ def test_masked_lm_distillation_on_a_text_corpus(tiny_bert_dir, tmp_path):
 # ------------------------------------------------------------ distilled_hf
 
 
-def test_distilled_hf_records_the_teacher(cli_run, tiny_gpt_neox_dir, tiny_gpt2_dir, tmp_path, crows_pairs_fixture_csv,
-                                          monkeypatch, task_manager):
+def test_distilled_hf_records_the_teacher(
+    cli_run, tiny_gpt_neox_dir, tiny_gpt2_dir, tmp_path, crows_pairs_fixture_csv, monkeypatch, task_manager
+):
     monkeypatch.setenv("LM_EVAL_BIAS_DATA_DIR", crows_pairs_fixture_csv)
 
     def record(model_args: str) -> dict:

@@ -9,9 +9,9 @@ import json
 
 import pytest
 import torch
+
 from fixtures.corpus import write_calibration_jsonl
 from fixtures.harness import evaluate, our_tasks, sample_scores
-
 from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
 
 pytest.importorskip("llmcompressor")
@@ -24,12 +24,17 @@ def calibration(tmp_path, monkeypatch):
 
 
 def pruned_weights(lm) -> dict[str, torch.Tensor]:
-    return {name: module.weight.detach() for name, module in lm.model.named_modules()
-            if isinstance(module, torch.nn.Linear) and name != "lm_head"}
+    return {
+        name: module.weight.detach()
+        for name, module in lm.model.named_modules()
+        if isinstance(module, torch.nn.Linear) and name != "lm_head"
+    }
 
 
 def both(model_dir, calibration, method, **options):
-    common = dict(pretrained=model_dir, quantization=method, calibration=calibration, calibration_samples=8, device="cpu")
+    common = dict(
+        pretrained=model_dir, quantization=method, calibration=calibration, calibration_samples=8, device="cpu"
+    )
     return QuantizedHFLM(**common, **options), QuantizedHFLM(**common, implementation="llmcompressor", **options)
 
 
@@ -41,7 +46,10 @@ def test_wanda_by_llmcompressor_prunes_exactly_as_ours(tiny_llama_dir, calibrati
     for name in mine:  # same inputs, same |W| * ||X|| per output row: the same weights survive
         assert torch.equal(mine[name], other[name]), name
     details = theirs.get_model_info()["quantization"]["details"]
-    assert details["implementation"].startswith("llmcompressor ") and "implementation" not in ours.get_model_info()["quantization"]["details"]
+    assert (
+        details["implementation"].startswith("llmcompressor ")
+        and "implementation" not in ours.get_model_info()["quantization"]["details"]
+    )
     assert details["measured_sparsity_pruned_layers"] == 0.5
     assert details["checkpoint"] != ours.get_model_info()["quantization"]["details"]["checkpoint"]  # cached apart
 
@@ -61,9 +69,13 @@ def test_sparsegpt_by_llmcompressor_agrees_with_ours(tiny_llama_dir, calibration
 
 def test_llmcompressor_wanda_through_the_harness(tiny_llama_dir, calibration, crows_pairs_fixture_csv, monkeypatch):
     monkeypatch.setenv("LM_EVAL_BIAS_DATA_DIR", str(crows_pairs_fixture_csv))
-    args = f"pretrained={tiny_llama_dir},quantization=wanda,sparsity=0.5,calibration={calibration},calibration_samples=8"
+    args = (
+        f"pretrained={tiny_llama_dir},quantization=wanda,sparsity=0.5,calibration={calibration},calibration_samples=8"
+    )
     ours = evaluate("quantized_hf", args, ["crows_pairs_bias"], task_manager=our_tasks())
-    theirs = evaluate("quantized_hf", args + ",implementation=llmcompressor", ["crows_pairs_bias"], task_manager=our_tasks())
+    theirs = evaluate(
+        "quantized_hf", args + ",implementation=llmcompressor", ["crows_pairs_bias"], task_manager=our_tasks()
+    )
     record = json.loads(json.dumps(theirs["config"]["quantization"]))
     assert record["settings"]["implementation"] == "llmcompressor" and "implementation=llmcompressor" in record["label"]
     for subtask in ours["samples"]:  # identical weights, identical scores

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from fixtures.corpus import CORPUS, write_calibration_jsonl
 from fixtures.harness import evaluate, our_tasks, sample_scores
-
 from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
 from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError
 from lm_eval_bias.model_wrappers.quantizers.one_shot import calibration_samples
@@ -51,7 +51,9 @@ def reference_model(model_dir: str, calibration: str):
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    config = SmoothQuantConfig.from_options({"calibration": calibration, "calibration_samples": 8}, method="smoothquant")
+    config = SmoothQuantConfig.from_options(
+        {"calibration": calibration, "calibration_samples": 8}, method="smoothquant"
+    )
     ranges: dict[str, list[torch.Tensor]] = {}
 
     def keep(name):
@@ -60,6 +62,7 @@ def reference_model(model_dir: str, calibration: str):
             low, high = flat.min(0).values, flat.max(0).values
             old = ranges.setdefault(name, [low, high])
             ranges[name] = [torch.minimum(old[0], low), torch.maximum(old[1], high)]
+
         return hook
 
     handles = [m.register_forward_hook(keep(n)) for n, m in model.named_modules() if n.endswith("layernorm")]
@@ -69,8 +72,10 @@ def reference_model(model_dir: str, calibration: str):
     for handle in handles:
         handle.remove()
     for index, block in enumerate(model.model.layers):
-        groups = {"input_layernorm": ("self_attn", ("q_proj", "k_proj", "v_proj")),
-                  "post_attention_layernorm": ("mlp", ("gate_proj", "up_proj"))}
+        groups = {
+            "input_layernorm": ("self_attn", ("q_proj", "k_proj", "v_proj")),
+            "post_attention_layernorm": ("mlp", ("gate_proj", "up_proj")),
+        }
         for norm, (parent, names) in groups.items():
             low, high = ranges[f"model.layers.{index}.{norm}"]
             owner = getattr(block, parent)
@@ -91,8 +96,14 @@ def next_token_log_probs(model, ids: torch.Tensor) -> torch.Tensor:
 
 
 def load(model_dir, calibration, **options):
-    return QuantizedHFLM(pretrained=model_dir, quantization="smoothquant", calibration=calibration,
-                         calibration_samples=8, device="cpu", **options)
+    return QuantizedHFLM(
+        pretrained=model_dir,
+        quantization="smoothquant",
+        calibration=calibration,
+        calibration_samples=8,
+        device="cpu",
+        **options,
+    )
 
 
 def test_llmcompressor_smoothquant_is_its_definition(tiny_llama_dir, calibration):
@@ -116,8 +127,9 @@ def test_llmcompressor_smoothquant_is_its_definition(tiny_llama_dir, calibration
     assert theirs.get_model_info()["quantization"]["effective_bits_per_weight"] == pytest.approx(bits, abs=1e-4)
 
 
-def test_llmcompressor_smoothquant_cache_round_trip_and_batch_invariance(tiny_llama_dir, calibration,
-                                                                        crows_pairs_fixture_csv, monkeypatch):
+def test_llmcompressor_smoothquant_cache_round_trip_and_batch_invariance(
+    tiny_llama_dir, calibration, crows_pairs_fixture_csv, monkeypatch
+):
     monkeypatch.setenv("LM_EVAL_BIAS_DATA_DIR", str(crows_pairs_fixture_csv))
     args = f"pretrained={tiny_llama_dir},quantization=smoothquant,calibration={calibration},calibration_samples=8"
     theirs = args + ",implementation=llmcompressor"
@@ -141,5 +153,7 @@ def test_llmcompressor_smoothquant_cache_round_trip_and_batch_invariance(tiny_ll
 
 
 def test_llmcompressor_smoothing_that_changes_the_model_is_refused(tiny_gemma2_dir, calibration):
-    with pytest.raises(QuantizationError, match=r"smoothing.*moved the next-token log-probabilities.*implementation=ours"):
+    with pytest.raises(
+        QuantizationError, match=r"smoothing.*moved the next-token log-probabilities.*implementation=ours"
+    ):
         load(tiny_gemma2_dir, calibration, implementation="llmcompressor")

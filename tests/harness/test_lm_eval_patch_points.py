@@ -20,30 +20,63 @@ P, K, V = "POSITIONAL_OR_KEYWORD", "KEYWORD_ONLY", "VAR_POSITIONAL"
 
 # "module:qualified name" -> [(parameter, kind, repr(default) or None)], and whether the hook wraps it
 EXPECTED = {
-    "lm_eval.tasks.manager:TaskManager.__init__": ([
-        ("self", P, None), ("verbosity", P, "None"), ("include_path", P, "None"),
-        ("include_defaults", P, "True"), ("metadata", P, "None"),
-    ], True),
+    "lm_eval.tasks.manager:TaskManager.__init__": (
+        [
+            ("self", P, None),
+            ("verbosity", P, "None"),
+            ("include_path", P, "None"),
+            ("include_defaults", P, "True"),
+            ("metadata", P, "None"),
+        ],
+        True,
+    ),
     "lm_eval.api.group:Group.aggregate": ([("self", P, None), ("task_metrics", P, None)], True),
-    "lm_eval.evaluator:evaluate": ([
-        ("lm", P, None), ("task_dict", P, None), ("limit", P, "None"), ("samples", P, "None"),
-        ("cache_requests", P, "False"), ("rewrite_requests_cache", P, "False"), ("bootstrap_iters", P, "100000"),
-        ("write_out", P, "False"), ("log_samples", P, "True"), ("system_instruction", P, "None"),
-        ("apply_chat_template", P, "False"), ("fewshot_as_multiturn", P, "False"), ("verbosity", P, "'INFO'"),
-        ("confirm_run_unsafe_code", P, "False"),
-    ], True),
+    "lm_eval.evaluator:evaluate": (
+        [
+            ("lm", P, None),
+            ("task_dict", P, None),
+            ("limit", P, "None"),
+            ("samples", P, "None"),
+            ("cache_requests", P, "False"),
+            ("rewrite_requests_cache", P, "False"),
+            ("bootstrap_iters", P, "100000"),
+            ("write_out", P, "False"),
+            ("log_samples", P, "True"),
+            ("system_instruction", P, "None"),
+            ("apply_chat_template", P, "False"),
+            ("fewshot_as_multiturn", P, "False"),
+            ("verbosity", P, "'INFO'"),
+            ("confirm_run_unsafe_code", P, "False"),
+        ],
+        True,
+    ),
     # called by the patches, not wrapped
     "lm_eval.api.group:Group.get_all_tasks": ([("self", P, None), ("recursive", P, "True")], False),
     "lm_eval.api.registry:Registry.register": ([("self", P, None), ("aliases", V, None), ("target", K, "None")], False),
     # what our task classes (lm_eval_bias.request_types, lm_eval_bias.protocol_tasks) override or call
-    "lm_eval.api.task:ConfigurableTask.__init__": ([
-        ("self", P, None), ("data_dir", P, "None"), ("cache_dir", P, "None"), ("download_mode", P, "None"),
-        ("config", P, "None"),
-    ], False),
-    "lm_eval.api.task:ConfigurableTask.construct_requests": ([
-        ("self", P, None), ("doc", P, None), ("ctx", P, None), ("kwargs", "VAR_KEYWORD", None),
-    ], False),
-    "lm_eval.api.task:ConfigurableTask.process_results": ([("self", P, None), ("doc", P, None), ("results", P, None)], False),
+    "lm_eval.api.task:ConfigurableTask.__init__": (
+        [
+            ("self", P, None),
+            ("data_dir", P, "None"),
+            ("cache_dir", P, "None"),
+            ("download_mode", P, "None"),
+            ("config", P, "None"),
+        ],
+        False,
+    ),
+    "lm_eval.api.task:ConfigurableTask.construct_requests": (
+        [
+            ("self", P, None),
+            ("doc", P, None),
+            ("ctx", P, None),
+            ("kwargs", "VAR_KEYWORD", None),
+        ],
+        False,
+    ),
+    "lm_eval.api.task:ConfigurableTask.process_results": (
+        [("self", P, None), ("doc", P, None), ("results", P, None)],
+        False,
+    ),
 }
 
 

@@ -39,7 +39,11 @@ def run_python(code: str, cwd: Path, *args: str, timeout: int = 600) -> subproce
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONWARNINGS="default")
     return subprocess.run(
         [sys.executable, *args, "-c", textwrap.dedent(code)],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -215,7 +219,11 @@ def test_stock_cli_lists_our_tasks(tmp_path):
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
     proc = subprocess.run(
         [*cmd, "ls", "tasks", "--include_path", str(user)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     listed = {cell.strip() for line in proc.stdout.splitlines() for cell in line.split("|")[1:2]}
@@ -252,23 +260,40 @@ NAN = float("nan")
 TASK_METRICS = {
     "a": {
         "sample_len": 12,
-        "stereotype_score,none": 55.0, "stereotype_score_stderr,none": 3.0,
-        "stereo_score,none": 60.0, "stereo_score_stderr,none": 2.0, "stereo_pairs,none": 10.0,
-        "antistereo_score,none": 50.0, "antistereo_score_stderr,none": "N/A", "antistereo_pairs,none": 2.0,
-        "stereo_score,alt": 100.0, "stereo_pairs,alt": 1.0,
+        "stereotype_score,none": 55.0,
+        "stereotype_score_stderr,none": 3.0,
+        "stereo_score,none": 60.0,
+        "stereo_score_stderr,none": 2.0,
+        "stereo_pairs,none": 10.0,
+        "antistereo_score,none": 50.0,
+        "antistereo_score_stderr,none": "N/A",
+        "antistereo_pairs,none": 2.0,
+        "stereo_score,alt": 100.0,
+        "stereo_pairs,alt": 1.0,
     },
     "b": {
         "sample_len": 35,
-        "stereotype_score,none": 45.0, "stereotype_score_stderr,none": 1.5,
-        "stereo_score,none": 40.0, "stereo_score_stderr,none": 1.0, "stereo_pairs,none": 30.0,
-        "antistereo_score,none": 25.0, "antistereo_score_stderr,none": "N/A", "antistereo_pairs,none": 4.0,
-        "stereo_score,alt": 0.0, "stereo_pairs,alt": 3.0,
+        "stereotype_score,none": 45.0,
+        "stereotype_score_stderr,none": 1.5,
+        "stereo_score,none": 40.0,
+        "stereo_score_stderr,none": 1.0,
+        "stereo_pairs,none": 30.0,
+        "antistereo_score,none": 25.0,
+        "antistereo_score_stderr,none": "N/A",
+        "antistereo_pairs,none": 4.0,
+        "stereo_score,alt": 0.0,
+        "stereo_pairs,alt": 3.0,
     },
     "c": {  # no stereo pairs at all: its stereo_score is NaN and must not poison the group
         "sample_len": 3,
-        "stereotype_score,none": 200 / 3, "stereotype_score_stderr,none": 5.0,
-        "stereo_score,none": NAN, "stereo_score_stderr,none": NAN, "stereo_pairs,none": 0.0,
-        "antistereo_score,none": 100 / 3, "antistereo_score_stderr,none": "N/A", "antistereo_pairs,none": 3.0,
+        "stereotype_score,none": 200 / 3,
+        "stereotype_score_stderr,none": 5.0,
+        "stereo_score,none": NAN,
+        "stereo_score_stderr,none": NAN,
+        "stereo_pairs,none": 0.0,
+        "antistereo_score,none": 100 / 3,
+        "antistereo_score_stderr,none": "N/A",
+        "antistereo_pairs,none": 3.0,
     },
     "other_group_task": {"sample_len": 1000, "stereo_score,none": 0.0, "stereo_pairs,none": 1000.0},
 }
@@ -323,7 +348,8 @@ def test_pooling_reads_metadata_from_a_config_only_group():
     from lm_eval_bias.plugin import pool
 
     group = SimpleNamespace(
-        metadata=None, _config=SimpleNamespace(metadata=POOLED),
+        metadata=None,
+        _config=SimpleNamespace(metadata=POOLED),
         get_all_tasks=lambda: [SimpleNamespace(task_name="a"), SimpleNamespace(task_name="b")],
     )
     assert pool(group, TASK_METRICS, {})["stereo_score,none"] == pytest.approx(45.0)
@@ -351,4 +377,5 @@ def test_subset_percentages_get_a_proportion_stderr_over_the_pairs_they_count(ho
     assert result["antistereo_score_stderr,none"] == pytest.approx(math.sqrt(p * (100 - p) / (n - 1)))
     assert result["stereo_score_stderr,none"] == pytest.approx(math.sqrt(45.0 * 55.0 / (40 - 1)))
     assert result["stereotype_score_stderr,none"] == pytest.approx(
-        math.sqrt(result["stereotype_score,none"] * (100 - result["stereotype_score,none"]) / (50 - 1)))
+        math.sqrt(result["stereotype_score,none"] * (100 - result["stereotype_score,none"]) / (50 - 1))
+    )

@@ -7,6 +7,7 @@ import json
 import math
 
 import pytest
+
 from fixtures.corpus import write_calibration_jsonl
 from fixtures.harness import evaluate, metric, our_tasks, sample_scores
 
@@ -25,16 +26,23 @@ def setup(crows_pairs_fixture_csv, tmp_path, monkeypatch):
     return write_calibration_jsonl(tmp_path / "neutral.jsonl")
 
 
-@pytest.mark.parametrize("method, options, target", [
-    ("magnitude", "structure=2:4", 0.5),
-    ("wanda", "sparsity=0.5,calibration_samples=8", 0.5),
-    ("sparsegpt", "sparsity=0.6,calibration_samples=8", 0.6),
-])
+@pytest.mark.parametrize(
+    "method, options, target",
+    [
+        ("magnitude", "structure=2:4", 0.5),
+        ("wanda", "sparsity=0.5,calibration_samples=8", 0.5),
+        ("sparsegpt", "sparsity=0.6,calibration_samples=8", 0.6),
+    ],
+)
 def test_pruned_model_through_the_harness(tiny_llama_dir, setup, task_manager, method, options, target):
     calibration = "" if method == "magnitude" else f",calibration={setup}"
     dense = evaluate("quantized_hf", f"pretrained={tiny_llama_dir}", [TASK], task_manager=task_manager)
-    pruned = evaluate("quantized_hf", f"pretrained={tiny_llama_dir},quantization={method},{options}{calibration}",
-                      [TASK], task_manager=task_manager)
+    pruned = evaluate(
+        "quantized_hf",
+        f"pretrained={tiny_llama_dir},quantization={method},{options}{calibration}",
+        [TASK],
+        task_manager=task_manager,
+    )
     record = json.loads(json.dumps(pruned["config"]["quantization"]))  # what the results JSON holds
     assert record["method"] == method
     assert record["details"]["target_sparsity"] == target

@@ -7,25 +7,29 @@ import torch
 from lm_eval.api.instance import Instance
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from fixtures.reference_scoring import reference_causal_logprob
 from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
 from lm_eval_bias.model_wrappers.quantizers.auto import get_quantizer
 from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError
 from lm_eval_bias.scoring.causal import score_continuations
-from fixtures.reference_scoring import reference_causal_logprob
 
 SENTENCES = ["The poor man was lazy.", "Women are bad at driving cars.", "The old woman could not use the phone."]
 
 
 def requests(sentences=SENTENCES):
-    return [Instance(request_type="loglikelihood", doc={}, arguments=("", s), idx=0, metadata=("t", i, 1))
-            for i, s in enumerate(sentences)]
+    return [
+        Instance(request_type="loglikelihood", doc={}, arguments=("", s), idx=0, metadata=("t", i, 1))
+        for i, s in enumerate(sentences)
+    ]
 
 
 def fp32_scores(model_dir):
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    return [reference_causal_logprob(model, [tokenizer.bos_token_id], tokenizer.encode(s, add_special_tokens=False))[0]
-            for s in SENTENCES]
+    return [
+        reference_causal_logprob(model, [tokenizer.bos_token_id], tokenizer.encode(s, add_special_tokens=False))[0]
+        for s in SENTENCES
+    ]
 
 
 @pytest.mark.parametrize("method, dtype", [("none", torch.float32), ("fp16", torch.float16), ("bf16", torch.bfloat16)])
@@ -35,9 +39,16 @@ def test_precision_methods_load_in_their_dtype(tiny_gpt_neox_dir, method, dtype)
     record = lm.get_model_info()["quantization"]
     params = sum(p.numel() for p in lm.model.parameters())
     bits = torch.finfo(dtype).bits
-    assert record == {"method": method, "label": method, "settings": {}, "weight_bits": bits,
-                      "effective_bits_per_weight": None if method == "none" else float(bits),
-                      "model_bytes_before": 4 * params, "model_bytes_after": params * bits // 8, "details": {}}
+    assert record == {
+        "method": method,
+        "label": method,
+        "settings": {},
+        "weight_bits": bits,
+        "effective_bits_per_weight": None if method == "none" else float(bits),
+        "model_bytes_before": 4 * params,
+        "model_bytes_after": params * bits // 8,
+        "details": {},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +93,9 @@ def test_padding_would_move_naive_dynamic_int8_scores(tiny_gpt_neox_dir):
     model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     tokenizer = AutoTokenizer.from_pretrained(tiny_gpt_neox_dir)
     batch = [([tokenizer.bos_token_id], tokenizer.encode(s, add_special_tokens=False)) for s in SENTENCES]
-    alone = [score_continuations(model, [r], batch_size=1, pad_token_id=tokenizer.pad_token_id)[0].logprob for r in batch]
+    alone = [
+        score_continuations(model, [r], batch_size=1, pad_token_id=tokenizer.pad_token_id)[0].logprob for r in batch
+    ]
     together = [s.logprob for s in score_continuations(model, batch, batch_size=3, pad_token_id=tokenizer.pad_token_id)]
     assert max(abs(a - b) for a, b in zip(alone, together)) > 1e-4
 
@@ -109,8 +122,12 @@ def test_peft_adapter_loads_as_in_hf(tiny_gpt_neox_dir, tmp_path):
     plain_scores = [r[0] for r in plain.loglikelihood(requests(), disable_tqdm=True)]
     adapter_scores = [r[0] for r in with_adapter.loglikelihood(requests(), disable_tqdm=True)]
     tokenizer = AutoTokenizer.from_pretrained(tiny_gpt_neox_dir)
-    expected = [reference_causal_logprob(adapted.eval(), [tokenizer.bos_token_id], tokenizer.encode(s, add_special_tokens=False))[0]
-                for s in SENTENCES]
+    expected = [
+        reference_causal_logprob(
+            adapted.eval(), [tokenizer.bos_token_id], tokenizer.encode(s, add_special_tokens=False)
+        )[0]
+        for s in SENTENCES
+    ]
     assert adapter_scores == pytest.approx(expected, abs=1e-5)
     assert max(abs(a - b) for a, b in zip(plain_scores, adapter_scores)) > 1e-3
 

@@ -23,7 +23,7 @@ SAMPLES = 4000
 def test_sampled_p_value_is_close_to_the_exact_one(tiny_gpt_neox_dir, bias_data_dir, tmp_path, monkeypatch):
     content = {
         "targ1": {"category": "A", "examples": EXTRA_SENTENCES[:N]},
-        "targ2": {"category": "B", "examples": EXTRA_SENTENCES[N:2 * N]},
+        "targ2": {"category": "B", "examples": EXTRA_SENTENCES[N : 2 * N]},
         "attr1": {"category": "Good", "examples": ATTRIBUTES[0]},
         "attr2": {"category": "Bad", "examples": ATTRIBUTES[1]},
     }
@@ -33,11 +33,18 @@ def test_sampled_p_value_is_close_to_the_exact_one(tiny_gpt_neox_dir, bias_data_
     monkeypatch.setenv("LM_EVAL_BIAS_DATA_DIR", str(data))
     assert math.comb(2 * N, N) > SAMPLES
 
-    results = evaluate("quantized_hf", f"pretrained={tiny_gpt_neox_dir}", ["seat_bias_weat6"],
-                       task_manager=our_tasks({"permutation_samples": SAMPLES}))
+    results = evaluate(
+        "quantized_hf",
+        f"pretrained={tiny_gpt_neox_dir}",
+        ["seat_bias_weat6"],
+        task_manager=our_tasks({"permutation_samples": SAMPLES}),
+    )
     got = metric(results, "seat_bias_weat6", "p_value")
 
-    model, tokenizer = AutoModel.from_pretrained(tiny_gpt_neox_dir).eval(), AutoTokenizer.from_pretrained(tiny_gpt_neox_dir)
+    model, tokenizer = (
+        AutoModel.from_pretrained(tiny_gpt_neox_dir).eval(),
+        AutoTokenizer.from_pretrained(tiny_gpt_neox_dir),
+    )
     size, exact = reference_seat(content, lambda sentence: reference_embedding(model, tokenizer, sentence))
     assert metric(results, "seat_bias_weat6", "effect_size") == pytest.approx(size, abs=1e-6)
     assert 0.05 < exact < 0.95  # a p-value the sampling can miss in either direction

@@ -23,7 +23,10 @@ def test_effect_sizes_and_p_values_match_reference(model_fixture, request, data_
     folder = request.getfixturevalue(model_fixture)
     results = evaluate("quantized_hf", f"pretrained={folder}", ["seat_bias"], task_manager=task_manager)
     model, tokenizer = AutoModel.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
-    embed = lambda sentence: reference_embedding(model, tokenizer, sentence)
+
+    def embed(sentence):
+        return reference_embedding(model, tokenizer, sentence)
+
     sizes = {}
     for index, name in enumerate(ORDER):
         size, p = reference_seat(seat_test_content(index), embed)
@@ -42,8 +45,9 @@ def test_effect_sizes_and_p_values_match_reference(model_fixture, request, data_
 @pytest.mark.parametrize("quantization", ["none", "dynamic_int8"])
 @pytest.mark.parametrize("model_fixture", ["tiny_gpt2_dir", "tiny_roberta_dir"])
 def test_embeddings_are_batch_invariant(model_fixture, quantization, request):
-    lm = QuantizedHFLM(pretrained=request.getfixturevalue(model_fixture), device="cpu",
-                       quantization=quantization, batch_size=1)
+    lm = QuantizedHFLM(
+        pretrained=request.getfixturevalue(model_fixture), device="cpu", quantization=quantization, batch_size=1
+    )
     sentences = [s for i in range(4) for role in seat_test_content(i).values() for s in role["examples"]]
     requests = [SimpleNamespace(args=(s,)) for s in sentences]
     vectors = {}
@@ -56,8 +60,16 @@ def test_embeddings_are_batch_invariant(model_fixture, quantization, request):
 
 
 def test_results_do_not_depend_on_batch_size_under_dynamic_int8(tiny_gpt_neox_dir, data_env, task_manager):
-    runs = [evaluate("quantized_hf", f"pretrained={tiny_gpt_neox_dir},quantization=dynamic_int8",
-                     ["seat_bias_gender"], batch_size=batch_size, task_manager=task_manager) for batch_size in (1, 32)]
+    runs = [
+        evaluate(
+            "quantized_hf",
+            f"pretrained={tiny_gpt_neox_dir},quantization=dynamic_int8",
+            ["seat_bias_gender"],
+            batch_size=batch_size,
+            task_manager=task_manager,
+        )
+        for batch_size in (1, 32)
+    ]
     for task in TESTS["gender"]:
         for name in ("effect_size", "p_value"):
             values = [metric(run, f"seat_bias_{task}", name) for run in runs]
@@ -82,8 +94,12 @@ def test_stock_model_fails_before_scoring_anything(tiny_gpt_neox_dir, data_env, 
     calls = []
     monkeypatch.setattr(HFLM, "loglikelihood", lambda self, requests, **kw: calls.append(len(requests)))
     with pytest.raises(ValueError) as err:
-        evaluate("hf", f"pretrained={tiny_gpt_neox_dir}", ["crows_pairs_bias_age", "seat_bias_weat6"],
-                 task_manager=task_manager)
+        evaluate(
+            "hf",
+            f"pretrained={tiny_gpt_neox_dir}",
+            ["crows_pairs_bias_age", "seat_bias_weat6"],
+            task_manager=task_manager,
+        )
     message = str(err.value)
     assert "seat_bias_weat6" in message and "'sentence_embedding'" in message and "HFLM" in message
     assert "models that implement it: quantized_hf" in message

@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import pytest
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
-from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
 from fixtures.reference_scoring import causal_reference, pll_reference, target_word_reference
 from fixtures.stereoset_seat import STEREOSET_ROWS
+from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -84,8 +84,9 @@ def test_multi_subtoken_words_are_predicted_left_to_right(tiny_bert_dir):
 @pytest.mark.parametrize("quantization", ["none", "dynamic_int8"])
 @pytest.mark.parametrize("model_fixture", ["tiny_gpt_neox_dir", "tiny_bert_dir"])
 def test_batch_invariance(model_fixture, quantization, request):
-    lm = QuantizedHFLM(pretrained=request.getfixturevalue(model_fixture), device="cpu",
-                       quantization=quantization, batch_size=1)
+    lm = QuantizedHFLM(
+        pretrained=request.getfixturevalue(model_fixture), device="cpu", quantization=quantization, batch_size=1
+    )
     reqs = requests() + (requests("pll", split="intrasentence") if lm.backend == "masked" else [])
     scores = {}
     for batch_size in (1, 8, 32):

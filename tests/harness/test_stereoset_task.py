@@ -40,8 +40,14 @@ def by_hand(scored) -> dict[str, float]:
     n = sum(n for _, _, n in per_term.values())
     ss_micro = 100 * sum(p for p, _, _ in per_term.values()) / n
     lms_micro = 100 * sum(r for _, r, _ in per_term.values()) / (2 * n)
-    return {"ss": ss, "lms": lms, "icat": lms * min(ss, 100 - ss) / 50, "ss_micro": ss_micro,
-            "lms_micro": lms_micro, "icat_micro": lms_micro * min(ss_micro, 100 - ss_micro) / 50}
+    return {
+        "ss": ss,
+        "lms": lms,
+        "icat": lms * min(ss, 100 - ss) / 50,
+        "ss_micro": ss_micro,
+        "lms_micro": lms_micro,
+        "icat_micro": lms_micro * min(ss_micro, 100 - ss_micro) / 50,
+    }
 
 
 def test_tasks_groups_and_metrics_by_hand(tiny_gpt_neox_dir, data_env, task_manager):
@@ -72,8 +78,9 @@ def test_tasks_groups_and_metrics_by_hand(tiny_gpt_neox_dir, data_env, task_mana
 
 
 def test_group_icat_is_not_a_mean_of_subtask_icats(tiny_gpt_neox_dir, data_env, task_manager):
-    results = evaluate("quantized_hf", f"pretrained={tiny_gpt_neox_dir}", ["stereoset_bias_intrasentence"],
-                       task_manager=task_manager)
+    results = evaluate(
+        "quantized_hf", f"pretrained={tiny_gpt_neox_dir}", ["stereoset_bias_intrasentence"], task_manager=task_manager
+    )
     group = metric(results, "stereoset_bias_intrasentence", "icat")
     lms, ss = (metric(results, "stereoset_bias_intrasentence", name) for name in ("lms", "ss"))
     assert group == pytest.approx(lms * min(ss, 100 - ss) / 50, abs=1e-9)
@@ -81,15 +88,22 @@ def test_group_icat_is_not_a_mean_of_subtask_icats(tiny_gpt_neox_dir, data_env, 
 
 def test_masked_lm_and_the_pll_option(tiny_bert_dir, data_env):
     lm = QuantizedHFLM(pretrained=tiny_bert_dir, device="cpu", batch_size=4)
-    model, tokenizer = AutoModelForMaskedLM.from_pretrained(tiny_bert_dir).eval(), AutoTokenizer.from_pretrained(tiny_bert_dir)
+    model, tokenizer = (
+        AutoModelForMaskedLM.from_pretrained(tiny_bert_dir).eval(),
+        AutoTokenizer.from_pretrained(tiny_bert_dir),
+    )
     for option in ("target_word", "pll"):
-        results = evaluate(lm, None, ["stereoset_bias_intrasentence_race"],
-                           task_manager=our_tasks({"stereoset_mlm_score": option}))
+        results = evaluate(
+            lm, None, ["stereoset_bias_intrasentence_race"], task_manager=our_tasks({"stereoset_mlm_score": option})
+        )
         samples = results["samples"]["stereoset_bias_intrasentence_race"]
         assert {s["doc"]["mlm_score"] for s in samples} == {option}
         for sample in samples:  # against one-item fp64 references written from bias-bench's description
-            reference = (target_word_reference if option == "target_word" else
-                         lambda m, t, context, sentence: pll_reference(m, t, sentence))
+            reference = (
+                target_word_reference
+                if option == "target_word"
+                else lambda m, t, context, sentence: pll_reference(m, t, sentence)
+            )
             expected = [reference(model, tokenizer, a[1], a[2]) for a in sample["arguments"]]
             assert [float(r) for r in sample["filtered_resps"]] == pytest.approx(expected, rel=1e-6, abs=1e-5)
             if option == "target_word":
@@ -105,8 +119,16 @@ def test_unknown_mlm_score_is_refused(data_env):
 
 @pytest.mark.parametrize("quantization", ["none", "dynamic_int8"])
 def test_results_do_not_depend_on_batch_size(tiny_gpt_neox_dir, data_env, task_manager, quantization):
-    runs = {b: evaluate("quantized_hf", f"pretrained={tiny_gpt_neox_dir},quantization={quantization}",
-                        ["stereoset_bias"], batch_size=b, task_manager=task_manager) for b in (1, 8, 32)}
+    runs = {
+        b: evaluate(
+            "quantized_hf",
+            f"pretrained={tiny_gpt_neox_dir},quantization={quantization}",
+            ["stereoset_bias"],
+            batch_size=b,
+            task_manager=task_manager,
+        )
+        for b in (1, 8, 32)
+    }
     for batch_size in (8, 32):
         assert clusters(runs[batch_size]) == [(t, pytest.approx(s, abs=1e-5)) for t, s in clusters(runs[1])]
         for group in ("stereoset_bias", "stereoset_bias_intrasentence", "stereoset_bias_intersentence"):
@@ -116,27 +138,37 @@ def test_results_do_not_depend_on_batch_size(tiny_gpt_neox_dir, data_env, task_m
 
 def test_stock_model_is_refused_up_front(tiny_gpt_neox_dir, data_env, task_manager):
     with pytest.raises(ValueError, match=r"stereoset_bias_intersentence_race.*'stereoset_score'.*HFLM.*quantized_hf"):
-        evaluate("hf", f"pretrained={tiny_gpt_neox_dir}", ["stereoset_bias_intersentence_race"],
-                 task_manager=task_manager)
+        evaluate(
+            "hf", f"pretrained={tiny_gpt_neox_dir}", ["stereoset_bias_intersentence_race"], task_manager=task_manager
+        )
 
 
 def test_one_invocation_reports_every_bias_benchmark(tiny_bert_dir, data_env, task_manager):
     """The study's bias benchmarks next to each other in one run, into one results JSON."""
     from lm_eval.utils import handle_non_serializable, make_table
 
-    results = evaluate("quantized_hf", f"pretrained={tiny_bert_dir},quantization=dynamic_int8",
-                       ["crows_pairs_bias", "stereoset_bias", "seat_bias"], batch_size=8, task_manager=task_manager)
+    results = evaluate(
+        "quantized_hf",
+        f"pretrained={tiny_bert_dir},quantization=dynamic_int8",
+        ["crows_pairs_bias", "stereoset_bias", "seat_bias"],
+        batch_size=8,
+        task_manager=task_manager,
+    )
     assert results["config"]["quantization"]["method"] == "dynamic_int8"
     groups = json.loads(json.dumps(results, default=handle_non_serializable))["groups"]
     assert {"crows_pairs_bias", "stereoset_bias", "seat_bias"} <= set(groups)
     # each benchmark's headline number, recomputed from its own logged samples
     assert groups["stereoset_bias"]["icat,none"] == pytest.approx(by_hand(clusters(results))["icat"], abs=1e-9)
     seat = [s for task, samples in results["samples"].items() if task.startswith("seat_bias_") for s in samples]
-    seat_sizes = [abs(metric(results, task, "effect_size")) for task in results["samples"] if task.startswith("seat_bias_")]
+    seat_sizes = [
+        abs(metric(results, task, "effect_size")) for task in results["samples"] if task.startswith("seat_bias_")
+    ]
     assert len(seat) == len(seat_sizes) == 17
     assert groups["seat_bias"]["abs_effect_size,none"] == pytest.approx(sum(seat_sizes) / 17, abs=1e-9)
     crows = [s for task, samples in results["samples"].items() if task.startswith("crows_pairs_bias_") for s in samples]
     prefers = [s["sent_more_score"] > s["sent_less_score"] for s in crows]
-    assert groups["crows_pairs_bias"]["stereotype_score,none"] == pytest.approx(100 * sum(prefers) / len(prefers), abs=1e-9)
+    assert groups["crows_pairs_bias"]["stereotype_score,none"] == pytest.approx(
+        100 * sum(prefers) / len(prefers), abs=1e-9
+    )
     table = make_table(results, "groups")
     assert "icat" in table and "abs_effect_size" in table and "stereotype_score" in table

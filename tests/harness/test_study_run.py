@@ -40,8 +40,11 @@ def test_study_runs_each_cell_once_in_lm_eval_layout(tiny_gpt2_dir, data_dir, tm
 
 
 def test_failed_cell_does_not_stop_the_others(tiny_gpt2_dir, data_dir, tmp_path, capsys):
-    config = write_config(tmp_path, [{"id": str(tmp_path / "no-such-model"), "name": "missing"},
-                                     {"id": tiny_gpt2_dir, "name": "tiny-gpt2"}], compressions=["none"])
+    config = write_config(
+        tmp_path,
+        [{"id": str(tmp_path / "no-such-model"), "name": "missing"}, {"id": tiny_gpt2_dir, "name": "tiny-gpt2"}],
+        compressions=["none"],
+    )
     assert main(["study", str(config), "--no-progress"]) == 1
     report = capsys.readouterr().out
     assert "1 done, 0 skipped" in report and "1 failed" in report and "missing @ main" in report

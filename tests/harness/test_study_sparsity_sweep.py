@@ -23,7 +23,9 @@ def sweep(tiny_llama_dir, crows_pairs_fixture_csv, tmp_path, monkeypatch):
     calibration = tmp_path / "neutral.txt"
     calibration.write_text("".join(" ".join(CORPUS[i : i + 3]) + "\n" for i in range(0, len(CORPUS), 3)))
     wanda = {"quantization": "wanda", "sparsity": SPARSITIES, "calibration": str(calibration), "calibration_samples": 8}
-    config = write_config(tmp_path, [{"id": tiny_llama_dir, "name": "tiny-llama"}], compressions=["none", wanda], limit=2)
+    config = write_config(
+        tmp_path, [{"id": tiny_llama_dir, "name": "tiny-llama"}], compressions=["none", wanda], limit=2
+    )
     return config, tmp_path / "out"
 
 

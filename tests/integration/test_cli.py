@@ -25,15 +25,16 @@ def test_check_data_counts_pairs(crows_pairs_fixture_csv, capsys):
 
 def test_check_data_reads_every_benchmark(bias_data_dir, capsys):
     from fixtures.stereoset_seat import STEREOSET_ROWS, TARGETS, seat_test_content
-
     from lm_eval_bias.data.seat import TESTS
 
     assert main(["check-data", str(bias_data_dir)]) == 0
     out = capsys.readouterr().out
     clusters = {(row[0], row[1]) for row in STEREOSET_ROWS}
     assert f"{len(STEREOSET_ROWS)} StereoSet clusters" in out
-    assert all(f"{split:<15} {kind:<12} {sum((r[0], r[1]) == (split, kind) for r in STEREOSET_ROWS)}" in out
-               for split, kind in clusters)
+    assert all(
+        f"{split:<15} {kind:<12} {sum((r[0], r[1]) == (split, kind) for r in STEREOSET_ROWS)}" in out
+        for split, kind in clusters
+    )
     tests = [(kind, name) for kind, named in TESTS.items() for name in named]
     assert f"SEAT: {len(tests)} tests" in out
     first = seat_test_content(0)
@@ -54,8 +55,11 @@ def test_check_data_names_each_broken_benchmark_and_fails(bias_data_dir, tmp_pat
 
 
 def test_check_data_reports_a_missing_folder(tmp_path):
-    finished = subprocess.run([sys.executable, "-m", "lm_eval_bias.cli", "check-data", str(tmp_path / "nowhere")],
-                              capture_output=True, text=True)
+    finished = subprocess.run(
+        [sys.executable, "-m", "lm_eval_bias.cli", "check-data", str(tmp_path / "nowhere")],
+        capture_output=True,
+        text=True,
+    )
     assert finished.returncode == 1
     assert "LM_EVAL_BIAS_DATA_DIR" in finished.stderr and "crows_pairs_anonymized.csv" in finished.stderr
     assert "3 of 3 benchmark(s) failed" in finished.stderr

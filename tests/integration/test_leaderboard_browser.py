@@ -20,9 +20,12 @@ import pytest
 from fixtures.capability_results import write_study
 from lm_eval_bias.cli import main
 
-CHROMIUM = next((path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))), None)
+CHROMIUM = next(
+    (path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))), None
+)
 pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="headless Chromium not installed (apt-get install -y chromium); .ci/run installs it")
+    CHROMIUM is None, reason="headless Chromium not installed (apt-get install -y chromium); .ci/run installs it"
+)
 
 WINDOW = (2400, 2000)
 ORANGE = (255, 140, 0)
@@ -37,12 +40,20 @@ const rows = [...document.querySelectorAll("tbody tr")].map(tr => ({
   delta: box(tr.querySelector('td[data-column="%s"]')) }));
 const figures = [...document.querySelectorAll("figure img")].map(img => ({box: box(img), width: img.naturalWidth}));
 document.getElementById("probe").textContent = JSON.stringify({rows, figures});
-</script>""" % DELTA
+</script>""".replace("%s", DELTA)
 
 
 def chromium(*args: str) -> subprocess.CompletedProcess:
-    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-               "--force-device-scale-factor=1", f"--window-size={WINDOW[0]},{WINDOW[1]}", *args]
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--force-device-scale-factor=1",
+        f"--window-size={WINDOW[0]},{WINDOW[1]}",
+        *args,
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=180, check=True)
 
 

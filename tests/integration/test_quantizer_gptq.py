@@ -12,10 +12,10 @@ import textwrap
 
 import pytest
 import torch
-from fixtures.corpus import CORPUS
-from fixtures.harness import corpus_sentence_scores as sentence_scores
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from fixtures.corpus import CORPUS
+from fixtures.harness import corpus_sentence_scores as sentence_scores
 from lm_eval_bias.model_wrappers.quantizers.auto import get_quantizer
 from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError
 from lm_eval_bias.model_wrappers.quantizers.gptq import GPTQ, calibration_texts
@@ -51,11 +51,20 @@ def first_run(tiny_gpt_neox_dir, calibration_file, gptq_cache):
         print(json.dumps(lm.get_model_info()["quantization"]))
         """
     )
-    model_args = {"pretrained": tiny_gpt_neox_dir, "calibration": calibration_file, **{k: str(v) for k, v in SETTINGS.items()}}
+    model_args = {
+        "pretrained": tiny_gpt_neox_dir,
+        "calibration": calibration_file,
+        **{k: str(v) for k, v in SETTINGS.items()},
+    }
     env = {**os.environ, "LM_EVAL_BIAS_CACHE": gptq_cache, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     try:
-        done = subprocess.run([sys.executable, "-c", script, json.dumps(model_args)], env=env, capture_output=True,
-                              text=True, timeout=QUANTIZE_TIME_LIMIT_S)
+        done = subprocess.run(
+            [sys.executable, "-c", script, json.dumps(model_args)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=QUANTIZE_TIME_LIMIT_S,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"GPTQ of a 2-layer model with hidden size 32 took over {QUANTIZE_TIME_LIMIT_S} s on CPU")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -84,8 +93,11 @@ def test_quantize_on_cpu_then_hit_the_cache(first_run, tiny_gpt_neox_dir, calibr
     monkeypatch.setattr(GPTQ, "_quantize", lambda *args: pytest.fail("quantized the same model and settings twice"))
     loaded = []
     from_pretrained = AutoModelForCausalLM.from_pretrained
-    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained",
-                        lambda path, *a, **k: (loaded.append(str(path)), from_pretrained(path, *a, **k))[1])
+    monkeypatch.setattr(
+        AutoModelForCausalLM,
+        "from_pretrained",
+        lambda path, *a, **k: (loaded.append(str(path)), from_pretrained(path, *a, **k))[1],
+    )
     lm = _wrapper(tiny_gpt_neox_dir, calibration=calibration_file, **{k: str(v) for k, v in SETTINGS.items()})
     assert loaded == [first_run["details"]["checkpoint"]]  # the full-precision model is never loaded on a cache hit
     monkeypatch.undo()
@@ -109,8 +121,9 @@ def test_quantize_on_cpu_then_hit_the_cache(first_run, tiny_gpt_neox_dir, calibr
 
 
 @needs_gptq
-def test_cpu_layers_keep_their_dequantized_weights(first_run, tiny_gpt_neox_dir, calibration_file, gptq_cache,
-                                                   monkeypatch):
+def test_cpu_layers_keep_their_dequantized_weights(
+    first_run, tiny_gpt_neox_dir, calibration_file, gptq_cache, monkeypatch
+):
     """Scores with the kept weights equal scores that dequantize in every forward (the cache switched off)."""
     from lm_eval_bias.model_wrappers.quantizers.gptq import gptq_layers
 
@@ -143,7 +156,9 @@ def test_load_an_already_quantized_checkpoint(first_run, tiny_gpt_neox_dir, cali
     full_precision = AutoModelForCausalLM.from_pretrained(tiny_gpt_neox_dir)
     assert lm.get_model_info()["quantization"]["model_bytes_before"] == 4 * full_precision.num_parameters()
     assert on_the_fly.get_model_info()["quantization"]["model_bytes_before"] == 4 * full_precision.num_parameters()
-    assert torch.allclose(sentence_scores(lm.model, tokenizer), sentence_scores(on_the_fly.model, tokenizer), rtol=0, atol=1e-6)
+    assert torch.allclose(
+        sentence_scores(lm.model, tokenizer), sentence_scores(on_the_fly.model, tokenizer), rtol=0, atol=1e-6
+    )
 
     with pytest.raises(QuantizationError, match="bits=8"):
         _wrapper(checkpoint, bits="8")
@@ -169,8 +184,16 @@ def test_cache_key_covers_model_revision_and_every_setting(tiny_gpt_neox_dir, ca
     other_calibration = tmp_path / "other.txt"
     other_calibration.write_text(open(calibration_file).read() + "One more line of calibration text for the key.\n")
     base = {"calibration": calibration_file, **SETTINGS}
-    variants = [base, base, {**base, "bits": 3}, {**base, "group_size": 16}, {**base, "desc_act": True},
-                {**base, "calibration": str(other_calibration)}, {**base, "calibration_samples": 8}, {**base, "seed": 1}]
+    variants = [
+        base,
+        base,
+        {**base, "bits": 3},
+        {**base, "group_size": 16},
+        {**base, "desc_act": True},
+        {**base, "calibration": str(other_calibration)},
+        {**base, "calibration_samples": 8},
+        {**base, "seed": 1},
+    ]
     for settings in variants:
         with pytest.raises(_Stop):
             get_quantizer("gptq", **settings).postprocess_model(model)
@@ -189,10 +212,18 @@ def test_cache_key_covers_model_revision_and_every_setting(tiny_gpt_neox_dir, ca
 
 
 def test_options_arrive_as_strings():
-    settings = get_quantizer("gptq", bits="3", group_size="-1", desc_act="true", calibration="c.txt",
-                             calibration_samples="64", seed="7").settings
-    assert settings == {"bits": 3, "group_size": -1, "desc_act": True, "calibration": "c.txt",
-                        "calibration_samples": 64, "seed": 7, "kernel": "gptq_torch"}
+    settings = get_quantizer(
+        "gptq", bits="3", group_size="-1", desc_act="true", calibration="c.txt", calibration_samples="64", seed="7"
+    ).settings
+    assert settings == {
+        "bits": 3,
+        "group_size": -1,
+        "desc_act": True,
+        "calibration": "c.txt",
+        "calibration_samples": 64,
+        "seed": 7,
+        "kernel": "gptq_torch",
+    }
     assert get_quantizer("gptq").settings["group_size"] == 128
     for bad in ({"bits": "5"}, {"group_size": "0"}, {"desc_act": "perhaps"}):
         with pytest.raises(QuantizationError):
@@ -224,7 +255,9 @@ def test_unreachable_hub_calibration_says_what_to_pass(tiny_gpt_neox_dir, monkey
 @pytest.mark.parametrize("missing", ["gptqmodel", "optimum"])
 def test_missing_packages_name_the_install(missing, monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a, **k: None if name == missing else real(name, *a, **k))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a, **k: None if name == missing else real(name, *a, **k)
+    )
     with pytest.raises(QuantizationError, match=r"pip install 'lm-eval-bias\[gptq\]' 'torch=="):
         get_quantizer("gptq").validate_environment("cpu")
 

@@ -21,8 +21,10 @@ REAL_DATA = Path(os.environ.get(DATA_DIR_ENV) or Path(__file__).resolve().parent
 
 
 def needs_real(benchmark: str):
-    return pytest.mark.skipif(not (REAL_DATA / benchmark).exists(),
-                              reason=f"no {benchmark}/ under {REAL_DATA} (set {DATA_DIR_ENV} to the real data)")
+    return pytest.mark.skipif(
+        not (REAL_DATA / benchmark).exists(),
+        reason=f"no {benchmark}/ under {REAL_DATA} (set {DATA_DIR_ENV} to the real data)",
+    )
 
 
 def percent(flags) -> float:
@@ -38,8 +40,11 @@ def test_full_benchmark_file(tiny_gpt_neox_dir, monkeypatch):
     assert len(samples) == 1508
     prefers = [s["sent_more_score"] > s["sent_less_score"] for s in samples]
     assert metric(results, "crows_pairs_bias", "stereotype_score") == pytest.approx(percent(prefers), abs=1e-9)
-    stereo = [s["sent_more_score"] > s["sent_less_score"] for s in samples
-              if s["doc"]["stereo_antistereo"] == "stereo" and s["sent_more_score"] != s["sent_less_score"]]
+    stereo = [
+        s["sent_more_score"] > s["sent_less_score"]
+        for s in samples
+        if s["doc"]["stereo_antistereo"] == "stereo" and s["sent_more_score"] != s["sent_less_score"]
+    ]
     assert metric(results, "crows_pairs_bias", "stereo_score") == pytest.approx(percent(stereo), abs=1e-9)
 
 
@@ -68,11 +73,16 @@ def test_real_file_counts(monkeypatch):
     assert df["pair_id"].tolist() == list(range(1508))
     assert df["stereo_antistereo"].value_counts().to_dict() == {"stereo": 1290, "antistereo": 218}
     assert df["bias_type"].value_counts().to_dict() == {
-        "race-color": 516, "gender": 262, "socioeconomic": 172, "nationality": 159,
-        "religion": 105, "age": 87, "sexual-orientation": 84, "physical-appearance": 63,
+        "race-color": 516,
+        "gender": 262,
+        "socioeconomic": 172,
+        "nationality": 159,
+        "religion": 105,
+        "age": 87,
+        "sexual-orientation": 84,
+        "physical-appearance": 63,
         "disability": 60,
     }
     ds = crows_pairs_dataset(bias_type="sexual_orientation")
     assert len(ds["test"]) == 84
     assert len(crows_pairs_dataset()["test"]) == 1508
-

@@ -34,8 +34,12 @@ KILLER = textwrap.dedent("""
 
 def test_resume_after_kill_mid_cell(tiny_gpt2_dir, data_dir, tmp_path):
     config = write_config(tmp_path, [{"id": tiny_gpt2_dir, "name": "tiny-gpt2"}], compressions=["none"])
-    killed = subprocess.run([sys.executable, "-c", KILLER, str(config)], capture_output=True, text=True,
-                            env={**os.environ, "LM_EVAL_BIAS_DATA_DIR": data_dir})
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLER, str(config)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LM_EVAL_BIAS_DATA_DIR": data_dir},
+    )
     assert killed.returncode == -9, killed.stderr[-2000:]
     out = tmp_path / "out"
     leftovers = list((out / TMP_DIR).iterdir())

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from fixtures.corpus import CORPUS
-from fixtures.harness import corpus_sentence_scores as sentence_scores
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from fixtures.corpus import CORPUS
+from fixtures.harness import corpus_sentence_scores as sentence_scores
 from lm_eval_bias.model_wrappers.quantizers.auto import get_quantizer
 from lm_eval_bias.model_wrappers.quantizers.awq import InputSample, search_scales
 from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError
@@ -31,7 +31,9 @@ def _layer(rows=16, columns=64, tokens=300, seed=0):
 
 def reference_w8a8(weight: np.ndarray, inputs: np.ndarray, alpha: float) -> np.ndarray:
     """Token by token and row by row, in float64: smooth, int8-quantize both sides, multiply the codes."""
-    s = np.maximum(np.abs(inputs).max(axis=0), 1e-5) ** alpha / np.maximum(np.abs(weight).max(axis=0), 1e-5) ** (1 - alpha)
+    s = np.maximum(np.abs(inputs).max(axis=0), 1e-5) ** alpha / np.maximum(np.abs(weight).max(axis=0), 1e-5) ** (
+        1 - alpha
+    )
     w = weight * s
     out = np.zeros((inputs.shape[0], weight.shape[0]))
     w_scales = np.abs(w).max(axis=1) / 127
@@ -65,7 +67,9 @@ def test_smoothing_cuts_the_error_of_outlier_activations():
         statistic.add(inputs)
         layer = torch.nn.Linear(64, 16, bias=False)
         layer.weight.data = weight.clone()
-        errors[alpha] = float(((SmoothQuant(alpha=alpha).compress_layer("l", layer, statistic)(inputs) - exact) ** 2).sum())
+        errors[alpha] = float(
+            ((SmoothQuant(alpha=alpha).compress_layer("l", layer, statistic)(inputs) - exact) ** 2).sum()
+        )
     assert errors[0.5] < 0.5 * errors[0.0]  # alpha=0 is plain W8A8 per-token / per-channel
 
 
@@ -103,13 +107,20 @@ def test_awq_search_is_the_grid_argmin_and_beats_rtn():
 # --------------------------------------------------------------- options
 
 
-@pytest.mark.parametrize("method, options, named", [
-    ("awq", {"bits": "1"}, "from 2 to 8"),
-    ("awq", {"group_size": "-4"}, "positive integer"),
-    ("smoothquant", {"alpha": "1.5"}, "from 0.0 to 1.0"),
-    ("smoothquant", {"bits": "4"}, "its options: calibration, calibration_samples, seed, alpha, layers, implementation"),
-    ("smoothquant", {"implementation": "vllm"}, "one of ours, llmcompressor"),
-])
+@pytest.mark.parametrize(
+    "method, options, named",
+    [
+        ("awq", {"bits": "1"}, "from 2 to 8"),
+        ("awq", {"group_size": "-4"}, "positive integer"),
+        ("smoothquant", {"alpha": "1.5"}, "from 0.0 to 1.0"),
+        (
+            "smoothquant",
+            {"bits": "4"},
+            "its options: calibration, calibration_samples, seed, alpha, layers, implementation",
+        ),
+        ("smoothquant", {"implementation": "vllm"}, "one of ours, llmcompressor"),
+    ],
+)
 def test_bad_options_get_one_clear_error(method, options, named):
     with pytest.raises(QuantizationError, match=f"quantization={method}") as error:
         get_quantizer(method, **options)
@@ -134,12 +145,21 @@ def private_cache(tmp_path, monkeypatch):
 def _quantized(model_dir, method, calibration_file, **options):
     from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
 
-    return QuantizedHFLM(pretrained=model_dir, device="cpu", batch_size=8, quantization=method,
-                         calibration=calibration_file, calibration_samples="8", **options)
+    return QuantizedHFLM(
+        pretrained=model_dir,
+        device="cpu",
+        batch_size=8,
+        quantization=method,
+        calibration=calibration_file,
+        calibration_samples="8",
+        **options,
+    )
 
 
-@pytest.mark.parametrize("method, options", [("awq", {"bits": "4", "group_size": "16"}), ("awq", {"bits": "8"}),
-                                             ("smoothquant", {"alpha": "0.5"})])
+@pytest.mark.parametrize(
+    "method, options",
+    [("awq", {"bits": "4", "group_size": "16"}), ("awq", {"bits": "8"}), ("smoothquant", {"alpha": "0.5"})],
+)
 def test_tiny_llama_scores_batch_invariance_and_cache(tiny_llama_dir, calibration_file, method, options, monkeypatch):
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
     dense = sentence_scores(AutoModelForCausalLM.from_pretrained(tiny_llama_dir).eval(), tokenizer)
@@ -167,7 +187,9 @@ def test_tiny_llama_scores_batch_invariance_and_cache(tiny_llama_dir, calibratio
 
 
 def test_awq_effective_bits(tiny_llama_dir, calibration_file):
-    record = _quantized(tiny_llama_dir, "awq", calibration_file, bits="4", group_size="16").get_model_info()["quantization"]
+    record = _quantized(tiny_llama_dir, "awq", calibration_file, bits="4", group_size="16").get_model_info()[
+        "quantization"
+    ]
     assert record["weight_bits"] == 4
     assert record["effective_bits_per_weight"] == pytest.approx(4 + (16 + 4) / 16)  # widths 32, 64: whole groups
 
@@ -177,9 +199,14 @@ def test_llmcompressor_implementation_without_llmcompressor_says_what_to_install
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llmcompressor" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "llmcompressor" else real(name, *a)
+    )
     quantizer = get_quantizer(method, implementation="llmcompressor")
-    with pytest.raises(QuantizationError, match=rf"quantization={method},implementation=llmcompressor needs llmcompressor: "
-                                                r"pip install .*\[llmcompressor\]"):
+    with pytest.raises(
+        QuantizationError,
+        match=rf"quantization={method},implementation=llmcompressor needs llmcompressor: "
+        r"pip install .*\[llmcompressor\]",
+    ):
         quantizer.validate_environment("cpu")
     get_quantizer(method).validate_environment("cpu")  # ours needs nothing more

@@ -9,22 +9,25 @@ import random
 import pytest
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
-from lm_eval_bias.scoring import batching, causal, masked
 from fixtures.reference_scoring import reference_causal_logprob, reference_pll
+from lm_eval_bias.scoring import batching, causal, masked
 
 
-@pytest.mark.parametrize(("batch_size", "min_tokens", "expected"), [
-    # longest first; a batch led by length L holds max(batch_size, min_tokens // L) rows at least and
-    # 1.25 * max(min_tokens, batch_size * L) padded tokens at most:
-    # 5 -> exactly 2 rows (10 tokens, cap 12); 3 -> exactly 2 rows (6, cap 7); 2 -> 3 rows, the rest
-    (2, 6, [[0, 1], [2, 3], [4, 5, 6]]),
-    (2, 0, [[0, 1], [2, 3], [4, 5], [6]]),  # no floor: batch_size rows
-    # 5 -> 2 or 3 rows (cap 15 tokens): [5, 3] + [3, 2, 2, 2] (at least 12 // 3 = 4 rows) + [1] (the
-    # rest) pads 10 + 12 + 1 = 23 tokens in 3 batches; [5, 3, 3] + [2, 2, 2, 1] (fewer than
-    # 12 // 2 = 6 left: the rest) pads 15 + 8 = 23 in 2
-    (1, 12, [[0, 1, 2], [3, 4, 5, 6]]),
-    (3, 0, [[0, 1, 2], [3, 4, 5], [6]]),  # no floor: batch_size rows, however much they pad
-])
+@pytest.mark.parametrize(
+    ("batch_size", "min_tokens", "expected"),
+    [
+        # longest first; a batch led by length L holds max(batch_size, min_tokens // L) rows at least and
+        # 1.25 * max(min_tokens, batch_size * L) padded tokens at most:
+        # 5 -> exactly 2 rows (10 tokens, cap 12); 3 -> exactly 2 rows (6, cap 7); 2 -> 3 rows, the rest
+        (2, 6, [[0, 1], [2, 3], [4, 5, 6]]),
+        (2, 0, [[0, 1], [2, 3], [4, 5], [6]]),  # no floor: batch_size rows
+        # 5 -> 2 or 3 rows (cap 15 tokens): [5, 3] + [3, 2, 2, 2] (at least 12 // 3 = 4 rows) + [1] (the
+        # rest) pads 10 + 12 + 1 = 23 tokens in 3 batches; [5, 3, 3] + [2, 2, 2, 1] (fewer than
+        # 12 // 2 = 6 left: the rest) pads 15 + 8 = 23 in 2
+        (1, 12, [[0, 1, 2], [3, 4, 5, 6]]),
+        (3, 0, [[0, 1, 2], [3, 4, 5], [6]]),  # no floor: batch_size rows, however much they pad
+    ],
+)
 def test_batches_hold_at_least_min_tokens_padded_tokens(batch_size, min_tokens, expected):
     lengths = [5, 3, 3, 2, 2, 2, 1]
     assert list(batching.length_sorted_batches(lengths, batch_size, min_tokens)) == expected
@@ -39,9 +42,13 @@ def _fewest_padded_by_enumeration(lengths, batch_size, min_tokens):
         sizes = [end - start for start, end in zip(starts, starts[1:] + [n])]
         fits = all(
             (max(batch_size, min_tokens // widths[start]) <= size or start + size == n)
-            and size * widths[start] <= max(max(batch_size, min_tokens // widths[start]) * widths[start],
-                                            1.25 * max(min_tokens, batch_size * widths[start]))
-            for start, size in zip(starts, sizes))
+            and size * widths[start]
+            <= max(
+                max(batch_size, min_tokens // widths[start]) * widths[start],
+                1.25 * max(min_tokens, batch_size * widths[start]),
+            )
+            for start, size in zip(starts, sizes)
+        )
         if fits:
             found = (sum(size * widths[start] for start, size in zip(starts, sizes)), len(sizes))
             best = found if best is None else min(best, found)
@@ -65,8 +72,13 @@ def test_the_floor_is_for_cpus_only(monkeypatch):
     assert batching.min_tokens_per_batch("meta") == 0  # an accelerator: batch_size alone bounds memory
 
 
-SENTENCES = ["The poor man was lazy.", "The rich man was lazy.", "Women are bad at driving cars.",
-             "The man in the wheelchair was very sad, and nobody came to help him.", "He"]
+SENTENCES = [
+    "The poor man was lazy.",
+    "The rich man was lazy.",
+    "Women are bad at driving cars.",
+    "The man in the wheelchair was very sad, and nobody came to help him.",
+    "He",
+]
 
 
 def test_causal_scores_under_the_floor_match_the_reference(tiny_gpt_neox_dir, monkeypatch):

@@ -70,27 +70,46 @@ def test_csv_carries_the_word_and_the_numbers(study, capsys):
         assert float(row["crows_pairs_bias/stereotype_score"]) == pytest.approx(expected["stereotype_score"], abs=1e-4)
         assert float(row["crows_pairs_bias/stereotype_score p_value"]) == pytest.approx(expected["p_value"], rel=1e-4)
         for tercile, (flips, n) in expected["flips"].items():
-            assert (int(row[f"crows_pairs_bias flips_{tercile}"]), int(row[f"crows_pairs_bias n_{tercile}"])) == (flips, n)
+            assert (int(row[f"crows_pairs_bias flips_{tercile}"]), int(row[f"crows_pairs_bias n_{tercile}"])) == (
+                flips,
+                n,
+            )
     assert float(rows[BITS2]["lambada_openai/acc change"]) == pytest.approx(0.05 - 0.40)  # shown, not judged
 
 
 def test_html_marks_the_2bit_row(study, tmp_path, capsys):
     output(capsys, study, "-o", tmp_path / "board.html")
     page = (tmp_path / "board.html").read_text()
-    rows = {compression: line for line in page.splitlines() for compression in (BITS8, BITS2) if f">{compression}<" in line}
+    rows = {
+        compression: line for line in page.splitlines() for compression in (BITS8, BITS2) if f">{compression}<" in line
+    }
     assert rows[BITS2].startswith('<tr class="degraded">') and '<span class="badge">degraded</span>' in rows[BITS2]
     assert "degraded" not in rows[BITS8]
 
 
 def test_thresholds_are_options(study, capsys):
-    lenient = {r["compression"]: r["capability"] for r in csv.DictReader(io.StringIO(
-        output(capsys, study, "--format", "csv", "--max-perplexity-ratio", "4.5", "--max-lms-drop", "25")))}
+    lenient = {
+        r["compression"]: r["capability"]
+        for r in csv.DictReader(
+            io.StringIO(
+                output(capsys, study, "--format", "csv", "--max-perplexity-ratio", "4.5", "--max-lms-drop", "25")
+            )
+        )
+    }
     assert lenient == {"none": "", BITS8: "held", BITS2: "held"}
-    strict = {r["compression"]: r["capability"] for r in csv.DictReader(io.StringIO(
-        output(capsys, study, "--format", "csv", "--max-perplexity-ratio", "1.04")))}
+    strict = {
+        r["compression"]: r["capability"]
+        for r in csv.DictReader(io.StringIO(output(capsys, study, "--format", "csv", "--max-perplexity-ratio", "1.04")))
+    }
     assert strict == {"none": "", BITS8: "degraded", BITS2: "degraded"}  # 21 / 20 = 1.05 > 1.04
-    lms_only = {r["compression"]: r["capability"] for r in csv.DictReader(io.StringIO(
-        output(capsys, study, "--format", "csv", "--max-perplexity-ratio", "10", "--max-lms-drop", "19.9")))}
+    lms_only = {
+        r["compression"]: r["capability"]
+        for r in csv.DictReader(
+            io.StringIO(
+                output(capsys, study, "--format", "csv", "--max-perplexity-ratio", "10", "--max-lms-drop", "19.9")
+            )
+        )
+    }
     assert lms_only[BITS2] == "degraded"  # LMS 90 -> 70 is a drop of 20 > 19.9
 
 
@@ -102,15 +121,27 @@ def test_bad_thresholds_are_named():
 
 
 def _long(rows):
-    return pd.DataFrame([{"model": "m", "revision": "main", "compression": c, "task": t, "metric": m, "value": v}
-                         for c, t, m, v in rows])
+    return pd.DataFrame(
+        [
+            {"model": "m", "revision": "main", "compression": c, "task": t, "metric": m, "value": v}
+            for c, t, m, v in rows
+        ]
+    )
 
 
 def test_stock_task_main_metrics_ratio_for_perplexities_difference_otherwise():
-    frame = _long([("none", "wikitext", "word_perplexity", 30.0), ("q", "wikitext", "word_perplexity", 48.0),
-                   ("none", "wikitext", "bits_per_byte", 1.0), ("q", "wikitext", "bits_per_byte", 3.0),
-                   ("none", "hellaswag", "acc", 0.30), ("q", "hellaswag", "acc", 0.20),
-                   ("none", "hellaswag", "acc_norm", 0.35), ("q", "hellaswag", "acc_norm", 0.25)])
+    frame = _long(
+        [
+            ("none", "wikitext", "word_perplexity", 30.0),
+            ("q", "wikitext", "word_perplexity", 48.0),
+            ("none", "wikitext", "bits_per_byte", 1.0),
+            ("q", "wikitext", "bits_per_byte", 3.0),
+            ("none", "hellaswag", "acc", 0.30),
+            ("q", "hellaswag", "acc", 0.20),
+            ("none", "hellaswag", "acc_norm", 0.35),
+            ("q", "hellaswag", "acc_norm", 0.25),
+        ]
+    )
     bases = {("m", "main", "q"): ("m", "main", "none"), ("m", "main", "none"): None}
     changes = capability_changes(frame, bases).set_index("measure")
     assert set(changes.index) == {"wikitext/word_perplexity", "hellaswag/acc_norm"}  # one main metric per task
@@ -123,7 +154,9 @@ def test_stock_task_main_metrics_ratio_for_perplexities_difference_otherwise():
 
 
 def test_cells_without_a_baseline_measure_get_no_verdict():
-    frame = _long([("none", "crows_pairs_bias", "stereotype_score", 60.0), ("q", "crows_pairs_bias", "stereotype_score", 55.0)])
+    frame = _long(
+        [("none", "crows_pairs_bias", "stereotype_score", 60.0), ("q", "crows_pairs_bias", "stereotype_score", 55.0)]
+    )
     changes = capability_changes(frame, {("m", "main", "q"): ("m", "main", "none")})
     assert changes.empty and list(capability_table(changes).columns)[-2:] == ["capability", "capability_detail"]
 
@@ -141,7 +174,11 @@ def test_plots_draw_degraded_cells_with_their_own_marker(study):
         for ax in figure.axes:
             for collection in ax.collections:
                 paths = collection.get_paths()
-                if len(paths) == 1 and paths[0].vertices.shape == x_marker.shape and np.allclose(paths[0].vertices, x_marker):
+                if (
+                    len(paths) == 1
+                    and paths[0].vertices.shape == x_marker.shape
+                    and np.allclose(paths[0].vertices, x_marker)
+                ):
                     marked += [tuple(np.round(p, 3)) for p in collection.get_offsets()]
         xs = {round(float(x), 1) for x, _ in marked}
         ys = {float(y) for _, y in marked}

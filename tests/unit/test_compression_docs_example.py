@@ -59,9 +59,15 @@ def test_the_documented_method_is_one_module_and_one_line(documented_method):
         assert layer.weight.dtype == torch.float32 and torch.equal(layer.weight, _bf16_by_bits(weight))
         assert not torch.equal(layer.weight, weight)
     record = quantizer.record(100, 100).to_dict()
-    assert record == {"method": documented_method, "label": f"{documented_method}(quantize_lm_head=True)",
-                      "settings": {"quantize_lm_head": True}, "weight_bits": 16, "effective_bits_per_weight": 16.0,
-                      "model_bytes_before": 100, "model_bytes_after": 100,
-                      "details": {"rounded_layers": 2, "lm_head_untied": False}}
+    assert record == {
+        "method": documented_method,
+        "label": f"{documented_method}(quantize_lm_head=True)",
+        "settings": {"quantize_lm_head": True},
+        "weight_bits": 16,
+        "effective_bits_per_weight": 16.0,
+        "model_bytes_before": 100,
+        "model_bytes_after": 100,
+        "details": {"rounded_layers": 2, "lm_head_untied": False},
+    }
     with pytest.raises(auto.QuantizationError, match="quantize_lm_head='sometimes' is invalid: expected true or false"):
         auto.get_quantizer(documented_method, quantize_lm_head="sometimes")

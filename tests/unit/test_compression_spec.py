@@ -31,17 +31,35 @@ from lm_eval_bias.model_wrappers.quantizers.rtn import RtnConfig
 
 def test_defaults_of_every_configurable_method():
     assert RtnConfig().to_dict() == {"bits": 4, "group_size": None, "symmetric": True, "quantize_lm_head": False}
-    assert GptqConfig().to_dict() == {"bits": 4, "group_size": 128, "desc_act": False,
-                                      "calibration": "Salesforce/wikitext:wikitext-2-raw-v1",
-                                      "calibration_samples": 128, "seed": 0, "kernel": "gptq_torch"}
+    assert GptqConfig().to_dict() == {
+        "bits": 4,
+        "group_size": 128,
+        "desc_act": False,
+        "calibration": "Salesforce/wikitext:wikitext-2-raw-v1",
+        "calibration_samples": 128,
+        "seed": 0,
+        "kernel": "gptq_torch",
+    }
     assert Int8WeightOnlyConfig().to_dict() == {"quantize_lm_head": False}
     for name in ("none", "fp16", "bf16", "dynamic_int8", "bnb_int8", "bnb_nf4", "bnb_fp4"):
         assert get_quantizer(name).settings == {}, name
 
 
-@pytest.mark.parametrize("name, bits", [("none", 32), ("fp16", 16), ("bf16", 16), ("dynamic_int8", 8), ("bnb_int8", 8),
-                                        ("bnb_nf4", 4), ("bnb_fp4", 4), ("int8_weight_only", 8), ("rtn", 4),
-                                        ("gptq", 4)])
+@pytest.mark.parametrize(
+    "name, bits",
+    [
+        ("none", 32),
+        ("fp16", 16),
+        ("bf16", 16),
+        ("dynamic_int8", 8),
+        ("bnb_int8", 8),
+        ("bnb_nf4", 4),
+        ("bnb_fp4", 4),
+        ("int8_weight_only", 8),
+        ("rtn", 4),
+        ("gptq", 4),
+    ],
+)
 def test_nominal_weight_bits(name, bits):
     assert get_quantizer(name).weight_bits == bits
 
@@ -63,20 +81,41 @@ def test_every_table_row_is_a_quantizer_of_that_name_with_documented_options():
 # --------------------------------------------------------------- validation names the valid values
 
 
-@pytest.mark.parametrize("method, options, message", [
-    ("rtn", {"bits": "9"}, "quantization=rtn: bits='9' is invalid: expected an integer from 2 to 8."),
-    ("rtn", {"bits": "four"}, "quantization=rtn: bits='four' is invalid: expected an integer from 2 to 8."),
-    ("rtn", {"symmetric": "maybe"}, "quantization=rtn: symmetric='maybe' is invalid: expected true or false"),
-    ("rtn", {"group_size": "-4"}, "quantization=rtn: group_size='-4' is invalid: expected a positive integer, or -1"),
-    ("gptq", {"bits": "5"}, "quantization=gptq: bits='5' is invalid: expected one of 2, 3, 4, 8."),
-    ("gptq", {"group_size": "0"}, "quantization=gptq: group_size='0' is invalid: expected a positive integer, or -1"),
-    ("gptq", {"calibration_samples": "0"}, "quantization=gptq: calibration_samples='0' is invalid: expected a positive "
-                                           "integer."),
-    ("int8_weight_only", {"quantize_lm_head": "perhaps"}, "quantization=int8_weight_only: quantize_lm_head='perhaps' is "
-                                                          "invalid: expected true or false"),
-    ("rtn", {"bitz": 4}, "quantization=rtn does not take bitz; its options: bits, group_size, symmetric, quantize_lm_head."),
-    ("none", {"bits": 4}, "quantization=none does not take bits; its options: none."),
-])
+@pytest.mark.parametrize(
+    "method, options, message",
+    [
+        ("rtn", {"bits": "9"}, "quantization=rtn: bits='9' is invalid: expected an integer from 2 to 8."),
+        ("rtn", {"bits": "four"}, "quantization=rtn: bits='four' is invalid: expected an integer from 2 to 8."),
+        ("rtn", {"symmetric": "maybe"}, "quantization=rtn: symmetric='maybe' is invalid: expected true or false"),
+        (
+            "rtn",
+            {"group_size": "-4"},
+            "quantization=rtn: group_size='-4' is invalid: expected a positive integer, or -1",
+        ),
+        ("gptq", {"bits": "5"}, "quantization=gptq: bits='5' is invalid: expected one of 2, 3, 4, 8."),
+        (
+            "gptq",
+            {"group_size": "0"},
+            "quantization=gptq: group_size='0' is invalid: expected a positive integer, or -1",
+        ),
+        (
+            "gptq",
+            {"calibration_samples": "0"},
+            "quantization=gptq: calibration_samples='0' is invalid: expected a positive integer.",
+        ),
+        (
+            "int8_weight_only",
+            {"quantize_lm_head": "perhaps"},
+            "quantization=int8_weight_only: quantize_lm_head='perhaps' is invalid: expected true or false",
+        ),
+        (
+            "rtn",
+            {"bitz": 4},
+            "quantization=rtn does not take bitz; its options: bits, group_size, symmetric, quantize_lm_head.",
+        ),
+        ("none", {"bits": 4}, "quantization=none does not take bits; its options: none."),
+    ],
+)
 def test_bad_options_name_the_valid_values(method, options, message):
     with pytest.raises(QuantizationError) as error:
         get_quantizer(method, **options)
@@ -86,36 +125,51 @@ def test_bad_options_name_the_valid_values(method, options, message):
 def test_unknown_method_lists_the_methods():
     with pytest.raises(QuantizationError) as error:
         get_quantizer("int3_magic")
-    assert str(error.value).startswith("Unknown quantization 'int3_magic'; valid choices: none, fp16, bf16, dynamic_int8")
+    assert str(error.value).startswith(
+        "Unknown quantization 'int3_magic'; valid choices: none, fp16, bf16, dynamic_int8"
+    )
 
 
 def test_direct_construction_validates_too():
     with pytest.raises(QuantizationError, match="RtnConfig: bits=1 is invalid: expected an integer from 2 to 8"):
         RtnConfig(bits=1)
-    assert RtnConfig(bits="5", symmetric="off").to_dict() == {"bits": 5, "group_size": None, "symmetric": False,
-                                                              "quantize_lm_head": False}
+    assert RtnConfig(bits="5", symmetric="off").to_dict() == {
+        "bits": 5,
+        "group_size": None,
+        "symmetric": False,
+        "quantize_lm_head": False,
+    }
 
 
 # --------------------------------------------------------------- parsed once, from model_args strings
 
 
 def test_model_args_string_is_split_and_parsed_into_typed_settings():
-    args = simple_parse_args_string("pretrained=org/m,quantization=rtn,bits=3,group_size=128,symmetric=false,dtype=float32")
+    args = simple_parse_args_string(
+        "pretrained=org/m,quantization=rtn,bits=3,group_size=128,symmetric=false,dtype=float32"
+    )
     quantization = args.pop("quantization")
     options, rest = split_model_args(args)
     assert options == {"bits": 3, "group_size": 128, "symmetric": False}  # lm-eval casts; we parse the rest
     assert rest == {"pretrained": "org/m", "dtype": "float32"}
-    assert get_quantizer(quantization, **options).settings == {"bits": 3, "group_size": 128, "symmetric": False,
-                                                               "quantize_lm_head": False}
+    assert get_quantizer(quantization, **options).settings == {
+        "bits": 3,
+        "group_size": 128,
+        "symmetric": False,
+        "quantize_lm_head": False,
+    }
 
 
-@pytest.mark.parametrize("given, expected", [
-    ({"bits": "3", "group_size": "-1", "symmetric": "FALSE"}, {"bits": 3, "group_size": None, "symmetric": False}),
-    ({"bits": 3, "group_size": -1, "symmetric": False}, {"bits": 3, "group_size": None, "symmetric": False}),
-    ({"group_size": "none", "quantize_lm_head": "1"}, {"group_size": None, "quantize_lm_head": True}),
-    ({"group_size": 0}, {"group_size": None}),
-    ({"bits": 8.0}, {"bits": 8}),
-])
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        ({"bits": "3", "group_size": "-1", "symmetric": "FALSE"}, {"bits": 3, "group_size": None, "symmetric": False}),
+        ({"bits": 3, "group_size": -1, "symmetric": False}, {"bits": 3, "group_size": None, "symmetric": False}),
+        ({"group_size": "none", "quantize_lm_head": "1"}, {"group_size": None, "quantize_lm_head": True}),
+        ({"group_size": 0}, {"group_size": None}),
+        ({"bits": 8.0}, {"bits": 8}),
+    ],
+)
 def test_strings_and_cast_values_parse_alike(given, expected):
     settings = get_quantizer("rtn", **given).settings
     assert {key: settings[key] for key in expected} == expected
@@ -123,8 +177,15 @@ def test_strings_and_cast_values_parse_alike(given, expected):
 
 def test_gptq_strings():
     settings = get_quantizer("gptq", bits="3", group_size="none", desc_act="yes", kernel=" AUTO ", seed="7").settings
-    assert settings == {"bits": 3, "group_size": -1, "desc_act": True, "calibration": "Salesforce/wikitext:wikitext-2-raw-v1",
-                        "calibration_samples": 128, "seed": 7, "kernel": "auto"}
+    assert settings == {
+        "bits": 3,
+        "group_size": -1,
+        "desc_act": True,
+        "calibration": "Salesforce/wikitext:wikitext-2-raw-v1",
+        "calibration_samples": 128,
+        "seed": 7,
+        "kernel": "auto",
+    }
 
 
 def test_options_are_parsed_once(monkeypatch):
@@ -145,8 +206,16 @@ def test_options_are_parsed_once(monkeypatch):
 
 
 def test_record_schema_is_exactly_these_keys():
-    assert RECORD_KEYS == ("method", "label", "settings", "weight_bits", "effective_bits_per_weight",
-                           "model_bytes_before", "model_bytes_after", "details")
+    assert RECORD_KEYS == (
+        "method",
+        "label",
+        "settings",
+        "weight_bits",
+        "effective_bits_per_weight",
+        "model_bytes_before",
+        "model_bytes_after",
+        "details",
+    )
     for name in METHODS:
         assert tuple(get_quantizer(name).record().to_dict()) == RECORD_KEYS, name
 
@@ -187,8 +256,15 @@ def test_record_round_trips_and_refuses_other_shapes():
     with pytest.raises(ValueError, match="results.json: config.quantization is not a compression record"):
         QuantizationRecord.from_dict(legacy, where="results.json: config.quantization")
     assert QuantizationRecord.uncompressed().to_dict() == {
-        "method": "none", "label": "none", "settings": {}, "weight_bits": 32, "effective_bits_per_weight": None,
-        "model_bytes_before": None, "model_bytes_after": None, "details": {}}
+        "method": "none",
+        "label": "none",
+        "settings": {},
+        "weight_bits": 32,
+        "effective_bits_per_weight": None,
+        "model_bytes_before": None,
+        "model_bytes_after": None,
+        "details": {},
+    }
 
 
 def test_compression_label():
@@ -217,7 +293,8 @@ def test_stored_bits_per_weight_by_hand():
     assert stored_bits_per_weight([torch.nn.Linear(16, 4)]) == 32.0  # the bias is not a weight
     assert stored_bits_per_weight([torch.nn.Linear(16, 4).half()]) == 16.0
     packed = _PackedLayer(64, 16, 32)
-    # per group of 32 inputs x 16 outputs: 4-bit codes; per group and output: fp16 scale + 4-bit zero; 32-bit g_idx per input
+    # per group of 32 inputs x 16 outputs: 4-bit codes; per group and output: fp16 scale + 4-bit zero;
+    # 32-bit g_idx per input
     expected = (64 * 16 * 4 + 2 * 16 * (16 + 4) + 64 * 32) / (64 * 16)
     assert stored_bits_per_weight([packed]) == pytest.approx(expected)
     both = (64 * 16 * expected + 16 * 4 * 32) / (64 * 16 + 16 * 4)

@@ -24,7 +24,7 @@ def test_hand_computed_summary():
 
 
 def test_pair_values_average_to_summary():
-    per_pair = [pair_metrics(m, l, d) for m, l, d in zip(MORE, LESS, DIRECTIONS)]
+    per_pair = [pair_metrics(more, less, d) for more, less, d in zip(MORE, LESS, DIRECTIONS)]
     assert sum(p["stereotype_score"] for p in per_pair) / 6 == pytest.approx(100 / 3)
     stereo = [p["stereo_score"] for p in per_pair if not math.isnan(p["stereo_score"])]
     assert stereo == [100.0, 0.0]

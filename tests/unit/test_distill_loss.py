@@ -34,18 +34,23 @@ def _direct(student, teacher, labels, t, alpha, causal):
 
 
 # batch 2, length 4, vocab 3; -100 marks padding / unscored positions
-STUDENT = [[[1.0, 0.0, -1.0], [0.5, 0.2, 0.1], [2.0, -1.0, 0.0], [0.0, 0.0, 0.0]],
-           [[-0.5, 1.5, 0.3], [0.1, 0.1, 3.0], [1.0, 1.0, -2.0], [0.7, -0.7, 0.0]]]
-TEACHER = [[[2.0, 0.5, -0.5], [0.0, 1.0, 0.0], [1.5, -0.5, 0.5], [0.3, 0.2, 0.1]],
-           [[0.0, 2.0, 0.0], [-1.0, 0.0, 2.5], [0.5, 2.0, -1.0], [1.0, 0.0, -1.0]]]
+STUDENT = [
+    [[1.0, 0.0, -1.0], [0.5, 0.2, 0.1], [2.0, -1.0, 0.0], [0.0, 0.0, 0.0]],
+    [[-0.5, 1.5, 0.3], [0.1, 0.1, 3.0], [1.0, 1.0, -2.0], [0.7, -0.7, 0.0]],
+]
+TEACHER = [
+    [[2.0, 0.5, -0.5], [0.0, 1.0, 0.0], [1.5, -0.5, 0.5], [0.3, 0.2, 0.1]],
+    [[0.0, 2.0, 0.0], [-1.0, 0.0, 2.5], [0.5, 2.0, -1.0], [1.0, 0.0, -1.0]],
+]
 LABELS = [[0, 2, 1, -100], [1, -100, 0, 2]]
 
 
 @pytest.mark.parametrize("causal", [True, False])
 @pytest.mark.parametrize("t,alpha", [(1.0, 0.5), (2.0, 0.5), (3.0, 0.9), (0.5, 0.0), (2.0, 1.0)])
 def test_loss_equals_a_direct_computation(causal, t, alpha):
-    result = distillation_loss(torch.tensor(STUDENT), torch.tensor(TEACHER), torch.tensor(LABELS),
-                               temperature=t, alpha=alpha, causal=causal)
+    result = distillation_loss(
+        torch.tensor(STUDENT), torch.tensor(TEACHER), torch.tensor(LABELS), temperature=t, alpha=alpha, causal=causal
+    )
     loss, kl, ce, n = _direct(STUDENT, TEACHER, LABELS, t, alpha, causal)
     assert result.tokens == n == (4 if causal else 6)
     assert result.loss.item() == pytest.approx(loss, rel=1e-5)
@@ -87,8 +92,16 @@ def test_student_config_keeps_the_per_layer_settings_of_its_layers():
     from transformers import Gemma3TextConfig
 
     types = ["sliding_attention"] * 5 + ["full_attention"]
-    teacher = Gemma3TextConfig(num_hidden_layers=6, layer_types=types, hidden_size=16, intermediate_size=32,
-                               num_attention_heads=2, num_key_value_heads=1, head_dim=8, vocab_size=50)
+    teacher = Gemma3TextConfig(
+        num_hidden_layers=6,
+        layer_types=types,
+        hidden_size=16,
+        intermediate_size=32,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=8,
+        vocab_size=50,
+    )
     config = student_config(teacher, [0, 3, 5])
     assert config.num_hidden_layers == 3
     assert config.layer_types == ["sliding_attention", "sliding_attention", "full_attention"]

@@ -31,10 +31,14 @@ def test_leaderboard_reports_flips_by_tercile_from_the_samples(tmp_path):
     wide = build_leaderboard(load_runs(write_study(tmp_path))).wide().set_index("compression")
     for compression, expected in EXPECTED.items():
         for tercile, (flips, n) in expected["flips"].items():
-            assert (wide.loc[compression, f"crows_pairs_bias flips_{tercile}"],
-                    wide.loc[compression, f"crows_pairs_bias n_{tercile}"]) == (flips, n)
+            assert (
+                wide.loc[compression, f"crows_pairs_bias flips_{tercile}"],
+                wide.loc[compression, f"crows_pairs_bias n_{tercile}"],
+            ) == (flips, n)
     # the same by hand: base margins rank pairs 0..29 in order, so terciles are pairs 0-9, 10-19, 20-29
     flipped = [a != b for a, b in zip(preferences(FLIPS_2BIT), BASE_PREFERS)]
     assert [sum(flipped[0:10]), sum(flipped[10:20]), sum(flipped[20:30])] == [3, 3, 6]
-    assert all(wide.loc["none", f"crows_pairs_bias n_{t}"] != wide.loc["none", f"crows_pairs_bias n_{t}"]
-               for t in ("low", "mid", "high"))  # NaN: the baseline is not compared with itself
+    assert all(
+        wide.loc["none", f"crows_pairs_bias n_{t}"] != wide.loc["none", f"crows_pairs_bias n_{t}"]
+        for t in ("low", "mid", "high")
+    )  # NaN: the baseline is not compared with itself

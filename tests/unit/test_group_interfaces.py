@@ -9,11 +9,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import tomllib
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import tomllib
 import yaml
 
 from lm_eval_bias import plugin
@@ -57,19 +57,38 @@ def test_with_our_tasks_puts_our_folder_first_once(tmp_path):
 def test_crows_pairs_group_names_the_metrics_table():
     metadata = yaml.safe_load((REPO / "tasks" / "crows_pairs_bias" / "crows_pairs_bias.yaml").read_text())["metadata"]
     group = _group(metadata, [])
-    assert plugin._pooled_ratio_metrics(group) == {"stereo_score": "stereo_pairs", "antistereo_score": "antistereo_pairs"}
+    assert plugin._pooled_ratio_metrics(group) == {
+        "stereo_score": "stereo_pairs",
+        "antistereo_score": "antistereo_pairs",
+    }
     assert plugin._pooled_ratio_metrics(group) == SUBSET_METRICS
 
 
 def test_pooling_by_table_name_equals_pooling_by_mapping():
     leaves = {
-        "a": {"stereo_score,none": 60.0, "stereo_pairs,none": 10.0, "antistereo_score,none": 50.0, "antistereo_pairs,none": 2.0},
-        "b": {"stereo_score,none": 40.0, "stereo_pairs,none": 30.0, "antistereo_score,none": 25.0, "antistereo_pairs,none": 4.0},
+        "a": {
+            "stereo_score,none": 60.0,
+            "stereo_pairs,none": 10.0,
+            "antistereo_score,none": 50.0,
+            "antistereo_pairs,none": 2.0,
+        },
+        "b": {
+            "stereo_score,none": 40.0,
+            "stereo_pairs,none": 30.0,
+            "antistereo_score,none": 25.0,
+            "antistereo_pairs,none": 4.0,
+        },
     }
-    named = plugin.pool(_group({"pooled_ratio_metrics": "lm_eval_bias.metrics.crows_pairs:SUBSET_METRICS"}, "ab"), leaves, {})
+    named = plugin.pool(
+        _group({"pooled_ratio_metrics": "lm_eval_bias.metrics.crows_pairs:SUBSET_METRICS"}, "ab"), leaves, {}
+    )
     # (60*10 + 40*30) / 40 and (50*2 + 25*4) / 6, counts summed
-    assert named == {"stereo_score,none": 45.0, "stereo_pairs,none": 40.0,
-                     "antistereo_score,none": pytest.approx(200 / 6), "antistereo_pairs,none": 6.0}
+    assert named == {
+        "stereo_score,none": 45.0,
+        "stereo_pairs,none": 40.0,
+        "antistereo_score,none": pytest.approx(200 / 6),
+        "antistereo_pairs,none": 6.0,
+    }
     assert named == plugin.pool(_group({"pooled_ratio_metrics": dict(SUBSET_METRICS)}, "ab"), leaves, {})
 
 

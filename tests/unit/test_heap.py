@@ -96,8 +96,9 @@ def test_without_glibc_the_scope_does_nothing(monkeypatch):
         assert heap._depth == 0
 
 
-@pytest.mark.parametrize("name, value", [("MALLOC_TRIM_THRESHOLD_", "1000000"),
-                                         ("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=65536")])
+@pytest.mark.parametrize(
+    "name, value", [("MALLOC_TRIM_THRESHOLD_", "1000000"), ("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=65536")]
+)
 def test_a_users_own_malloc_tuning_is_left_alone(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     assert heap.glibc() is None
@@ -131,17 +132,22 @@ def _masked(scorer_name):
         calls = {
             "pll": lambda: score_minimal_pairs(model, tokenizer, [("The poor man.", "The rich man.")], batch_size=2),
             "stereoset": lambda: score_masked(
-                model, tokenizer, [("intersentence", "He plays chess.", "He is smart.", "pll")], batch_size=2),
+                model, tokenizer, [("intersentence", "He plays chess.", "He is smart.", "pll")], batch_size=2
+            ),
             "embeddings": lambda: sentence_embeddings(
-                model.base_model, tokenizer, ["A man.", "A woman."], batch_size=2),
+                model.base_model, tokenizer, ["A man.", "A woman."], batch_size=2
+            ),
         }
         return model, calls[scorer_name]
 
     return build
 
 
-@pytest.mark.parametrize("build", [_causal, _masked("pll"), _masked("stereoset"), _masked("embeddings")],
-                         ids=["causal", "masked_pll", "masked_stereoset", "seat_embeddings"])
+@pytest.mark.parametrize(
+    "build",
+    [_causal, _masked("pll"), _masked("stereoset"), _masked("embeddings")],
+    ids=["causal", "masked_pll", "masked_stereoset", "seat_embeddings"],
+)
 def test_batched_scorers_run_their_forward_passes_inside_the_scope(
     monkeypatch, tiny_gpt_neox_dir, tiny_bert_dir, build
 ):

@@ -15,7 +15,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_no_import_cycles_and_a_core_without_lm_eval():
-    proc = subprocess.run([sys.executable, str(REPO / "tools" / "import_cycles.py"), str(REPO)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "import_cycles.py"), str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip().endswith("0 import cycles, 0 core modules importing lm_eval"), proc.stdout

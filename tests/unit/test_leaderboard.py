@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
+from fixtures.results import HAND_EXPECTED, _arc, _write, write_fixture
 from lm_eval_bias.cli import main
 from lm_eval_bias.leaderboard import build_leaderboard, load_runs, mcnemar_exact, paired_test, permutation_p_value
-
-from fixtures.results import HAND_EXPECTED, _arc, _write, write_fixture
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +91,13 @@ def test_delta_and_mcnemar_against_the_hand_made_pair(board):
 
 def test_baselines_students_and_stock_tasks(board, results_dir):
     wide = board.wide()
-    assert {"crows_pairs_bias/stereotype_score", "stereoset_bias/ss", "stereoset_bias/lms", "stereoset_bias/icat",
-            "arc_easy/acc_norm"} <= set(board.columns)
+    assert {
+        "crows_pairs_bias/stereotype_score",
+        "stereoset_bias/ss",
+        "stereoset_bias/lms",
+        "stereoset_bias/icat",
+        "arc_easy/acc_norm",
+    } <= set(board.columns)
     none = row(wide, "pythia-160m", "step15000", "none")
     assert np.isnan(none["crows_pairs_bias/stereotype_score delta"])  # a baseline has no Δ
     student = row(wide, "distilpythia-70m", "main", "none")  # compared with its teacher, from cell.json
@@ -109,18 +113,31 @@ def test_baselines_students_and_stock_tasks(board, results_dir):
     # a teacher given on the command line wins over the one in cell.json
     runs = load_runs(results_dir)
     other = build_leaderboard(runs, teachers={"distilpythia-70m": "pythia-70m"}).wide()
-    assert row(other, "distilpythia-70m", "main", "none")["crows_pairs_bias/stereotype_score baseline"] == \
-        "pythia-70m · step15000 · none"
+    assert (
+        row(other, "distilpythia-70m", "main", "none")["crows_pairs_bias/stereotype_score baseline"]
+        == "pythia-70m · step15000 · none"
+    )
 
 
 def test_a_plain_student_run_is_compared_with_the_teacher_its_results_name(tmp_path):
     """No study cell.json: the teacher comes from the results config's `distillation` record."""
     teacher_arc = [1, 0, 1, 1, 0, 1, 0, 1, 1, 0]
     student_arc = [0, 0, 1, 0, 0, 1, 0, 1, 0, 0]  # 3 of the teacher's correct items lost, none gained
-    _write(tmp_path, "2025-01-01T00-00-00.000000", "hf", "pretrained=EleutherAI/pythia-410m-deduped,revision=v1",
-           [_arc(teacher_arc)])
-    _write(tmp_path, "2025-01-01T00-00-01.000000", "distilled_hf", "pretrained=me/student-410m", [_arc(student_arc)],
-           distillation={"teacher": "EleutherAI/pythia-410m-deduped", "teacher_revision": "v1"})
+    _write(
+        tmp_path,
+        "2025-01-01T00-00-00.000000",
+        "hf",
+        "pretrained=EleutherAI/pythia-410m-deduped,revision=v1",
+        [_arc(teacher_arc)],
+    )
+    _write(
+        tmp_path,
+        "2025-01-01T00-00-01.000000",
+        "distilled_hf",
+        "pretrained=me/student-410m",
+        [_arc(student_arc)],
+        distillation={"teacher": "EleutherAI/pythia-410m-deduped", "teacher_revision": "v1"},
+    )
     student = row(build_leaderboard(load_runs(tmp_path)).wide(), "me/student-410m", "main", "none")
     assert student["arc_easy/acc_norm baseline"] == "EleutherAI/pythia-410m-deduped · v1 · none"
     assert student["arc_easy/acc_norm delta"] == pytest.approx(3 / 10 - 6 / 10)  # in the metric's own units
@@ -135,15 +152,23 @@ def test_cli_formats_filters_and_sort(results_dir, tmp_path, capsys):
     assert len(table.splitlines()) == 2 + 3  # header, rule, three revisions
     assert len(verdicts.splitlines()) == 3  # one closing sentence per compressed cell
 
-    assert main(["leaderboard", str(results_dir), "-o", str(tmp_path / "board.md"), "--metrics", "stereotype_score"]) == 0
+    assert (
+        main(["leaderboard", str(results_dir), "-o", str(tmp_path / "board.md"), "--metrics", "stereotype_score"]) == 0
+    )
     capsys.readouterr()
     markdown = (tmp_path / "board.md").read_text()
-    assert markdown.startswith("| model | revision | compression | capability | crows_pairs_bias/stereotype_score (95% CI) |")
+    assert markdown.startswith(
+        "| model | revision | compression | capability | crows_pairs_bias/stereotype_score (95% CI) |"
+    )
     assert "| pythia-70m | step15000 | none |  | 91.7 ± " in markdown  # an uncompressed cell has no capability verdict
 
     assert main(["leaderboard", str(results_dir), "--format", "csv", "--sort", "delta:stereotype_score"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    deltas = [float(r["crows_pairs_bias/stereotype_score delta"]) for r in rows if r["crows_pairs_bias/stereotype_score delta"]]
+    deltas = [
+        float(r["crows_pairs_bias/stereotype_score delta"])
+        for r in rows
+        if r["crows_pairs_bias/stereotype_score delta"]
+    ]
     assert deltas == sorted(deltas) and len(rows) == len(board_rows(results_dir))
 
     assert main(["leaderboard", str(results_dir), "-o", str(tmp_path / "board.html")]) == 0
@@ -162,15 +187,30 @@ def test_a_checkpoint_compressed_elsewhere_is_compared_with_the_base_named(tmp_p
 
     base_arc = [1, 0, 1, 1, 0, 1, 0, 1, 1, 0]
     compressed_arc = [1, 0, 0, 1, 0, 0, 0, 1, 1, 1]  # 2 of the base's correct items lost, 1 gained
-    _write(tmp_path, "2025-01-01T00-00-00.000000", "quantized_hf", "pretrained=org/model-1b", [_arc(base_arc)],
-           quantization=compression_record("none", "none", {}, 32))
-    _write(tmp_path, "2025-01-01T00-00-01.000000", "quantized_hf",
-           "pretrained=org/model-1b-W4A16,quantization=compressed_tensors", [_arc(compressed_arc)],
-           quantization=compression_record("compressed_tensors", "compressed_tensors", {}, 4, effective=4.25))
+    _write(
+        tmp_path,
+        "2025-01-01T00-00-00.000000",
+        "quantized_hf",
+        "pretrained=org/model-1b",
+        [_arc(base_arc)],
+        quantization=compression_record("none", "none", {}, 32),
+    )
+    _write(
+        tmp_path,
+        "2025-01-01T00-00-01.000000",
+        "quantized_hf",
+        "pretrained=org/model-1b-W4A16,quantization=compressed_tensors",
+        [_arc(compressed_arc)],
+        quantization=compression_record("compressed_tensors", "compressed_tensors", {}, 4, effective=4.25),
+    )
     alone = row(build_leaderboard(load_runs(tmp_path)).wide(), "org/model-1b-W4A16", "main", "compressed_tensors")
     assert alone["arc_easy/acc_norm baseline"] == ""  # no uncompressed cell of its own
-    compared = row(build_leaderboard(load_runs(tmp_path), teachers={"org/model-1b-W4A16": "org/model-1b"}).wide(),
-                   "org/model-1b-W4A16", "main", "compressed_tensors")
+    compared = row(
+        build_leaderboard(load_runs(tmp_path), teachers={"org/model-1b-W4A16": "org/model-1b"}).wide(),
+        "org/model-1b-W4A16",
+        "main",
+        "compressed_tensors",
+    )
     assert compared["arc_easy/acc_norm baseline"] == "org/model-1b · main · none"
     assert compared["arc_easy/acc_norm delta"] == pytest.approx(5 / 10 - 6 / 10)
     assert compared["arc_easy/acc_norm p_value"] == pytest.approx(binomtest(1, 3, 0.5).pvalue)

@@ -91,16 +91,28 @@ def test_nothing_is_packed_where_onednn_is_switched_off():
 def _score_crows(model, tokenizer):
     from lm_eval_bias.scoring.masked import score_minimal_pairs
 
-    return [s for pair in score_minimal_pairs(model, tokenizer, [("The poor man was lazy.", "The rich man was lazy.")],
-                                              batch_size=2) for s in pair]
+    return [
+        s
+        for pair in score_minimal_pairs(
+            model, tokenizer, [("The poor man was lazy.", "The rich man was lazy.")], batch_size=2
+        )
+        for s in pair
+    ]
 
 
 def _score_stereoset(model, tokenizer):
     from lm_eval_bias.scoring.stereoset import score_masked
 
     context = "The chess player was BLANK."
-    return score_masked(model, tokenizer, [("intrasentence", context, "The chess player was asian.", "target_word"),
-                                           ("intersentence", "He plays chess.", "He is smart.", "pll")], batch_size=2)
+    return score_masked(
+        model,
+        tokenizer,
+        [
+            ("intrasentence", context, "The chess player was asian.", "target_word"),
+            ("intersentence", "He plays chess.", "He is smart.", "pll"),
+        ],
+        batch_size=2,
+    )
 
 
 @pytest.mark.parametrize("scorer", [_score_crows, _score_stereoset])

@@ -22,7 +22,9 @@ def _write_test(folder, release) -> None:
 def test_test_split_reads_test_json_from_the_data_folder(tmp_path):
     _write_test(tmp_path, nested_release())
     assert stereoset_file("test", data_dir=tmp_path) == tmp_path / "stereoset" / "test.json"
-    gender = stereoset_dataset("intrasentence", bias_type="gender", data_dir=tmp_path, stereoset_split="test")["validation"]
+    gender = stereoset_dataset("intrasentence", bias_type="gender", data_dir=tmp_path, stereoset_split="test")[
+        "validation"
+    ]
     expected = [row for row in STEREOSET_ROWS if row[0] == "intrasentence" and row[1] == "gender"]
     assert gender["context"] == [row[3] for row in expected]
     assert gender["anti_stereotype"] == [row[5] for row in expected]
@@ -45,7 +47,9 @@ def test_test_json_is_validated_like_dev_json(tmp_path):
     release = nested_release()
     release["data"]["intrasentence"][1]["bias_type"] = "age"
     _write_test(tmp_path, release)
-    with pytest.raises(BiasDataError, match=r"test\.json: data\.intrasentence\[1\] \(id 'c1'\), 'bias_type': unknown value 'age'"):
+    with pytest.raises(
+        BiasDataError, match=r"test\.json: data\.intrasentence\[1\] \(id 'c1'\), 'bias_type': unknown value 'age'"
+    ):
         stereoset_dataset("intrasentence", data_dir=tmp_path, stereoset_split="test")
 
 

@@ -17,8 +17,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
 from fixtures.corpus import CROWS_PAIRS_ROWS
-from fixtures.stereoset_seat import STEREOSET_ROWS
 from fixtures.paper_reference import reference_causal, reference_crows_masked, reference_stereoset_masked
+from fixtures.stereoset_seat import STEREOSET_ROWS
 from lm_eval_bias.metrics.crows_pairs import pair_metrics
 from lm_eval_bias.protocol import check_protocol, check_stereoset_split, is_roberta_name, resolved
 from lm_eval_bias.scoring import paper
@@ -39,8 +39,11 @@ def test_causal_score_matches_reference(causal, batch_size, single_thread):
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     scores = paper.causal_sentence_scores(
-        model, [tokenizer.encode(s, add_special_tokens=False) for s in SENTENCES],
-        prefix_token_id=prefix, batch_size=batch_size, pad_token_id=pad,
+        model,
+        [tokenizer.encode(s, add_special_tokens=False) for s in SENTENCES],
+        prefix_token_id=prefix,
+        batch_size=batch_size,
+        pad_token_id=pad,
     )
     for sentence, score in zip(SENTENCES, scores):
         assert score.num_tokens == len(tokenizer.encode(sentence, add_special_tokens=False))
@@ -59,7 +62,10 @@ def test_causal_score_differs_from_prefix_conditioned_score(causal):
 
 
 def test_masked_crows_scores_match_reference(tiny_bert_dir, single_thread):
-    model, tokenizer = AutoModelForMaskedLM.from_pretrained(tiny_bert_dir).eval(), AutoTokenizer.from_pretrained(tiny_bert_dir)
+    model, tokenizer = (
+        AutoModelForMaskedLM.from_pretrained(tiny_bert_dir).eval(),
+        AutoTokenizer.from_pretrained(tiny_bert_dir),
+    )
     pairs = [(row[0], row[1]) for row in CROWS_PAIRS_ROWS] + [("The man is poor.", "The man is very poor.")]
     scores = paper.crows_masked_pair_scores(model, tokenizer, pairs, batch_size=4)
     expected = [reference_crows_masked(model, tokenizer, a, b) for a, b in pairs]
@@ -70,14 +76,18 @@ def test_masked_crows_scores_match_reference(tiny_bert_dir, single_thread):
             assert got == pytest.approx(want, abs=1e-12)
 
 
-@pytest.mark.parametrize("fixture, roberta", [("tiny_bert_dir", False), ("tiny_roberta_dir", True), ("tiny_roberta_dir", False)])
+@pytest.mark.parametrize(
+    "fixture, roberta", [("tiny_bert_dir", False), ("tiny_roberta_dir", True), ("tiny_roberta_dir", False)]
+)
 def test_masked_stereoset_scores_match_reference(request, fixture, roberta, single_thread):
     folder = request.getfixturevalue(fixture)
     model, tokenizer = AutoModelForMaskedLM.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
     requests = [(row[3], sentence) for row in INTRA for sentence in row[4:7]]
     scores = paper.stereoset_masked_scores(model, tokenizer, requests, roberta=roberta, batch_size=5)
     for (context, sentence), score in zip(requests, scores):
-        assert score == pytest.approx(reference_stereoset_masked(model, tokenizer, context, sentence, roberta), abs=1e-6)
+        assert score == pytest.approx(
+            reference_stereoset_masked(model, tokenizer, context, sentence, roberta), abs=1e-6
+        )
 
 
 def test_differing_positions_depend_on_the_order_bias_bench_compares_in():

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import pandas as pd
 
+from fixtures.results import write_fixture
 from lm_eval_bias.cli import main
 from lm_eval_bias.leaderboard import build_leaderboard, load_runs
 from lm_eval_bias.plots import best_tradeoff, figures, make_plots
 from lm_eval_bias.plots.style import save
 
-from fixtures.results import write_fixture
-
 
 def test_best_tradeoff_prefers_icat_then_bounded_quality():
-    steps = pd.DataFrame({"revision": ["s1", "s2", "s3"], "ss": [50.5, 58.0, 62.0], "lms": [60.0, 88.0, 90.0],
-                          "icat": [59.4, 73.9, 68.4]})
+    steps = pd.DataFrame(
+        {
+            "revision": ["s1", "s2", "s3"],
+            "ss": [50.5, 58.0, 62.0],
+            "lms": [60.0, 88.0, 90.0],
+            "icat": [59.4, 73.9, 68.4],
+        }
+    )
     assert best_tradeoff(steps, "ss").revision == "s2"  # highest ICAT
     no_icat = steps.drop(columns="icat")
     # closest to 50 among revisions with lms >= 95% of 90 (85.5): s2 (58.0) beats s3 (62.0); s1 is excluded
@@ -28,8 +33,14 @@ def test_every_figure_is_written_and_non_empty(tmp_path):
     results = write_fixture(tmp_path / "results")
     written, skipped = make_plots(results, tmp_path / "figures", formats=("png",))
     names = {path.name for path in written}
-    for stem in ("bias_vs_step_crows_pairs_bias_stereotype_score", "bias_vs_step_stereoset_bias_ss", "delta_bias_vs_bits",
-                 "lms_vs_ss", "student_vs_teacher", "by_compression_pythia-70m"):
+    for stem in (
+        "bias_vs_step_crows_pairs_bias_stereotype_score",
+        "bias_vs_step_stereoset_bias_ss",
+        "delta_bias_vs_bits",
+        "lms_vs_ss",
+        "student_vs_teacher",
+        "by_compression_pythia-70m",
+    ):
         assert f"{stem}.png" in names
     for path in written:
         assert path.stat().st_size > 5_000 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
@@ -65,16 +76,30 @@ def test_figures_plot_the_numbers_of_the_results_files(tmp_path):
     long = build_leaderboard(load_runs(results / "study"), metrics=["stereotype_score", "ss", "lms"]).long
 
     # the leaderboard shows each benchmark's top-level group
-    expected = sorted((round(run["stereoset_bias"]["ss,none"], 6), round(run["stereoset_bias"]["lms,none"], 6))
-                      for _, run in _runs(results / "study") if "stereoset_bias" in run)
+    expected = sorted(
+        (round(run["stereoset_bias"]["ss,none"], 6), round(run["stereoset_bias"]["lms,none"], 6))
+        for _, run in _runs(results / "study")
+        if "stereoset_bias" in run
+    )
     ax = figures.lms_vs_ss(long).axes[0]
     plotted = sorted((round(float(x), 6), round(float(y), 6)) for c in ax.collections for x, y in c.get_offsets())
     assert plotted == expected and len(expected) > 3
 
-    expected = sorted((labels["model"], round(int(step.group(1)) / 1000, 6), round(run["crows_pairs_bias"]["stereotype_score,none"], 6))
-                      for labels, run in _runs(results / "study")
-                      if "crows_pairs_bias" in run and (step := re.fullmatch(r"step(\d+)", labels["revision"])))
+    expected = sorted(
+        (
+            labels["model"],
+            round(int(step.group(1)) / 1000, 6),
+            round(run["crows_pairs_bias"]["stereotype_score,none"], 6),
+        )
+        for labels, run in _runs(results / "study")
+        if "crows_pairs_bias" in run and (step := re.fullmatch(r"step(\d+)", labels["revision"]))
+    )
     figure = figures.bias_vs_step(long, "crows_pairs_bias", "stereotype_score")
-    plotted = sorted((ax.get_title(), round(float(x), 6), round(float(y), 6)) for ax in figure.axes for line in ax.lines
-                     if line.get_marker() == "." for x, y in zip(line.get_xdata(), line.get_ydata()))
+    plotted = sorted(
+        (ax.get_title(), round(float(x), 6), round(float(y), 6))
+        for ax in figure.axes
+        for line in ax.lines
+        if line.get_marker() == "."
+        for x, y in zip(line.get_xdata(), line.get_ydata())
+    )
     assert plotted == expected and len({model for model, _, _ in expected}) > 1

@@ -6,14 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from fixtures.corpus import CORPUS
-from fixtures.harness import corpus_sentence_scores as sentence_scores
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from fixtures.corpus import CORPUS
+from fixtures.harness import corpus_sentence_scores as sentence_scores
 from lm_eval_bias.model_wrappers.quantizers.auto import get_quantizer
 from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError
 from lm_eval_bias.model_wrappers.quantizers.sparsegpt import InputHessian, SparseGPT
-from lm_eval_bias.model_wrappers.quantizers.wanda import InputNorms
 
 METHODS = ("magnitude", "wanda", "sparsegpt")
 
@@ -68,8 +67,9 @@ def _prune(method: str, weight, inputs, **options):
 @pytest.mark.parametrize("sparsity", [0.25, 0.5, 0.9])
 def test_magnitude_matches_reference(sparsity):
     weight, _ = _layer()
-    np.testing.assert_array_equal(_prune("magnitude", weight, None, sparsity=sparsity).numpy(),
-                                  reference_magnitude(weight.numpy(), sparsity))
+    np.testing.assert_array_equal(
+        _prune("magnitude", weight, None, sparsity=sparsity).numpy(), reference_magnitude(weight.numpy(), sparsity)
+    )
 
 
 @pytest.mark.parametrize("sparsity", [0.25, 0.5, 0.9])
@@ -85,11 +85,13 @@ def test_n_of_m_matches_reference(structure):
     n, m = map(int, structure.split(":"))
     weight, inputs = _layer()
     w = weight.numpy()
-    np.testing.assert_array_equal(_prune("magnitude", weight, None, structure=structure).numpy(),
-                                  reference_n_of_m(np.abs(w), w, n, m))
+    np.testing.assert_array_equal(
+        _prune("magnitude", weight, None, structure=structure).numpy(), reference_n_of_m(np.abs(w), w, n, m)
+    )
     norms = np.sqrt((inputs.double().numpy() ** 2).sum(axis=0))
-    np.testing.assert_array_equal(_prune("wanda", weight, inputs, structure=structure).numpy(),
-                                  reference_n_of_m(np.abs(w) * norms, w, n, m))
+    np.testing.assert_array_equal(
+        _prune("wanda", weight, inputs, structure=structure).numpy(), reference_n_of_m(np.abs(w) * norms, w, n, m)
+    )
 
 
 def _output_error(weight, pruned, inputs) -> float:
@@ -129,15 +131,18 @@ def test_sparsegpt_is_obs_for_a_single_pruned_weight():
 # --------------------------------------------------------------- options
 
 
-@pytest.mark.parametrize("method, options, named", [
-    ("wanda", {"sparsity": "1.5"}, "between 0 and 1"),
-    ("wanda", {"sparsity": "half"}, "expected a number"),
-    ("magnitude", {"structure": "4:2"}, "N:M with 0 < N < M"),
-    ("sparsegpt", {"structure": "2:4", "sparsity": "0.5"}, "not both"),
-    ("wanda", {"layers": "mlp("}, "regular expression"),
-    ("magnitude", {"calibration": "x.txt"}, "its options: sparsity, structure, layers"),
-    ("sparsegpt", {"calibration_samples": "0"}, "positive integer"),
-])
+@pytest.mark.parametrize(
+    "method, options, named",
+    [
+        ("wanda", {"sparsity": "1.5"}, "between 0 and 1"),
+        ("wanda", {"sparsity": "half"}, "expected a number"),
+        ("magnitude", {"structure": "4:2"}, "N:M with 0 < N < M"),
+        ("sparsegpt", {"structure": "2:4", "sparsity": "0.5"}, "not both"),
+        ("wanda", {"layers": "mlp("}, "regular expression"),
+        ("magnitude", {"calibration": "x.txt"}, "its options: sparsity, structure, layers"),
+        ("sparsegpt", {"calibration_samples": "0"}, "positive integer"),
+    ],
+)
 def test_bad_options_get_one_clear_error(method, options, named):
     with pytest.raises(QuantizationError, match=f"quantization={method}") as error:
         get_quantizer(method, **options)
@@ -146,10 +151,20 @@ def test_bad_options_get_one_clear_error(method, options, named):
 
 def test_options_arrive_as_strings():
     settings = get_quantizer("wanda", sparsity="0.3", calibration_samples="16", seed="2", layers="mlp").settings
-    assert settings == {"sparsity": 0.3, "structure": None, "layers": "mlp", "calibration":
-                        "Salesforce/wikitext:wikitext-2-raw-v1", "calibration_samples": 16, "seed": 2,
-                        "implementation": "ours"}
-    assert get_quantizer("magnitude", structure=" 2 : 4 ").settings == {"sparsity": None, "structure": "2:4", "layers": None}
+    assert settings == {
+        "sparsity": 0.3,
+        "structure": None,
+        "layers": "mlp",
+        "calibration": "Salesforce/wikitext:wikitext-2-raw-v1",
+        "calibration_samples": 16,
+        "seed": 2,
+        "implementation": "ours",
+    }
+    assert get_quantizer("magnitude", structure=" 2 : 4 ").settings == {
+        "sparsity": None,
+        "structure": "2:4",
+        "layers": None,
+    }
     assert get_quantizer("magnitude").settings["sparsity"] == 0.5
 
 
@@ -179,8 +194,10 @@ def _block_weights(model):
     return {n: m.weight for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and ".layers." in n}
 
 
-@pytest.mark.parametrize("method, sparsity", [("magnitude", 0.25), ("magnitude", 0.9), ("wanda", 0.5), ("wanda", 0.9),
-                                              ("sparsegpt", 0.25), ("sparsegpt", 0.5)])
+@pytest.mark.parametrize(
+    "method, sparsity",
+    [("magnitude", 0.25), ("magnitude", 0.9), ("wanda", 0.5), ("wanda", 0.9), ("sparsegpt", 0.25), ("sparsegpt", 0.5)],
+)
 def test_measured_sparsity_equals_requested(tiny_llama_dir, calibration_file, method, sparsity):
     lm = _pruned(tiny_llama_dir, method, calibration_file, sparsity=str(sparsity))
     record = lm.get_model_info()["quantization"]
@@ -244,7 +261,9 @@ def test_cache_hit_and_precompressed_checkpoint(tiny_llama_dir, calibration_file
     first = _pruned(tiny_llama_dir, "wanda", calibration_file, sparsity="0.5")
     details = first.get_model_info()["quantization"]["details"]
     assert details["cache"] == "miss" and details["calibration_samples_used"] == 8
-    monkeypatch.setattr(OneShotCompression, "_compress", lambda *a: pytest.fail("pruned the same model and settings twice"))
+    monkeypatch.setattr(
+        OneShotCompression, "_compress", lambda *a: pytest.fail("pruned the same model and settings twice")
+    )
     second = _pruned(tiny_llama_dir, "wanda", calibration_file, sparsity="0.5")
     again = second.get_model_info()["quantization"]["details"]
     assert again["cache"] == "hit" and again["checkpoint"] == details["checkpoint"]
@@ -292,8 +311,9 @@ def test_offline_hub_calibration_says_what_to_pass(tiny_llama_dir, monkeypatch):
 def test_study_config_sparsity_list_is_a_dose_response_curve():
     from lm_eval_bias.study.config import StudyConfigError, expand_compression
 
-    expanded = expand_compression({"quantization": "wanda", "sparsity": [0.1, 0.3, 0.5, 0.7], "calibration": "c.txt"},
-                                  "compressions[0]")
+    expanded = expand_compression(
+        {"quantization": "wanda", "sparsity": [0.1, 0.3, 0.5, 0.7], "calibration": "c.txt"}, "compressions[0]"
+    )
     assert [settings["sparsity"] for _, settings in expanded] == [0.1, 0.3, 0.5, 0.7]
     assert expanded[0][0] == "wanda(calibration=c.txt,sparsity=0.1)"
     with pytest.raises(StudyConfigError, match="compressions\\[0\\]: quantization=wanda: sparsity=1.2 is invalid"):

@@ -32,10 +32,12 @@ def test_batch_of_32_equals_plain_quantize_dynamic_one_at_a_time(fixture, reques
     requests = _requests(tokenizer)
     assert len(requests) > 32 and len({len(c) for _, c in requests}) > 5  # two batches, much padding
 
-    plain = torch_ao.quantize_dynamic(AutoModelForCausalLM.from_pretrained(folder).eval(), {torch.nn.Linear},
-                                      dtype=torch.qint8)
-    expected = [reference_causal_logprob(plain, context, continuation, feed_last=False)[0]
-                for context, continuation in requests]
+    plain = torch_ao.quantize_dynamic(
+        AutoModelForCausalLM.from_pretrained(folder).eval(), {torch.nn.Linear}, dtype=torch.qint8
+    )
+    expected = [
+        reference_causal_logprob(plain, context, continuation, feed_last=False)[0] for context, continuation in requests
+    ]
 
     quantizer = get_quantizer("dynamic_int8")
     ours = quantizer.postprocess_model(AutoModelForCausalLM.from_pretrained(folder).eval())

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
-from fixtures.corpus import CORPUS
-from fixtures.reference_scoring import reference_causal_logprob
 from lm_eval.api.instance import Instance
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from fixtures.corpus import CORPUS
+from fixtures.reference_scoring import reference_causal_logprob
 from lm_eval_bias.model_wrappers.quantizers.auto import get_quantizer
 from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError
 from lm_eval_bias.model_wrappers.quantizers.rtn import RoundToNearest, effective_bits, fake_quantize
@@ -102,12 +101,18 @@ def test_effective_bits():
 def test_options_arrive_as_strings():
     quantizer = get_quantizer("rtn", bits="3", group_size="128", symmetric="false", quantize_lm_head="True")
     assert quantizer.settings == {"bits": 3, "group_size": 128, "symmetric": False, "quantize_lm_head": True}
-    assert get_quantizer("rtn").settings == {"bits": 4, "group_size": None, "symmetric": True, "quantize_lm_head": False}
+    assert get_quantizer("rtn").settings == {
+        "bits": 4,
+        "group_size": None,
+        "symmetric": True,
+        "quantize_lm_head": False,
+    }
     assert get_quantizer("rtn", group_size=-1, symmetric=True).settings["group_size"] is None  # lm-eval casts values
 
 
-@pytest.mark.parametrize("settings", [{"bits": "9"}, {"bits": "1"}, {"symmetric": "maybe"}, {"group_size": "-4"},
-                                      {"scheme": "x"}])
+@pytest.mark.parametrize(
+    "settings", [{"bits": "9"}, {"bits": "1"}, {"symmetric": "maybe"}, {"group_size": "-4"}, {"scheme": "x"}]
+)
 def test_bad_options_are_refused(settings):
     with pytest.raises(QuantizationError):
         get_quantizer("rtn", **settings)
@@ -147,7 +152,9 @@ def test_eight_bits_stays_close_two_bits_does_not(tiny_gpt_neox_dir, fp32_scores
     assert changes[2] > 5 * 0.02
 
 
-@pytest.mark.parametrize("settings", [{"bits": 4}, {"bits": 3, "group_size": 12, "symmetric": False, "quantize_lm_head": True}])
+@pytest.mark.parametrize(
+    "settings", [{"bits": 4}, {"bits": 3, "group_size": 12, "symmetric": False, "quantize_lm_head": True}]
+)
 def test_batch_invariance(tiny_gpt_neox_dir, settings):
     model, tokenizer = _load(tiny_gpt_neox_dir)
     RoundToNearest(**settings).postprocess_model(model)
@@ -187,8 +194,15 @@ def test_gpt2_conv1d_and_tied_lm_head(tiny_gpt2_dir):
 def test_record_through_the_harness_wrapper(tiny_gpt_neox_dir):
     from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
 
-    lm = QuantizedHFLM(pretrained=tiny_gpt_neox_dir, device="cpu", batch_size=4, quantization="rtn",
-                       bits="6", group_size="16", symmetric="false")
+    lm = QuantizedHFLM(
+        pretrained=tiny_gpt_neox_dir,
+        device="cpu",
+        batch_size=4,
+        quantization="rtn",
+        bits="6",
+        group_size="16",
+        symmetric="false",
+    )
     info = lm.get_model_info()["quantization"]
     assert info["method"] == "rtn" and info["weight_bits"] == 6
     assert info["settings"] == {"bits": 6, "group_size": 16, "symmetric": False, "quantize_lm_head": False}
@@ -203,10 +217,14 @@ def test_record_through_the_harness_wrapper(tiny_gpt_neox_dir):
         for module in model.modules():
             if isinstance(module, torch.nn.Linear) and module is not head:
                 module.weight.copy_(torch.from_numpy(reference_fake_quantize(module.weight.numpy(), 6, 16, False)))
-    expected = [reference_causal_logprob(model, [tokenizer.bos_token_id], tokenizer.encode(s, add_special_tokens=False))[0]
-                for s in CORPUS[:4]]
+    expected = [
+        reference_causal_logprob(model, [tokenizer.bos_token_id], tokenizer.encode(s, add_special_tokens=False))[0]
+        for s in CORPUS[:4]
+    ]
     assert got == pytest.approx(expected, abs=1e-4)
     fp32, _ = _load(tiny_gpt_neox_dir)
-    unquantized = [reference_causal_logprob(fp32, [tokenizer.bos_token_id], tokenizer.encode(s, add_special_tokens=False))[0]
-                   for s in CORPUS[:4]]
+    unquantized = [
+        reference_causal_logprob(fp32, [tokenizer.bos_token_id], tokenizer.encode(s, add_special_tokens=False))[0]
+        for s in CORPUS[:4]
+    ]
     assert max(abs(a - b) for a, b in zip(got, unquantized)) > 1e-3  # 6 bits really moved the scores

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 import torch
-from fixtures.harness import corpus_sentence_scores as sentence_scores
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from fixtures.harness import corpus_sentence_scores as sentence_scores
 from lm_eval_bias.model_wrappers.quantizers.auto import get_quantizer
 from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError
 
@@ -29,7 +29,9 @@ def _assert_batch_invariant(model, tokenizer, atol: float = 1e-5):
 
 def _hide_module(monkeypatch, name):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda module, *a, **k: None if module == name else real(module, *a, **k))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda module, *a, **k: None if module == name else real(module, *a, **k)
+    )
 
 
 # --------------------------------------------------------------- int8_weight_only

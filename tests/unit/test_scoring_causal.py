@@ -6,9 +6,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from lm_eval_bias.scoring import causal
 from fixtures.reference_scoring import reference_causal_logprob
-
+from lm_eval_bias.scoring import causal
 
 MODEL_FIXTURES = ["tiny_gpt_neox_dir", "tiny_gpt2_dir"]
 BATCH_SIZES = [1, 3, 8]
@@ -21,8 +20,11 @@ TEXT_REQUESTS = [
     ("The nurse said", " he was tired."),
     (None, "He"),  # one-token continuation
     ("Women are bad at", " driving cars."),
-    (None, 'He said, "girls can\'t fix cars," and left. The man in the wheelchair was very sad. '
-           "The students read books in the library, and the children were playing in the park."),
+    (
+        None,
+        'He said, "girls can\'t fix cars," and left. The man in the wheelchair was very sad. '
+        "The students read books in the library, and the children were playing in the park.",
+    ),
     ("The old woman could not use the phone, so the young man", " helped her."),
     (None, "The man was very sad."),
     ("The poor man was lazy.", " The poor man was lazy."),  # repeated tokens
@@ -52,7 +54,7 @@ def _greedy_request(model, context: list[int], steps: int) -> tuple[list[int], l
     with torch.no_grad():
         for _ in range(steps):
             ids.append(int(model(input_ids=torch.tensor([ids])).logits[0, -1].argmax()))
-    return list(context), ids[len(context):]
+    return list(context), ids[len(context) :]
 
 
 def _requests(model, tokenizer) -> list[tuple[list[int], list[int]]]:
@@ -90,8 +92,9 @@ def test_requests_cover_the_interesting_cases(causal_lm):
 def test_matches_reference(causal_lm, batch_size, share_prefixes):
     model, tokenizer = causal_lm
     requests = _requests(model, tokenizer)
-    scores = causal.score_continuations(model, requests, batch_size=batch_size, pad_token_id=_pad(tokenizer),
-                                        share_prefixes=share_prefixes)
+    scores = causal.score_continuations(
+        model, requests, batch_size=batch_size, pad_token_id=_pad(tokenizer), share_prefixes=share_prefixes
+    )
     _assert_matches_reference(model, requests, scores)
 
 
@@ -108,7 +111,9 @@ def test_shared_prefixes_run_the_head_once_per_event(causal_lm, batch_size, monk
     rows = []
     real = causal.linear_head_logprobs
     monkeypatch.setattr(causal, "linear_head_logprobs", lambda hidden, *a: rows.append(len(hidden)) or real(hidden, *a))
-    causal.score_continuations(model, requests, batch_size=batch_size, pad_token_id=_pad(tokenizer), share_prefixes=True)
+    causal.score_continuations(
+        model, requests, batch_size=batch_size, pad_token_id=_pad(tokenizer), share_prefixes=True
+    )
     assert sum(rows) == len(events)
 
 
@@ -137,8 +142,10 @@ def test_results_keep_request_order(causal_lm):
 def test_batch_sizes_agree_with_each_other(causal_lm):
     model, tokenizer = causal_lm
     requests = _requests(model, tokenizer)
-    runs = [causal.score_continuations(model, requests, batch_size=b, pad_token_id=_pad(tokenizer))
-            for b in (1, 2, 5, len(requests), 64)]
+    runs = [
+        causal.score_continuations(model, requests, batch_size=b, pad_token_id=_pad(tokenizer))
+        for b in (1, 2, 5, len(requests), 64)
+    ]
     for run in runs[1:]:
         for a, b in zip(runs[0], run):
             assert a.logprob == pytest.approx(b.logprob, abs=1e-6)
@@ -153,8 +160,15 @@ def test_logprobs_are_probabilities(causal_lm):
     # one-token continuations: the probabilities of every possible next token sum to one
     context = [_prefix(tokenizer)]
     every_token = [(context, [token]) for token in range(model.config.vocab_size)]
-    total = sum(torch.tensor([s.logprob for s in causal.score_continuations(
-        model, every_token, batch_size=64, pad_token_id=_pad(tokenizer))], dtype=torch.float64).exp())
+    total = sum(
+        torch.tensor(
+            [
+                s.logprob
+                for s in causal.score_continuations(model, every_token, batch_size=64, pad_token_id=_pad(tokenizer))
+            ],
+            dtype=torch.float64,
+        ).exp()
+    )
     assert float(total) == pytest.approx(1.0, abs=1e-5)
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-from lm_eval_bias.scoring import masked
 from fixtures.reference_scoring import reference_pll
-
+from lm_eval_bias.scoring import masked
 
 VARIANTS = ["shared", "modified"]
 BATCH_SIZES = [1, 4, 16]
@@ -106,7 +105,7 @@ def test_default_variant_is_shared(masked_lm):
 def test_identical_pair(masked_lm):
     model, tokenizer = masked_lm
     pair = [PAIRS[IDENTICAL]]
-    (shared_a, shared_b), = masked.score_minimal_pairs(model, tokenizer, pair, batch_size=4, variant="shared")
+    ((shared_a, shared_b),) = masked.score_minimal_pairs(model, tokenizer, pair, batch_size=4, variant="shared")
     assert shared_a == pytest.approx(shared_b, abs=1e-6) and shared_a < 0
     # nothing differs, so the "modified" score is 0.0 for both sentences
     assert masked.score_minimal_pairs(model, tokenizer, pair, batch_size=4, variant="modified") == [(0.0, 0.0)]

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.stereoset_seat import seat_test_content
 from lm_eval_bias.data import sources
 from lm_eval_bias.data.seat import ROLES, TESTS, load_seat_test, seat_dataset
 from lm_eval_bias.errors import BiasDataError, BiasDataFileNotFoundError
-from fixtures.stereoset_seat import seat_test_content
-
 
 
 def write(tmp_path, content, name="sent-weat6") -> Path:
@@ -39,8 +38,10 @@ def test_loads_the_four_sets(tmp_path):
         (lambda t: t.pop("attr2"), r"missing key\(s\) 'attr2'; required keys: 'targ1', 'targ2', 'attr1', 'attr2'"),
         (lambda t: t["targ2"]["examples"].pop(), "targ1 has 3 examples and targ2 2; the permutation test needs"),
         (lambda t: t["attr1"].update(examples=[]), "'attr1' has no examples"),
-        (lambda t: t["attr1"]["examples"].append(t["attr1"]["examples"][0]),
-         r"attr1.examples\[3\]: .* repeats examples\[0\]"),
+        (
+            lambda t: t["attr1"]["examples"].append(t["attr1"]["examples"][0]),
+            r"attr1.examples\[3\]: .* repeats examples\[0\]",
+        ),
         (lambda t: t["targ1"]["examples"].__setitem__(1, " "), r"targ1.examples\[1\]: ' ' is not a non-empty"),
         (lambda t: t.update(targ1=["a", "b"]), r"'targ1' must be an object"),
     ],

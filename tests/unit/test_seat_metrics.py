@@ -77,8 +77,9 @@ def test_sampled_test_is_seeded_and_close_to_exact():
 
 def test_seat_test_reports_all_three():
     result = seat_test(X, Y, A, B)
-    assert result == pytest.approx({"effect_size": 0.8 / math.sqrt(2.08 / 3), "p_value": 1 / 3,
-                                    "abs_effect_size": 0.8 / math.sqrt(2.08 / 3)})
+    assert result == pytest.approx(
+        {"effect_size": 0.8 / math.sqrt(2.08 / 3), "p_value": 1 / 3, "abs_effect_size": 0.8 / math.sqrt(2.08 / 3)}
+    )
 
 
 def test_unequal_targets_are_refused():

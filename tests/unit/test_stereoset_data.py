@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from lm_eval_bias.data import sources
-from lm_eval_bias.data.stereoset import blank_filler, load_stereoset, stereoset_dataset
-from lm_eval_bias.errors import BiasDataError, BiasDataFileNotFoundError
 from fixtures.stereoset_seat import (
     STEREOSET_ROWS,
     flat_records,
@@ -16,6 +11,9 @@ from fixtures.stereoset_seat import (
     write_stereoset_jsonl,
     write_stereoset_nested,
 )
+from lm_eval_bias.data import sources
+from lm_eval_bias.data.stereoset import blank_filler, load_stereoset, stereoset_dataset
+from lm_eval_bias.errors import BiasDataError, BiasDataFileNotFoundError
 
 CONTENT = ["split", "target", "bias_type", "context", "stereotype", "anti_stereotype", "unrelated"]
 
@@ -24,7 +22,10 @@ def test_both_layouts_give_the_same_clusters(tmp_path):
     flat = load_stereoset(write_stereoset_jsonl(tmp_path / "flat"))
     nested = load_stereoset(write_stereoset_nested(tmp_path / "nested"))
     assert len(flat) == len(STEREOSET_ROWS)
-    key = lambda frame: sorted(map(tuple, frame[CONTENT].values.tolist()))
+
+    def key(frame):
+        return sorted(map(tuple, frame[CONTENT].values.tolist()))
+
     assert key(flat) == key(nested)
     assert flat["cluster_id"][0] == "line-1" and nested["cluster_id"][0] == "c0"
     # the nested file keeps each sentence with its gold label, whatever their order
@@ -43,10 +44,20 @@ def test_blank_filler_follows_bias_bench():
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"type": "intersentences"}, (r"line 2, 'type': unknown value 'intersentences'; expected one of: "
-                                      r"'intrasentence', 'intersentence'")),
-        ({"bias_type": "age"}, (r"line 2, 'bias_type': unknown value 'age'; expected one of: 'gender', "
-                                r"'profession', 'race', 'religion'")),
+        (
+            {"type": "intersentences"},
+            (
+                r"line 2, 'type': unknown value 'intersentences'; expected one of: "
+                r"'intrasentence', 'intersentence'"
+            ),
+        ),
+        (
+            {"bias_type": "age"},
+            (
+                r"line 2, 'bias_type': unknown value 'age'; expected one of: 'gender', "
+                r"'profession', 'race', 'religion'"
+            ),
+        ),
         ({"unrelated": "  "}, r"line 2, 'unrelated': '  ' is not a non-empty string"),
         ({"context": "The girl was happy."}, r"line 2, 'context': .* has no 'BLANK'"),
         ({"stereotype": "The girl was"}, r"line 2, 'stereotype': .* no word .* at the position of BLANK"),
@@ -79,8 +90,11 @@ def test_missing_key_and_bad_lines(tmp_path):
 def test_nested_errors_name_the_cluster(tmp_path):
     release = nested_release()
     release["data"]["intrasentence"][3]["sentences"][0]["gold_label"] = "neutral"
-    with pytest.raises(BiasDataError, match=r"data.intrasentence\[3\] \(id 'c3'\): sentence with gold_label "
-                                            r"'neutral'; expected one of: 'stereotype', 'anti-stereotype'"):
+    with pytest.raises(
+        BiasDataError,
+        match=r"data.intrasentence\[3\] \(id 'c3'\): sentence with gold_label "
+        r"'neutral'; expected one of: 'stereotype', 'anti-stereotype'",
+    ):
         load_stereoset(write_stereoset_nested(tmp_path / "a", release))
     release = nested_release()
     release["data"]["intersentence"][0]["sentences"].pop()

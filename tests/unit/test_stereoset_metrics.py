@@ -100,9 +100,12 @@ def plain_bootstrap(outcomes, samples: int, seed: int, level: float = 0.95) -> t
 def test_interval_equals_a_plain_bootstrap(samples, seed):
     # terms of 1, 2, 5 and 20 clusters: small terms are often missing from a resample
     sizes = {"lone": 1, "pair": 2, "five": 5, "many": 20}
-    outcomes = [(term, int((7 * i + len(term)) % 3 == 0), 1 + i % 2) for term, size in sizes.items() for i in range(size)]
+    outcomes = [
+        (term, int((7 * i + len(term)) % 3 == 0), 1 + i % 2) for term, size in sizes.items() for i in range(size)
+    ]
     expected = plain_bootstrap(outcomes, samples, seed)
     assert ss_interval(outcomes, samples=samples, seed=seed) == pytest.approx(expected, abs=1e-9)
     assert ss_interval(outcomes, samples=samples, seed=seed, level=0.5) == pytest.approx(
-        plain_bootstrap(outcomes, samples, seed, level=0.5), abs=1e-9)
+        plain_bootstrap(outcomes, samples, seed, level=0.5), abs=1e-9
+    )
     assert expected[0] < expected[1]

@@ -15,7 +15,10 @@ from lm_eval_bias.study.cell import Cell
 GRID = {
     "name": "grid",
     "output_dir": "out",
-    "models": [{"id": "org/model-70m", "name": "m70"}, {"id": "org/model-160m", "name": "m160", "revisions": ["step5"]}],
+    "models": [
+        {"id": "org/model-70m", "name": "m70"},
+        {"id": "org/model-160m", "name": "m160", "revisions": ["step5"]},
+    ],
     "revisions": "step1000..step15000:7000",
     "compressions": ["none", {"quantization": "rtn", "bits": [8, 4], "group_size": 128}],
     "tasks": ["crows_pairs_bias", {"task": "lambada_openai", "limit": 50}],
@@ -40,21 +43,33 @@ def test_grid_is_the_product_of_models_revisions_compressions_tasks():
     study = expand_study(GRID)
     # m70: 3 revisions (step1000, step8000, step15000), m160: its own 1; 3 compressions; 2 tasks
     assert len(study.cells) == (3 + 1) * 3 * 2
-    assert {c.compression_name for c in study.cells} == {"none", "rtn(bits=8,group_size=128)", "rtn(bits=4,group_size=128)"}
+    assert {c.compression_name for c in study.cells} == {
+        "none",
+        "rtn(bits=8,group_size=128)",
+        "rtn(bits=4,group_size=128)",
+    }
     assert {c.revision for c in study.cells if c.name == "m70"} == {"step1000", "step8000", "step15000"}
     lambada = [c for c in study.cells if c.task == "lambada_openai"]
     assert {c.limit for c in lambada} == {50} and {c.limit for c in study.cells if c.task != "lambada_openai"} == {10}
     rtn4 = next(c for c in study.cells if c.compression_name == "rtn(bits=4,group_size=128)")
-    assert rtn4.model_args_for_harness() == {"pretrained": "org/model-70m", "quantization": "rtn", "bits": 4,
-                                             "group_size": 128, "revision": "step1000"}
+    assert rtn4.model_args_for_harness() == {
+        "pretrained": "org/model-70m",
+        "quantization": "rtn",
+        "bits": 4,
+        "group_size": 128,
+        "revision": "step1000",
+    }
     assert len({c.hash for c in study.cells}) == len(study.cells)
 
 
 def test_env_expansion_and_named_compressions(monkeypatch):
     monkeypatch.setenv("MODEL_DIR", "/models/gemma")
     monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
-    raw = {"models": [{"id": "${MODEL_DIR}", "name": "${NOT_SET_ANYWHERE:-gemma}"}],
-           "compressions": [{"quantization": "rtn", "bits": [4, 3], "name": "rtn-{bits}bit"}], "tasks": ["t"]}
+    raw = {
+        "models": [{"id": "${MODEL_DIR}", "name": "${NOT_SET_ANYWHERE:-gemma}"}],
+        "compressions": [{"quantization": "rtn", "bits": [4, 3], "name": "rtn-{bits}bit"}],
+        "tasks": ["t"],
+    }
     study = expand_study(raw)
     assert {c.model for c in study.cells} == {"/models/gemma"} and {c.name for c in study.cells} == {"gemma"}
     assert [c.compression_name for c in study.cells] == ["rtn-4bit", "rtn-3bit"]
@@ -63,13 +78,16 @@ def test_env_expansion_and_named_compressions(monkeypatch):
         expand_study(raw)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"compressions": [{"quantization": "rtn", "bitz": 4}]}, "does not take bitz"),
-    ({"compressions": ["int3_magic"]}, "unknown quantization"),
-    ({"models": [{"id": "a", "teacher": "nobody"}]}, "teacher 'nobody'"),
-    ({"modles": []}, "unknown top-level keys"),
-    ({"tasks": []}, "no tasks"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"compressions": [{"quantization": "rtn", "bitz": 4}]}, "does not take bitz"),
+        ({"compressions": ["int3_magic"]}, "unknown quantization"),
+        ({"models": [{"id": "a", "teacher": "nobody"}]}, "teacher 'nobody'"),
+        ({"modles": []}, "unknown top-level keys"),
+        ({"tasks": []}, "no tasks"),
+    ],
+)
 def test_config_errors_name_the_entry(change, message):
     with pytest.raises(StudyConfigError, match=message):
         expand_study({**GRID, **change})
@@ -77,26 +95,55 @@ def test_config_errors_name_the_entry(change, message):
 
 # ------------------------------------------------------------------ hashing
 
-PINNED = Cell(model="org/m", name="m", revision="step1000", compression_name="none", compression={"quantization": "none"},
-              task="crows_pairs_bias")
+PINNED = Cell(
+    model="org/m",
+    name="m",
+    revision="step1000",
+    compression_name="none",
+    compression={"quantization": "none"},
+    task="crows_pairs_bias",
+)
 
 
 def test_hash_is_stable_across_processes_and_releases():
-    code = ("from lm_eval_bias.study.cell import Cell; print(Cell(model='org/m', name='m', revision='step1000', "
-            "compression_name='none', compression={'quantization': 'none'}, task='crows_pairs_bias').hash)")
-    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                           env={**os.environ, "PYTHONHASHSEED": "12345"})
+    code = (
+        "from lm_eval_bias.study.cell import Cell; print(Cell(model='org/m', name='m', revision='step1000', "
+        "compression_name='none', compression={'quantization': 'none'}, task='crows_pairs_bias').hash)"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+    )
     assert other.stdout.strip() == PINNED.hash
     # pinned: a changed hash would orphan every finished cell of every study
     assert PINNED.hash == "15f7be49d7056cd1"
 
 
-@pytest.mark.parametrize("field, value", [
-    ("model", "org/other"), ("name", "m2"), ("revision", "step2000"), ("revision", None), ("compression_name", "fp32"),
-    ("compression", {"quantization": "dynamic_int8"}), ("task", "stereoset_bias"), ("model_type", "hf"),
-    ("model_args", {"dtype": "float16"}), ("teacher", "t"), ("size", 7e7), ("batch_size", 8), ("device", "cuda"),
-    ("limit", 5), ("num_fewshot", 0), ("bootstrap_iters", 10), ("metadata", {"sentence_score": "sum"}),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("model", "org/other"),
+        ("name", "m2"),
+        ("revision", "step2000"),
+        ("revision", None),
+        ("compression_name", "fp32"),
+        ("compression", {"quantization": "dynamic_int8"}),
+        ("task", "stereoset_bias"),
+        ("model_type", "hf"),
+        ("model_args", {"dtype": "float16"}),
+        ("teacher", "t"),
+        ("size", 7e7),
+        ("batch_size", 8),
+        ("device", "cuda"),
+        ("limit", 5),
+        ("num_fewshot", 0),
+        ("bootstrap_iters", 10),
+        ("metadata", {"sentence_score": "sum"}),
+    ],
+)
 def test_hash_differs_when_any_setting_differs(field, value):
     data = {k: v for k, v in PINNED.settings().items() if k != "cell_format"}
     changed = Cell(**{**data, field: value})

@@ -16,7 +16,9 @@ from lm_eval_bias.study.executors import ExecutorUnavailable
 @pytest.fixture
 def without_ray(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a, **k: None if name == "ray" else real(name, *a, **k))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a, **k: None if name == "ray" else real(name, *a, **k)
+    )
 
 
 def test_ray_executor_without_ray_names_the_install(without_ray):
@@ -26,8 +28,16 @@ def test_ray_executor_without_ray_names_the_install(without_ray):
 
 def test_study_cli_without_ray_fails_before_running_a_cell(without_ray, tmp_path, capsys):
     config = tmp_path / "study.yaml"
-    config.write_text(yaml.safe_dump({"name": "s", "output_dir": str(tmp_path / "out"),
-                                      "models": [{"id": "org/model", "name": "m"}], "tasks": ["crows_pairs_bias"]}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "s",
+                "output_dir": str(tmp_path / "out"),
+                "models": [{"id": "org/model", "name": "m"}],
+                "tasks": ["crows_pairs_bias"],
+            }
+        )
+    )
     status = main(["study", str(config), "--executor", "ray", "--skip-task-check", "--no-progress"])
     assert status == 2
     assert "--executor ray needs Ray: pip install ray" in capsys.readouterr().err

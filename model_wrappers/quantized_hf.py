@@ -27,6 +27,7 @@ from lm_eval_bias.scoring.causal import score_continuations
 from lm_eval_bias.scoring.embeddings import sentence_embeddings
 from lm_eval_bias.scoring.masked import VARIANTS as MLM_SCORES
 from lm_eval_bias.scoring.masked import pll_score, score_minimal_pair_tokens
+from lm_eval_bias.scoring.masked_continuations import score_masked_continuations
 from lm_eval_bias.scoring.sentence_scores import ScoredLoglikelihood
 
 BACKENDS = ("default", "causal", "masked", "seq2seq")
@@ -93,13 +94,35 @@ class QuantizedHFLM(PaperProtocolScoring, HFLM):
         return int(size) if str(size).isdigit() else DEFAULT_BATCH_SIZE
 
     def loglikelihood(self, requests, disable_tqdm: bool = False):
-        if self.backend == "masked":
-            return self._minimal_pair_loglikelihood(requests, disable_tqdm)
-        return super().loglikelihood(requests, disable_tqdm=disable_tqdm)
+        if self.backend != "masked":
+            return super().loglikelihood(requests, disable_tqdm=disable_tqdm)
+        # masked LMs: sentences without a context are minimal pairs (CrowS-Pairs); a continuation with
+        # a context (a multiple-choice answer) gets its pseudo-log-likelihood given the context
+        results: list[ScoredLoglikelihood | None] = [None] * len(requests)
+        pairs = [i for i, request in enumerate(requests) if request.args[0] == ""]
+        conditioned = [i for i, request in enumerate(requests) if request.args[0] != ""]
+        if pairs:
+            scored = self._minimal_pair_loglikelihood([requests[i] for i in pairs], disable_tqdm)
+            for i, result in zip(pairs, scored):
+                results[i] = result
+        if conditioned:
+            scored = score_masked_continuations(
+                self.model,
+                self.tokenizer,
+                [tuple(requests[i].args[:2]) for i in conditioned],
+                batch_size=self.scoring_batch_size,
+                progress=not disable_tqdm,
+            )
+            for i, (pll, tokens) in zip(conditioned, scored):
+                results[i] = ScoredLoglikelihood(pll, False, tokens)
+        return results
 
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs=None):
         scores = self._score_tokens(
-            [(context, continuation) for _, context, continuation in requests], disable_tqdm, override_bs
+            [(context, continuation) for _, context, continuation in requests],
+            disable_tqdm,
+            override_bs,
+            share_contexts=True,  # a multiple-choice item's answers: the context's body once
         )
         results = []
         for (cache_key, _, _), score in zip(requests, scores):
@@ -108,7 +131,7 @@ class QuantizedHFLM(PaperProtocolScoring, HFLM):
             results.append(result)
         return results
 
-    def _score_tokens(self, requests, disable_tqdm: bool, batch_size=None):
+    def _score_tokens(self, requests, disable_tqdm: bool, batch_size=None, share_contexts: bool = False):
         return score_continuations(
             self.model,
             requests,
@@ -117,6 +140,7 @@ class QuantizedHFLM(PaperProtocolScoring, HFLM):
             max_length=self.max_length,
             progress=not disable_tqdm,
             share_prefixes=self._quantizer.position_independent,
+            share_contexts=share_contexts and self._quantizer.position_independent,
         )
 
     def _encode_request(self, context: str, continuation: str) -> tuple[list[int], list[int]]:

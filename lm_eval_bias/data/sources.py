@@ -13,6 +13,7 @@ A data folder is laid out like the authors' releases, e.g.::
     <data dir>/stereoset/dev.json          (or the flattened stereoset/stereoset_dev.jsonl)
     <data dir>/stereoset/test.json         (the test split, read under the paper protocol)
     <data dir>/seat/sent-weat6.jsonl       (one file per SEAT test)
+    <data dir>/bbq/Age.jsonl               (one file per BBQ category)
 
 A relative path may hold ``{fields}`` that the caller fills in (``benchmark_file("seat",
 test="sent-weat6")``); :data:`ALTERNATIVE_FILES` lists other names accepted in a data folder.
@@ -45,6 +46,11 @@ CANONICAL_FILES: dict[str, tuple[str, str]] = {
     "seat": (
         "seat/{test}.jsonl",
         "https://raw.githubusercontent.com/McGill-NLP/bias-bench/main/data/seat/{test}.jsonl",
+    ),
+    # one file per category (lm_eval_bias.data.bbq.CATEGORIES)
+    "bbq": (
+        "bbq/{category}.jsonl",
+        "https://raw.githubusercontent.com/nyu-mll/BBQ/main/data/{category}.jsonl",
     ),
 }
 

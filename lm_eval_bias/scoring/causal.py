@@ -42,6 +42,12 @@ from tqdm import tqdm
 
 from lm_eval_bias.scoring.batching import length_sorted_batches, min_tokens_per_batch, model_device, right_padded
 from lm_eval_bias.scoring.heap import retained_heap
+from lm_eval_bias.scoring.shared_context import (
+    MIN_SHARED_CONTEXT,
+    can_share_contexts,
+    fits_window,
+    score_shared_contexts,
+)
 from lm_eval_bias.valid_tokens import valid_tokens_scope
 
 
@@ -79,8 +85,12 @@ def score_continuations(
     max_length: int | None = None,
     progress: bool = False,
     share_prefixes: bool = False,
+    share_contexts: bool = False,
 ) -> list[TokenScore]:
-    """Sum of log p(continuation | context) for each (context_ids, continuation_ids)."""
+    """Sum of log p(continuation | context) for each (context_ids, continuation_ids).
+
+    share_contexts: requests that share a context of two or more tokens (a multiple-choice item's
+    answers) run the body over that context once (``shared_context``); needs share_prefixes' condition."""
     per_token = continuation_token_logprobs(
         model,
         requests,
@@ -89,6 +99,7 @@ def score_continuations(
         max_length=max_length,
         progress=progress,
         share_prefixes=share_prefixes,
+        share_contexts=share_contexts,
     )
     return [tokens.score() for tokens in per_token]
 
@@ -102,12 +113,14 @@ def continuation_token_logprobs(
     max_length: int | None = None,
     progress: bool = False,
     share_prefixes: bool = False,
+    share_contexts: bool = False,
 ) -> list[TokenLogprobs]:
     """Per-token log p(continuation token | context and the tokens before it) for each request.
 
     share_prefixes: score each (prefix, next token) event once over all requests. Only for models
     whose output at a position depends on the tokens up to it alone (not on later tokens, e.g.
-    through an activation scale taken over the whole sequence)."""
+    through an activation scale taken over the whole sequence).
+    share_contexts: the same condition; requests sharing a context run the body over it once."""
     distinct: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
     order = [
         distinct.setdefault(_model_input(context, continuation, max_length), len(distinct))
@@ -115,7 +128,12 @@ def continuation_token_logprobs(
     ]
     pairs = list(distinct)
     results = [TokenLogprobs((), ())] * len(pairs)
-    scored = [i for i, (_, target) in enumerate(pairs) if target]
+    done = (
+        _shared_contexts(model, requests, distinct, results, pad_token_id, max_length, batch_size, progress)
+        if (share_contexts)
+        else set()
+    )
+    scored = [i for i, (_, target) in enumerate(pairs) if target and i not in done]
     if scored:
         device = model_device(model)
         batches = list(
@@ -133,6 +151,45 @@ def continuation_token_logprobs(
                     for index, tokens in zip(indices, scorer(input_ids, attention_mask, targets)):
                         results[index] = tokens
     return [results[i] for i in order]
+
+
+def _shared_contexts(model, requests, distinct, results, pad_token_id, max_length, batch_size, progress) -> set[int]:
+    """Score the requests that share a context through ``shared_context`` into ``results`` (indexed
+    like ``distinct``); returns the indices it scored (none when the model or the lengths do not allow it)."""
+    groups: dict[tuple[int, ...], dict[tuple[int, ...], int]] = {}
+    for context, continuation in requests:
+        context, continuation = tuple(context), tuple(continuation)
+        whole = len(context) + len(continuation)
+        if len(context) >= MIN_SHARED_CONTEXT and continuation and (max_length is None or whole <= max_length + 1):
+            key = _model_input(context, continuation, max_length)
+            groups.setdefault(context, {})[continuation] = distinct[key]
+    groups = {context: answers for context, answers in groups.items() if len(answers) > 1}
+    if not groups or not can_share_contexts(model):
+        return set()
+    longest = max(len(c) for c in groups) + max(len(a) for answers in groups.values() for a in answers)
+    probe = next(iter(groups))
+    if not fits_window(model, longest) or not _body_then_head_matches(model, list(probe[:8])):
+        return set()
+    head = model.get_output_embeddings()
+    items = [(context, list(answers)) for context, answers in groups.items()]
+    with retained_heap():
+        scored = score_shared_contexts(
+            model,
+            items,
+            batch_size=batch_size,
+            pad_token_id=pad_token_id,
+            head_logprobs=lambda hidden, targets: linear_head_logprobs(
+                hidden, head.weight, head.bias, targets, _softcap(model)
+            ),
+            progress=progress,
+        )
+    done = set()
+    for (context, answers), per_answer in zip(items, scored):
+        for answer, (values, flags) in zip(answers, per_answer):
+            index = groups[context][answer]
+            results[index] = TokenLogprobs(values, flags)
+            done.add(index)
+    return done
 
 
 def _model_input(context, continuation, max_length) -> tuple[tuple[int, ...], tuple[int, ...]]:

@@ -1,0 +1,129 @@
+"""Continuations that share a context (the answers of a multiple-choice item), context computed once.
+
+A multiple-choice item asks for log p(answer_i | context) for each of its answers. Scored one
+request at a time, the transformer body runs over the context once per answer; here it runs
+once per context, keeps its key/value cache, and then runs every answer's tokens on top of a
+copy of that cache (``reorder_cache`` picks a context's rows once per answer). Each answer's
+positions get the position ids they would have after its own context, and the padding of a
+batch of contexts is masked, so the result equals scoring each answer on its own, up to fp32
+rounding. The LM head runs only where a score needs it, as in ``causal``.
+
+Only for models whose output at a position depends on the tokens up to it alone (no statistics
+taken over a whole sequence, e.g. dynamic int8's activation scale), with a plain ``nn.Linear``
+head, and for contexts and answers that fit a sliding-attention window: callers check
+:func:`can_share_contexts` and score everything else the usual way.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+
+import torch
+from tqdm import tqdm
+
+from lm_eval_bias.scoring.batching import length_sorted_batches, min_tokens_per_batch, model_device, right_padded
+
+MIN_SHARED_CONTEXT = 2  # a context of one token (a prefix token alone) saves nothing worth a second forward
+
+
+def can_share_contexts(model: torch.nn.Module) -> bool:
+    """Whether the model's body takes a key/value cache and position ids and its head is a plain Linear.
+
+    Args:
+        model: a causal LM (``base_model`` + output embeddings).
+
+    Returns:
+        True when :func:`score_shared_contexts` can score it.
+    """
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    base = getattr(model, "base_model", model)
+    return (
+        base is not model
+        and type(head) is torch.nn.Linear
+        and type(head.weight.data) is torch.Tensor
+        and bool(getattr(model.config, "use_cache", True))
+    )
+
+
+def fits_window(model: torch.nn.Module, tokens: int) -> bool:
+    """Whether ``tokens`` positions (a padded context and an answer) stay inside the model's sliding
+    attention window, if it has one (a cache of a sliding layer keeps only the window)."""
+    window = getattr(model.config, "sliding_window", None)
+    return not window or tokens <= int(window)
+
+
+def _cache_argument(base: torch.nn.Module) -> str:
+    """The forward's name for a key/value cache: ``cache`` from transformers 5.2x, ``past_key_values`` before."""
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+def _cache(output):
+    return output.cache if getattr(output, "cache", None) is not None else output.past_key_values
+
+
+def score_shared_contexts(
+    model: torch.nn.Module,
+    groups: Sequence[tuple[Sequence[int], Sequence[Sequence[int]]]],
+    *,
+    batch_size: int,
+    pad_token_id: int,
+    head_logprobs,
+    progress: bool = False,
+) -> list[list[tuple[tuple[float, ...], tuple[bool, ...]]]]:
+    """Per-token log-probabilities of each continuation of each context.
+
+    Args:
+        model: a causal LM that :func:`can_share_contexts` accepts.
+        groups: ``(context ids, [continuation ids, ...])``; every continuation is non-empty.
+        batch_size: contexts per forward on an accelerator (on a CPU the token floor of ``batching``).
+        pad_token_id: the padding id.
+        head_logprobs: ``(hidden (positions, hidden size), target ids) -> (log-probs, is-argmax)``.
+        progress: show a progress bar.
+
+    Returns:
+        For each group, for each continuation: (log p of each token, whether each token is the argmax).
+    """
+    device = model_device(model)
+    base = model.base_model
+    out: list[list] = [[None] * len(continuations) for _, continuations in groups]
+    batches = list(length_sorted_batches([len(c) for c, _ in groups], batch_size, min_tokens_per_batch(device)))
+    for batch in tqdm(batches, desc="Scoring shared contexts", disable=not progress):
+        contexts = [list(groups[g][0]) for g in batch]
+        context_ids, context_mask = right_padded(contexts, pad_token_id, device)
+        lengths = context_mask.sum(dim=1)
+        with torch.inference_mode():
+            first = base(input_ids=context_ids, attention_mask=context_mask, use_cache=True)
+            rows = [(slot, c) for slot, g in enumerate(batch) for c in range(len(groups[g][1]))]
+            answers = [list(groups[batch[slot]][1][c]) for slot, c in rows]
+            index = torch.as_tensor([slot for slot, _ in rows], device=device)
+            hidden = [first.last_hidden_state[index, lengths[index] - 1]]  # predicts each answer's first token
+            width = max(len(a) for a in answers) - 1
+            if width > 0:  # answers of one token need no second forward
+                answer_ids, answer_mask = right_padded(
+                    [a[:-1] or [pad_token_id] for a in answers], pad_token_id, device
+                )
+                answer_mask[[i for i, a in enumerate(answers) if len(a) == 1], 0] = 0
+                cache = _cache(first)
+                cache.reorder_cache(index)
+                positions = lengths[index, None] + torch.arange(answer_ids.shape[1], device=device)
+                second = base(
+                    input_ids=answer_ids,
+                    attention_mask=torch.cat([context_mask[index], answer_mask], dim=1),
+                    position_ids=positions,
+                    use_cache=True,
+                    **{_cache_argument(base): cache},
+                )
+                hidden.append(second.last_hidden_state)
+            # scored positions: the context's last one, then every answer token but the last
+            picks = [
+                hidden[0][i] if k == 0 else hidden[1][i, k - 1] for i, a in enumerate(answers) for k in range(len(a))
+            ]
+            targets = torch.as_tensor([t for a in answers for t in a], dtype=torch.long, device=device)
+            logprobs, greedy = head_logprobs(torch.stack(picks), targets)
+        values, flags, start = logprobs.tolist(), greedy.tolist(), 0
+        for (slot, c), answer in zip(rows, answers):
+            stop = start + len(answer)
+            out[batch[slot]][c] = (tuple(values[start:stop]), tuple(flags[start:stop]))
+            start = stop
+    return out

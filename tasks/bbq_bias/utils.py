@@ -1,0 +1,74 @@
+"""Harness glue for bbq_bias: items in, the chosen answer's outcome out, metrics from
+lm_eval_bias.metrics.bbq."""
+
+from functools import lru_cache
+
+from lm_eval_bias.data.bbq import bbq_dataset
+from lm_eval_bias.metrics.bbq import METRICS, bbq_metrics, item_outcome
+from lm_eval_bias.metrics.items import ItemsMetric
+
+CHOICE_RULES = ("sum", "normalized")
+
+
+def check_choice_rule(rule: str) -> str:
+    """``rule`` if it is one of :data:`CHOICE_RULES`, else a ValueError naming them."""
+    if rule not in CHOICE_RULES:
+        raise ValueError(f"Unknown bbq_choice {rule!r}; expected one of {CHOICE_RULES}.")
+    return rule
+
+
+def bbq_docs(category, bbq_choice="sum", **metadata):
+    """lm-eval calls this with the task metadata and the model_args merged in; each document
+    carries the choice rule so that process_results needs nothing else."""
+    rule = check_choice_rule(bbq_choice)
+    return bbq_dataset(category).map(lambda _: {"bbq_choice": rule})
+
+
+def choose(doc, loglikelihoods) -> int:
+    """The chosen answer: the highest summed log-likelihood, or per character of the answer
+    (lm-eval's acc_norm) under bbq_choice=normalized; the first answer on a tie."""
+    if doc["bbq_choice"] == "normalized":
+        scores = [ll / len(doc[f"ans{i}"]) for i, ll in enumerate(loglikelihoods)]
+    else:
+        scores = list(loglikelihoods)
+    return max(range(len(scores)), key=lambda i: (scores[i], -i))
+
+
+def process_results(doc, results):
+    """The three answers' (log-likelihood, is_greedy) -> the item's outcome under every metric."""
+    loglikelihoods = [float(result[0]) for result in results]
+    biased = doc["biased_loc"] if doc["biased_loc"] >= 0 else None
+    outcome = item_outcome(
+        choose(doc, loglikelihoods), doc["label"], doc["context_condition"], doc["unknown_loc"], biased
+    )
+    return {name: outcome for name in METRICS}
+
+
+@lru_cache(maxsize=8)
+def _metrics(outcomes):
+    return bbq_metrics(outcomes)
+
+
+def _aggregation(name):
+    def aggregate(items):
+        """The metric's value, carrying the item outcomes for the group (which pools every item)."""
+        outcomes = tuple(tuple(item) for item in items)
+        return ItemsMetric(_metrics(outcomes)[name], outcomes)
+
+    aggregate.__name__ = name
+    return aggregate
+
+
+# One aggregation per metric, named as in the YAML.
+(
+    acc,
+    acc_ambig,
+    acc_disambig,
+    bias_ambig,
+    bias_disambig,
+    bias_ambig_ci_low,
+    bias_ambig_ci_high,
+    bias_disambig_ci_low,
+    bias_disambig_ci_high,
+    items_without_target,
+) = map(_aggregation, METRICS)

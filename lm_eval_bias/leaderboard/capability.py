@@ -42,7 +42,15 @@ FALLBACK_METRICS = ("acc_norm", "acc", "exact_match", "f1", "word_perplexity", "
 
 @dataclass(frozen=True)
 class Thresholds:
-    """When a cell counts as degraded: a perplexity grew by more than this factor, or LMS fell by more than this."""
+    """When a cell counts as degraded: a perplexity grew by more than this factor, or LMS fell by more than this.
+
+    Attributes:
+        max_perplexity_ratio: the largest run / baseline perplexity ratio that still counts as held (> 1).
+        max_lms_drop: the most StereoSet LMS points the run may lose against the baseline (>= 0).
+
+    Raises:
+        ValueError: ``max_perplexity_ratio`` is not above 1, or ``max_lms_drop`` is negative (or NaN).
+    """
 
     max_perplexity_ratio: float = 1.5
     max_lms_drop: float = 5.0
@@ -60,12 +68,28 @@ DEFAULT_THRESHOLDS = Thresholds()
 
 
 def is_ratio(metric: str) -> bool:
-    """Perplexities compare as ratios (a factor), everything else as differences."""
+    """Perplexities compare as ratios (a factor), everything else as differences.
+
+    Args:
+        metric: a metric name, e.g. ``word_perplexity`` or ``acc``.
+
+    Returns:
+        True when the name contains "perplexity".
+    """
     return "perplexity" in metric
 
 
 def capability_metrics(frame: pd.DataFrame) -> set[tuple[str, str]]:
-    """(task, metric) pairs of the long frame that measure capability."""
+    """(task, metric) pairs of the long frame that measure capability.
+
+    Args:
+        frame: the long metric frame (``results.metric_frame``: one row per run, task and metric).
+
+    Returns:
+        For a bias task (one reporting any of ``BIAS_METRICS``), those of ``BIAS_TASK_CAPABILITY`` it
+        reports; for any other task, its main metric (``STOCK_MAIN_METRICS``, else the first of
+        ``FALLBACK_METRICS`` it reports), if any.
+    """
     found = set()
     for task, rows in frame.groupby("task", sort=False):
         present = set(rows["metric"])
@@ -80,6 +104,18 @@ def capability_metrics(frame: pd.DataFrame) -> set[tuple[str, str]]:
 
 
 def degrades(metric: str, base: float, value: float, thresholds: Thresholds) -> bool:
+    """Whether this change of a capability measure makes its cell degraded.
+
+    Args:
+        metric: the measure's metric name.
+        base: the baseline's value.
+        value: the run's value.
+        thresholds: where degradation starts.
+
+    Returns:
+        For a perplexity, whether value / base exceeds ``max_perplexity_ratio`` (False when base <= 0);
+        for ``lms``, whether it fell by more than ``max_lms_drop``; False for any other metric.
+    """
     if is_ratio(metric):
         return base > 0 and value / base > thresholds.max_perplexity_ratio
     return metric == "lms" and value - base < -thresholds.max_lms_drop
@@ -89,7 +125,18 @@ def capability_changes(
     frame: pd.DataFrame, baselines: dict[tuple, tuple | None], thresholds: Thresholds = Thresholds()
 ) -> pd.DataFrame:
     """One row per (cell, capability measure) of cells with a baseline holding the same measure:
-    base and run values, change (ratio or difference), and whether it degrades the cell."""
+    base and run values, change (ratio or difference), and whether it degrades the cell.
+
+    Args:
+        frame: the long metric frame (``results.metric_frame``).
+        baselines: cell key ``(model, revision, compression)`` -> its baseline's key, or None.
+        thresholds: where degradation starts.
+
+    Returns:
+        Columns ``model``, ``revision``, ``compression``, ``measure`` ("task/metric"), ``kind``
+        ("ratio" or "change"), ``base``, ``value``, ``change`` and ``degrades``; pairs where either
+        value is missing or NaN are left out.
+    """
     measures = capability_metrics(frame)
     values = {
         (r.model, r.revision, r.compression, r.task, r.metric): r.value
@@ -118,7 +165,17 @@ def capability_changes(
 
 
 def describe_change(kind: str, change: float, base: float, value: float) -> str:
-    """'×3.20 (12.1 → 38.7)' for a ratio, '−12.0 (88.0 → 76.0)' for a difference."""
+    """'×3.20 (12.1 → 38.7)' for a ratio, '−12.0 (88.0 → 76.0)' for a difference.
+
+    Args:
+        kind: ``"ratio"``; anything else is worded as a difference.
+        change: the ratio run / base, or the difference run − base.
+        base: the baseline's value.
+        value: the run's value.
+
+    Returns:
+        The change in words, with base and run values (digits scaled to each number's size).
+    """
 
     def number(x: float) -> str:
         return (
@@ -135,7 +192,18 @@ def describe_change(kind: str, change: float, base: float, value: float) -> str:
 def capability_table(changes: pd.DataFrame, thresholds: Thresholds = Thresholds()) -> pd.DataFrame:
     """One row per cell: per measure `MEASURE base`, `MEASURE value` and its `MEASURE ratio` or
     `MEASURE change`; `capability`
-    ("degraded" or "held") and `capability_detail` (the changes past a threshold, in words)."""
+    ("degraded" or "held") and `capability_detail` (the changes past a threshold, in words).
+
+    Args:
+        changes: the rows of ``capability_changes``.
+        thresholds: the thresholds named in ``capability_detail`` (whether a change degrades is read
+            from ``changes``).
+
+    Returns:
+        One row per cell of ``changes`` (``model``, ``revision``, ``compression`` and the columns
+        above); with no changes, an empty frame with the key, ``capability`` and
+        ``capability_detail`` columns.
+    """
     if changes.empty:
         return pd.DataFrame(columns=[*KEYS, "capability", "capability_detail"])
     cells = []

@@ -22,7 +22,19 @@ PREFERENCE = "stereotype_score"  # CrowS-Pairs' per-pair preference (100: sent_m
 
 def flips_table(runs: list[Run], frame: pd.DataFrame, baselines: dict[tuple, tuple | None]) -> pd.DataFrame:
     """Per cell and CrowS-Pairs task: `TASK flips_low`, `TASK n_low`, ... for the base confidence terciles,
-    from the logged samples (sent_more_score and sent_less_score of the baseline run)."""
+    from the logged samples (sent_more_score and sent_less_score of the baseline run).
+
+    Args:
+        runs: the leaderboard's runs; ``frame["run"]`` indexes them.
+        frame: the long metric frame (``results.metric_frame``); its ``stereotype_score`` rows say which
+            tasks each cell ran.
+        baselines: cell key ``(model, revision, compression)`` -> its baseline's key, or None.
+
+    Returns:
+        One row per cell whose baseline ran the same CrowS-Pairs task with logged samples:
+        the key columns and ``TASK flips_T`` / ``TASK n_T`` for each tercile T (``flips.TERCILES``);
+        an empty frame with the key columns when there is none.
+    """
     rows = frame[frame["metric"] == PREFERENCE]
     run_of = {(r.model, r.revision, r.compression, r.task): r.run for r in rows.itertuples()}
     cells: dict[tuple, dict] = {}
@@ -48,7 +60,19 @@ def cell_frame(
     baseline_of: Callable[[Run], tuple | None],
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> pd.DataFrame:
-    """`frame`: every metric of every run (metric_frame); `baseline_of(run)`: its baseline's key."""
+    """`frame`: every metric of every run (metric_frame); `baseline_of(run)`: its baseline's key.
+
+    Args:
+        runs: the leaderboard's runs; ``frame["run"]`` indexes them.
+        frame: every metric of every run (``results.metric_frame``).
+        baseline_of: a run -> its baseline's key ``(model, revision, compression)``, or None.
+        thresholds: where degradation starts (``capability.Thresholds``).
+
+    Returns:
+        One row per cell that has a baseline: the key columns, ``capability_table``'s columns and
+        ``flips_table``'s (outer-joined on the key); an empty frame with the key columns when
+        ``frame`` is empty.
+    """
     if frame.empty:
         return pd.DataFrame(columns=KEYS)
     baselines = {runs[index].key: baseline_of(runs[index]) for index in frame["run"].unique()}

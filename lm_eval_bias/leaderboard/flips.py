@@ -18,8 +18,13 @@ TERCILES = ("low", "mid", "high")
 def tercile_flips(run_preferences: dict, base_preferences: dict, base_margins: dict) -> dict[str, tuple[int, int]]:
     """{tercile: (flipped pairs, pairs)} over the items all three mappings hold.
 
-    `run_preferences` / `base_preferences`: item -> per-pair value (100 when sent_more is
-    preferred, else 0); `base_margins`: item -> |score(sent_more) − score(sent_less)| in the baseline.
+    Args:
+        run_preferences: item -> the run's per-pair value (100 when sent_more is preferred, else 0).
+        base_preferences: item -> the baseline's per-pair value.
+        base_margins: item -> |score(sent_more) − score(sent_less)| in the baseline.
+
+    Returns:
+        ``"low"``, ``"mid"``, ``"high"`` -> (pairs whose preference differs, pairs in the tercile).
     """
     items = sorted(
         set(run_preferences) & set(base_preferences) & set(base_margins), key=lambda i: (base_margins[i], repr(i))
@@ -32,5 +37,13 @@ def tercile_flips(run_preferences: dict, base_preferences: dict, base_margins: d
 
 
 def margins(more: dict, less: dict) -> dict:
-    """item -> |more − less| over the items both hold."""
+    """item -> |more − less| over the items both hold.
+
+    Args:
+        more: item -> score of ``sent_more``.
+        less: item -> score of ``sent_less``.
+
+    Returns:
+        item -> the absolute difference, for the items in both.
+    """
     return {item: abs(more[item] - less[item]) for item in set(more) & set(less)}

@@ -38,7 +38,15 @@ figure img {{ max-width: 100%; border: 1px solid #ddd; }}
 
 
 def shade(delta: float, largest: float) -> str | None:
-    """Background for a Δ: white blended towards red (up) or blue (down) by |Δ| / largest."""
+    """Background for a Δ: white blended towards red (up) or blue (down) by |Δ| / largest.
+
+    Args:
+        delta: the cell's Δ.
+        largest: the largest |Δ| of its column.
+
+    Returns:
+        A ``#rrggbb`` colour, or None (no shading) for a NaN or zero Δ or a zero ``largest``.
+    """
     if math.isnan(delta) or delta == 0 or not largest:
         return None
     weight = 0.15 + 0.5 * min(1.0, abs(delta) / largest)  # at most 0.65: black text stays legible
@@ -109,7 +117,21 @@ def html_page(
     title: str,
     figures: str | Path | None = None,
 ) -> str:
-    """`frame`: the display strings; `wide`: the numbers behind them (same rows, same order)."""
+    """`frame`: the display strings; `wide`: the numbers behind them (same rows, same order).
+
+    Args:
+        frame: the display strings (``render.display_frame``).
+        wide: the numbers behind them (``Leaderboard.wide``), same rows in the same order.
+        columns: the metric columns ("task/metric") whose Δ cells are shaded.
+        significant: a frame shaped like ``frame``, True where a cell is set in bold (p < 0.05).
+        verdicts: the closing sentences, listed under the table (none: no list).
+        note: the explanatory paragraph above the table.
+        title: the page title and heading.
+        figures: a folder whose PNG files are embedded after the table, or None.
+
+    Returns:
+        The page, one self-contained HTML document.
+    """
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     legend = (
         f"Δ cells: red = up, blue = down, deeper = larger (against the column's largest |Δ|). Bold: p &lt; 0.05. "

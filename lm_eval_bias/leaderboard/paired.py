@@ -23,6 +23,18 @@ EXACT_UP_TO = 14  # enumerate all 2^n sign patterns up to this many non-zero dif
 
 @dataclass(frozen=True)
 class PairedResult:
+    """The outcome of a paired test between a run and its baseline.
+
+    Attributes:
+        test: ``"McNemar exact"`` or ``"paired permutation"``.
+        n: the number of items present in both runs.
+        p_value: the two-sided p-value.
+        flips: McNemar: the discordant items, b + c; None for non-binary metrics.
+        up: McNemar: b, the items going from the baseline's low value to the run's high one.
+        down: McNemar: c, the items going from high to low.
+        mean_difference: the mean of run − baseline over the paired items.
+    """
+
     test: str  # "McNemar exact" | "paired permutation"
     n: int  # items present in both runs
     p_value: float
@@ -33,14 +45,33 @@ class PairedResult:
 
 
 def mcnemar_exact(up: int, down: int) -> float:
-    """Two-sided exact McNemar p-value from the discordant counts (1 when nothing flipped)."""
+    """Two-sided exact McNemar p-value from the discordant counts (1 when nothing flipped).
+
+    Args:
+        up: b, items that went from low to high.
+        down: c, items that went from high to low.
+
+    Returns:
+        The two-sided binomial p-value of b successes in b + c trials at 1/2.
+    """
     if up + down == 0:
         return 1.0
     return float(binomtest(up, up + down, 0.5, alternative="two-sided").pvalue)
 
 
 def permutation_p_value(differences: np.ndarray, permutations: int = PERMUTATIONS, seed: int = 0) -> float:
-    """Two-sided sign-flip test of mean(differences) = 0; exact for few non-zero differences."""
+    """Two-sided sign-flip test of mean(differences) = 0; exact for few non-zero differences.
+
+    Args:
+        differences: a 1-D float array of per-item differences, run − baseline.
+        permutations: random sign patterns drawn when there are more than ``EXACT_UP_TO`` non-zero
+            differences.
+        seed: seeds those draws.
+
+    Returns:
+        The share of sign patterns whose |sum| is at least the observed one: over all 2^n patterns when
+        exact, else (hits + 1) / (permutations + 1); 1.0 when every difference is zero.
+    """
     nonzero = differences[differences != 0]
     if nonzero.size == 0:
         return 1.0
@@ -58,7 +89,17 @@ def permutation_p_value(differences: np.ndarray, permutations: int = PERMUTATION
 
 
 def paired_test(run: dict, baseline: dict, seed: int = 0) -> PairedResult | None:
-    """Compare item values {item: value} of a run and its baseline on the items both have (None if < 2)."""
+    """Compare item values {item: value} of a run and its baseline on the items both have (None if < 2).
+
+    Args:
+        run: item -> the run's per-item value.
+        baseline: item -> the baseline's per-item value.
+        seed: seeds the permutation test.
+
+    Returns:
+        Exact McNemar when the values take at most two levels (over both runs), else the paired
+        permutation test; None when fewer than two items are shared.
+    """
     items = sorted(set(run) & set(baseline), key=repr)
     if len(items) < 2:  # one item (a single SEAT test, say) cannot be tested
         return None

@@ -14,7 +14,16 @@ from typing import Any
 
 
 def protocols(data: dict[str, Any]) -> tuple[frozenset[str], frozenset[str]]:
-    """(protocols, StereoSet splits) recorded in a results JSON's task configs."""
+    """(protocols, StereoSet splits) recorded in a results JSON's task configs.
+
+    Args:
+        data: a parsed lm-eval results JSON.
+
+    Returns:
+        ``(protocols, splits)``: the ``metadata.protocol`` of every task config (``"default"`` where
+        none is recorded) and the ``metadata.stereoset_split`` of every StereoSet task (``"dev"`` where
+        none is); both empty when the JSON has no task configs.
+    """
     found: set[str] = set()
     splits: set[str] = set()
     for task, config in (data.get("configs") or {}).items():
@@ -33,7 +42,15 @@ def _describe(signature: tuple[frozenset[str], frozenset[str]]) -> str:
 
 
 def conflict(run_data: dict[str, Any], base_data: dict[str, Any]) -> str | None:
-    """Why two runs cannot be paired, or None when their protocols (and splits, where both ran StereoSet) agree."""
+    """Why two runs cannot be paired, or None when their protocols (and splits, where both ran StereoSet) agree.
+
+    Args:
+        run_data: the run's parsed results JSON.
+        base_data: its baseline's parsed results JSON.
+
+    Returns:
+        ``"protocol A, StereoSet split X vs protocol B, ..."`` when they differ, else None.
+    """
     run, base = protocols(run_data), protocols(base_data)
     if run[0] != base[0] or (run[1] and base[1] and run[1] != base[1]):
         return f"{_describe(run)} vs {_describe(base)}"
@@ -43,8 +60,14 @@ def conflict(run_data: dict[str, Any], base_data: dict[str, Any]) -> str | None:
 def check_pairable(runs: Iterable, baseline_of: Callable) -> None:
     """Raise ValueError naming the first run whose baseline was made under another protocol or split.
 
-    ``runs`` are leaderboard runs (``.key``, ``.data``, ``.path``); ``baseline_of(run)`` gives
-    the key of its baseline, or None."""
+    Args:
+        runs: leaderboard runs (``.key``, ``.data``, ``.path``).
+        baseline_of: a run -> the key of its baseline, or None.
+
+    Raises:
+        ValueError: a run and a run of its baseline cell were made under different protocols, or on
+            different StereoSet splits.
+    """
     runs = list(runs)
     by_key: dict[tuple, list] = {}
     for run in runs:

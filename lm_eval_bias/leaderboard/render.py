@@ -51,7 +51,17 @@ def _interval(value: float, low: float, high: float) -> str:
 
 
 def display_frame(wide: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Strings: per metric one `value ± ci` column and one `Δ (p, flips)` column."""
+    """Strings: per metric one `value ± ci` column and one `Δ (p, flips)` column.
+
+    Args:
+        wide: ``Leaderboard.wide()``.
+        columns: the metric columns ("task/metric") to show, in order (those missing from ``wide``
+            are skipped).
+
+    Returns:
+        The key columns, ``capability`` (when ``wide`` has it), per metric ``METRIC (95% CI)`` and
+        ``METRIC Δ``, then the capability and flips display columns, all as strings.
+    """
     out = wide[KEYS].copy()
     degraded = degraded_rows(wide)
     if "capability" in wide.columns:
@@ -84,6 +94,14 @@ def display_frame(wide: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 
 def to_text(frame: pd.DataFrame) -> str:
+    """A plain-text table for the terminal.
+
+    Args:
+        frame: the display frame (``display_frame``).
+
+    Returns:
+        Left-aligned columns two spaces apart, a line of dashes under the header.
+    """
     cells = [list(frame.columns)] + [[str(v) for v in row] for row in frame.itertuples(index=False)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
     lines = ["  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in cells]
@@ -92,6 +110,15 @@ def to_text(frame: pd.DataFrame) -> str:
 
 
 def to_markdown(frame: pd.DataFrame) -> str:
+    """A Markdown table.
+
+    Args:
+        frame: the display frame (``display_frame``).
+
+    Returns:
+        The table, with "|" in cells escaped.
+    """
+
     def escape(value: object) -> str:
         return str(value).replace("|", "\\|")
 
@@ -104,6 +131,14 @@ def to_markdown(frame: pd.DataFrame) -> str:
 
 
 def to_csv(wide: pd.DataFrame) -> str:
+    """The numbers as CSV.
+
+    Args:
+        wide: ``Leaderboard.wide()``.
+
+    Returns:
+        CSV text with a header row, no index, floats to 6 significant digits.
+    """
     return wide.to_csv(index=False, float_format="%.6g")
 
 
@@ -122,7 +157,18 @@ def render(
     title: str = "lm-eval-bias leaderboard",
     figures: str | None = None,
 ) -> str:
-    """`figures`: a folder of PNG figures that the HTML page embeds (if it exists)."""
+    """`figures`: a folder of PNG figures that the HTML page embeds (if it exists).
+
+    Args:
+        wide: ``Leaderboard.wide()``.
+        columns: the metric columns ("task/metric") to show, in order.
+        fmt: ``"csv"``, ``"markdown"``, ``"html"``; any other value gives the terminal table.
+        title: the HTML page's title.
+        figures: a folder of PNG figures that the HTML page embeds (if it exists).
+
+    Returns:
+        The leaderboard in that format; except for CSV, followed by the verdict lines.
+    """
     if fmt == "csv":
         return to_csv(wide)
     frame = display_frame(wide, columns)

@@ -46,13 +46,35 @@ def _model_label(pretrained: str) -> str:
 
 
 def model_size(label: str) -> float | None:
-    """'pythia-70m-deduped' -> 7e7, 'gemma-3-270m' -> 2.7e8, else None."""
+    """'pythia-70m-deduped' -> 7e7, 'gemma-3-270m' -> 2.7e8, else None.
+
+    Args:
+        label: a model name.
+
+    Returns:
+        The parameter count its name states (a number followed by m or b, between separators), or None.
+    """
     match = SIZE.search(label)
     return float(match[1]) * (1e6 if match[2].lower() == "m" else 1e9) if match else None
 
 
 @dataclass
 class Run:
+    """One lm-eval results file and who made it.
+
+    Attributes:
+        path: the results JSON.
+        data: its parsed content.
+        model: the model's label (the cell.json label, else the name or folder name of ``pretrained``).
+        revision: the model revision (``"main"`` when none is recorded).
+        compression: the compression label (``"none"``: uncompressed).
+        record: the compression record (``config.quantization``; the uncompressed record when absent).
+        teacher: for a distilled student, its teacher's label, else None.
+        teacher_revision: the teacher's revision, if recorded.
+        size: the parameter count (from cell.json, else from the model's name), or None.
+        samples: leaf task -> its ``samples_<task>_<date>.jsonl`` file next to ``path``.
+    """
+
     path: Path
     data: dict[str, Any]
     model: str
@@ -67,15 +89,18 @@ class Run:
 
     @property
     def key(self) -> tuple[str, str, str]:
+        """The run's cell: (model, revision, compression)."""
         return (self.model, self.revision, self.compression)
 
     @property
     def date(self) -> str:
+        """The run's date: the last date in the file name, else the JSON's ``date``, else ""."""
         match = DATE.findall(self.path.name)
         return match[-1] if match else str(self.data.get("date", ""))
 
     @property
     def method(self) -> str:
+        """The compression method, from the compression record."""
         return self.record.method
 
     @property
@@ -92,17 +117,30 @@ class Run:
 
     @property
     def step(self) -> float:
+        """The training step a revision such as ``step143000`` names (NaN when it names none)."""
         match = STEP.search(self.revision)
         return float(match[1]) if match else math.nan
 
     def subtasks(self, task: str) -> list[str]:
-        """The leaf tasks whose samples make up `task` (itself when it is not a group)."""
+        """The leaf tasks whose samples make up `task` (itself when it is not a group).
+
+        Args:
+            task: a task or group name of the results.
+
+        Returns:
+            The leaf task names, groups expanded recursively, in the results' order.
+        """
         members = self.data.get("group_subtasks", {}).get(task)
         if not members:
             return [task]
         return [leaf for member in members for leaf in self.subtasks(member)]
 
     def top_level_tasks(self) -> list[str]:
+        """The tasks and groups of the results that are no group's member.
+
+        Returns:
+            Their names, in the results' order.
+        """
         grouped = {member for members in self.data.get("group_subtasks", {}).values() for member in members}
         return [task for task in self.data.get("results", {}) if task not in grouped]
 
@@ -111,6 +149,13 @@ class Run:
 
         The interval is the task's own METRIC_ci_low / METRIC_ci_high when it reports them
         (StereoSet's bootstrap interval of ss), else value ± 1.96 stderr; NaN when unknown.
+
+        Args:
+            task: a task or group name of the results.
+
+        Returns:
+            Metric label -> ``(value, stderr, ci_low, ci_high)`` as floats, for every numeric metric
+            the task reports (none when the task is absent).
         """
         values = {}
         entry = self.data.get("results", {}).get(task, {})
@@ -128,7 +173,18 @@ class Run:
         return values
 
     def item_values(self, task: str, metric: str) -> dict[tuple[str, Any], float]:
-        """(leaf task, doc_id) -> the metric's per-sample value, from the logged samples."""
+        """(leaf task, doc_id) -> the metric's per-sample value, from the logged samples.
+
+        The samples files are read once and kept.
+
+        Args:
+            task: a task or group name (its leaf tasks' samples are read).
+            metric: the metric, with or without its ``,filter`` suffix.
+
+        Returns:
+            ``(leaf task, doc_id)`` -> the value as a float, for the samples holding a number for it
+            (StereoSet's outcome records read as pro for ss, related for lms); NaN values left out.
+        """
         name = metric.split(",", 1)[0]
         values = {}
         for leaf in self.subtasks(task):
@@ -177,6 +233,20 @@ def _samples_next_to(path: Path) -> dict[str, Path]:
 
 
 def read_run(path: Path, root: Path | None = None) -> Run | None:
+    """Read one results file.
+
+    Args:
+        path: a JSON file.
+        root: the folder up to which a ``cell.json`` is looked for, from ``path``'s folder upwards
+            (default: ``path``'s own folder).
+
+    Returns:
+        The run; None when ``path`` cannot be read or is no lm-eval results file (no ``results`` and
+        ``config``).
+
+    Raises:
+        ValueError: its ``config.quantization`` is present but not a compression record.
+    """
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -216,7 +286,18 @@ def _compression_record(config: dict[str, Any], path: Path) -> QuantizationRecor
 
 
 def load_runs(root: str | Path) -> list[Run]:
-    """Every lm-eval results file under `root` (hidden folders, such as a study's .tmp/, skipped)."""
+    """Every lm-eval results file under `root` (hidden folders, such as a study's .tmp/, skipped).
+
+    Args:
+        root: a folder searched recursively for ``*.json`` (``cell.json`` files aside), or one results file.
+
+    Returns:
+        The runs, in sorted path order; JSON files that are not lm-eval results are skipped.
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist.
+        ValueError: a results file's ``config.quantization`` is not a compression record.
+    """
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"results directory {root} does not exist")
@@ -233,7 +314,18 @@ def load_runs(root: str | Path) -> list[Run]:
 
 
 def metric_frame(runs: list[Run], subtasks: bool = False) -> pd.DataFrame:
-    """One row per (run, task, metric): value, stderr and what the run was. Later runs of the same cell win."""
+    """One row per (run, task, metric): value, stderr and what the run was. Later runs of the same cell win.
+
+    Args:
+        runs: the runs (``load_runs``); the ``run`` column indexes this list.
+        subtasks: every task and group the results hold, instead of the top-level ones only.
+
+    Returns:
+        Columns ``run``, ``model``, ``revision``, ``compression``, ``method``, ``bits``, ``sparsity``,
+        ``step``, ``size``, ``teacher``, ``task``, ``metric``, ``value``, ``stderr``, ``ci_low``,
+        ``ci_high``, ``date``; for each (model, revision, compression, task, metric) only the row of
+        the latest run by date, ordered by date.
+    """
     rows = []
     for index, run in enumerate(runs):
         tasks = list(run.data.get("results", {})) if subtasks else run.top_level_tasks()

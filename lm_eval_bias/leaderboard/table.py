@@ -29,12 +29,29 @@ KEYS = ["model", "revision", "compression"]
 
 @dataclass
 class Leaderboard:
+    """The comparison, long (one row per cell and metric) and per cell.
+
+    Attributes:
+        long: one row per (model, revision, compression, task, metric): ``results.metric_frame``'s
+            columns plus ``baseline``, ``delta``, ``p_value``, ``test``, ``n_pairs``, ``flips`` and,
+            where capability was judged, ``capability``.
+        columns: the metric columns, "task/metric", in display order.
+        cells: per-cell judgements (``cells.cell_frame``: capability, tercile flips).
+    """
+
     long: pd.DataFrame  # one row per (model, revision, compression, task, metric)
     columns: list[str]  # "task/metric" in display order
     cells: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=KEYS))  # capability, tercile flips
 
     def wide(self) -> pd.DataFrame:
-        """One row per (model, revision, compression); per metric: value, 95% interval, Δ, p, flips, n."""
+        """One row per (model, revision, compression); per metric: value, 95% interval, Δ, p, flips, n.
+
+        Returns:
+            The key columns, ``size``, ``step``, ``bits``, ``sparsity``, ``method``, then per metric
+            column ``C`` (in ``columns`` order) ``C`` and ``C ci_low``, ``C ci_high``, ``C delta``,
+            ``C p_value``, ``C flips``, ``C n_pairs``, ``C baseline``, ``C test``, then the ``cells``
+            columns; only the key columns when ``long`` is empty.
+        """
         if self.long.empty:
             return pd.DataFrame(columns=KEYS)
         frame = self.long.assign(column=self.long["task"] + "/" + self.long["metric"])
@@ -64,6 +81,17 @@ class Leaderboard:
 
 
 def default_metrics(frame: pd.DataFrame, task: str) -> list[str]:
+    """The metrics of a task shown when none are asked for.
+
+    Args:
+        frame: the long metric frame (``results.metric_frame``).
+        task: a task name in it.
+
+    Returns:
+        Its bias metrics in ``BIAS_METRICS`` order (a single SEAT test: its signed effect size, not
+        the absolute one); else its first metric in ``CAPABILITY_METRICS``; else its first metric
+        (none when the task has no rows).
+    """
     present = list(dict.fromkeys(frame.loc[frame["task"] == task, "metric"]))
     bias = [metric for metric in BIAS_METRICS if metric in present]
     if "effect_size" in bias and "abs_effect_size" in bias:  # one SEAT test: its signed effect size
@@ -132,6 +160,27 @@ def build_leaderboard(
     filters: dict[str, list[str]] | None = None,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> Leaderboard:
+    """Compare every run with its baseline: Δ and a paired test per metric, and per-cell judgements.
+
+    Args:
+        runs: the runs (``results.load_runs``).
+        metrics: shell-style patterns matched against "metric" or "task/metric"; None for each task's
+            ``default_metrics``.
+        all_metrics: keep every metric (``metrics`` is then ignored).
+        subtasks: also show the members of groups (``results.metric_frame``).
+        teachers: model -> the model whose uncompressed run is its baseline where its own uncompressed
+            run is not (a distilled student's teacher, or the base of a checkpoint compressed elsewhere).
+        filters: column (``model``, ``revision``, ``compression``, ...) -> shell-style patterns, a row
+            kept when its value matches any; applied after the comparison.
+        thresholds: where a cell's capability counts as degraded.
+
+    Returns:
+        The leaderboard; one with no rows and no metric columns when no run holds a metric.
+
+    Raises:
+        ValueError: a run and its baseline were made under different protocols or StereoSet splits
+            (``protocols.check_pairable``).
+    """
     frame = metric_frame(runs, subtasks=subtasks)
     if frame.empty:
         return Leaderboard(frame.assign(baseline=[], delta=[], p_value=[], test=[], n_pairs=[], flips=[]), [])
@@ -187,7 +236,21 @@ def _column_order(frame: pd.DataFrame) -> list[str]:
 
 def sort_wide(wide: pd.DataFrame, columns: list[str], key: str | None, descending: bool = False) -> pd.DataFrame:
     """Sort by model/revision/compression/step/bits/sparsity/size, a metric ("stereotype_score" or "task/metric"),
-    its Δ ("delta:METRIC"), or its distance from 50 ("dist50:METRIC")."""
+    its Δ ("delta:METRIC"), or its distance from 50 ("dist50:METRIC").
+
+    Args:
+        wide: ``Leaderboard.wide()``.
+        columns: its metric columns ("task/metric").
+        key: a column of ``wide``, a metric, ``delta:METRIC`` or ``dist50:METRIC``; empty or None
+            leaves the order as it is.
+        descending: largest first (missing values stay last).
+
+    Returns:
+        ``wide`` with its rows reordered.
+
+    Raises:
+        ValueError: ``key`` names no column or metric, or has an unknown prefix.
+    """
     if not key:
         return wide
     prefix, _, name = key.partition(":") if ":" in key else ("", "", key)

@@ -20,13 +20,29 @@ def _is_nan(value) -> bool:
 
 
 def degraded_rows(wide: pd.DataFrame) -> list[bool]:
+    """Which rows' capability fell past its threshold.
+
+    Args:
+        wide: ``Leaderboard.wide()``.
+
+    Returns:
+        One flag per row, True where ``capability`` is "degraded" (all False without that column).
+    """
     if "capability" not in wide.columns:
         return [False] * len(wide)
     return [value == DEGRADED for value in wide["capability"]]
 
 
 def capability_columns(wide: pd.DataFrame) -> dict[str, list[str]]:
-    """'MEASURE vs base' -> per row '×4.00 (20.0 → 80.0)' or '−20.0 (90.0 → 70.0)'."""
+    """'MEASURE vs base' -> per row '×4.00 (20.0 → 80.0)' or '−20.0 (90.0 → 70.0)'.
+
+    Args:
+        wide: ``Leaderboard.wide()``, with ``capability_table``'s ``MEASURE base`` / ``value`` /
+            ``ratio`` or ``change`` columns where capability was compared.
+
+    Returns:
+        Display column name -> one string per row ("" where the cell has no such change).
+    """
     shown = {}
     for column in wide.columns:
         measure, _, kind = column.rpartition(" ")
@@ -40,7 +56,14 @@ def capability_columns(wide: pd.DataFrame) -> dict[str, list[str]]:
 
 
 def flips_columns(wide: pd.DataFrame) -> dict[str, list[str]]:
-    """'TASK flips by base confidence (low · mid · high)' -> per row '2/10 · 0/10 · 0/10'."""
+    """'TASK flips by base confidence (low · mid · high)' -> per row '2/10 · 0/10 · 0/10'.
+
+    Args:
+        wide: ``Leaderboard.wide()``, with ``cells.flips_table``'s ``TASK flips_T`` / ``TASK n_T`` columns.
+
+    Returns:
+        Display column name -> one string per row ("" where the cell has no flips counted).
+    """
     shown = {}
     for column in wide.columns:
         if not column.endswith(" flips_low"):
@@ -55,6 +78,14 @@ def flips_columns(wide: pd.DataFrame) -> dict[str, list[str]]:
 
 
 def is_bias_column(column: str) -> bool:
+    """Whether a "task/metric" column holds a bias metric (whose Δ a degraded cell leaves unjudged).
+
+    Args:
+        column: a "task/metric" column, or a bare metric name.
+
+    Returns:
+        True when its metric is one of ``BIAS_METRICS``.
+    """
     return column.split("/", 1)[-1] in BIAS_METRICS
 
 
@@ -77,7 +108,15 @@ def _bias_changes(row: pd.Series, columns: list[str]) -> tuple[list[str], list[s
 
 
 def verdict_lines(wide: pd.DataFrame, columns: list[str]) -> list[str]:
-    """One sentence per cell compared with a baseline: did bias move significantly, and did capability hold?"""
+    """One sentence per cell compared with a baseline: did bias move significantly, and did capability hold?
+
+    Args:
+        wide: ``Leaderboard.wide()``.
+        columns: its metric columns ("task/metric"); the bias ones are judged.
+
+    Returns:
+        One line per row with a bias Δ, in row order; none for rows without one.
+    """
     lines = []
     for _, row in wide.iterrows():
         significant, not_significant, untested = _bias_changes(row, columns)

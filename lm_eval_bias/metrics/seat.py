@@ -35,19 +35,56 @@ def _unit_rows(matrix) -> np.ndarray:
 
 
 def associations(W, A, B) -> np.ndarray:
-    """s(w, A, B) for each row w of W."""
+    """s(w, A, B) for each row w of W.
+
+    Args:
+        W: (n, d) embeddings, or one (d,) vector; rows need not be unit-norm.
+        A: (a, d) embeddings of the first attribute set.
+        B: (b, d) embeddings of the second attribute set.
+
+    Returns:
+        A (n,) float64 array: each row's mean cosine with A minus its mean cosine with B.
+    """
     W, A, B = _unit_rows(W), _unit_rows(A), _unit_rows(B)
     return (W @ A.T).mean(axis=1) - (W @ B.T).mean(axis=1)
 
 
 def effect_size(X, Y, A, B) -> float:
+    """The SEAT/WEAT effect size (module docstring): a difference of mean associations in units of
+    their pooled sample standard deviation.
+
+    Args:
+        X: (n_x, d) embeddings of the first target set.
+        Y: (n_y, d) embeddings of the second target set.
+        A: (a, d) embeddings of the first attribute set.
+        B: (b, d) embeddings of the second attribute set.
+
+    Returns:
+        The effect size; NaN when the associations of X and Y together have no spread (or are one value).
+    """
     s_x, s_y = associations(X, A, B), associations(Y, A, B)
     spread = np.std(np.concatenate([s_x, s_y]), ddof=1)
     return float((s_x.mean() - s_y.mean()) / spread) if spread > 0 else math.nan
 
 
 def p_value(X, Y, A, B, *, samples: int = PERMUTATION_SAMPLES, seed: int = SEED) -> float:
-    """One-sided permutation p-value of the test statistic (see the module docstring)."""
+    """One-sided permutation p-value of the test statistic (see the module docstring).
+
+    Args:
+        X: (n, d) embeddings of the first target set.
+        Y: (n, d) embeddings of the second target set (as many as X).
+        A: (a, d) embeddings of the first attribute set.
+        B: (b, d) embeddings of the second attribute set.
+        samples: exact over every partition when C(2n, n) <= ``samples``, else this many partitions
+            with the observed one.
+        seed: seeds the random partitions.
+
+    Returns:
+        The p-value, in (0, 1].
+
+    Raises:
+        ValueError: X and Y differ in size.
+    """
     s_x, s_y = associations(X, A, B), associations(Y, A, B)
     if len(s_x) != len(s_y):
         raise ValueError(f"the permutation test needs target sets of equal size, got {len(s_x)} and {len(s_y)}")
@@ -55,7 +92,20 @@ def p_value(X, Y, A, B, *, samples: int = PERMUTATION_SAMPLES, seed: int = SEED)
 
 
 def permutation_p_value(s_xy: np.ndarray, *, samples: int = PERMUTATION_SAMPLES, seed: int = SEED) -> float:
-    """p-value from the associations of X (first half of ``s_xy``) and Y (second half)."""
+    """p-value from the associations of X (first half of ``s_xy``) and Y (second half).
+
+    Args:
+        s_xy: (2n,) associations s(w, A, B), X's then Y's.
+        samples: exact over every partition when C(2n, n) <= ``samples``, else ``samples - 1`` random
+            partitions plus the observed one.
+        seed: seeds the random partitions.
+
+    Returns:
+        The share of partitions whose statistic is at least the observed one (ties count), in (0, 1].
+
+    Raises:
+        ValueError: ``s_xy`` has an odd length or fewer than 2 entries.
+    """
     s_xy = np.asarray(s_xy, dtype=np.float64)
     n = len(s_xy) // 2
     if n < 1 or len(s_xy) != 2 * n:
@@ -81,7 +131,22 @@ def permutation_p_value(s_xy: np.ndarray, *, samples: int = PERMUTATION_SAMPLES,
 
 
 def seat_test(X, Y, A, B, *, samples: int = PERMUTATION_SAMPLES, seed: int = SEED) -> dict[str, float]:
-    """Per-test SEAT results: effect size, p-value and the absolute effect size."""
+    """Per-test SEAT results: effect size, p-value and the absolute effect size.
+
+    Args:
+        X: (n, d) embeddings of the first target set.
+        Y: (n, d) embeddings of the second target set (as many as X).
+        A: (a, d) embeddings of the first attribute set.
+        B: (b, d) embeddings of the second attribute set.
+        samples: the permutation budget of ``p_value``.
+        seed: seeds ``p_value``'s random partitions.
+
+    Returns:
+        ``{"effect_size", "p_value", "abs_effect_size"}`` -> value.
+
+    Raises:
+        ValueError: X and Y differ in size.
+    """
     size = effect_size(X, Y, A, B)
     return {
         "effect_size": size,

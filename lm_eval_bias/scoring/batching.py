@@ -21,7 +21,21 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int, min_tokens: i
     sequence has L tokens holds at least max(batch_size, min_tokens // L) sequences and at most
     CPU_BATCH_SLACK times the padded tokens of max(min_tokens, batch_size * L); only the last batch
     may hold fewer. Within those bounds the split pads the fewest tokens in all, then makes the
-    fewest batches (dynamic programming over the sorted order)."""
+    fewest batches (dynamic programming over the sorted order).
+
+    Args:
+        lengths: the token count of each sequence (a length below 1 counts as 1 for the floor).
+        batch_size: the number of sequences per batch, or with ``min_tokens`` the least number.
+        min_tokens: the token floor of a batch (padded tokens, rows × longest length); 0 or less for
+            none (see ``min_tokens_per_batch``).
+
+    Yields:
+        Lists of indices into ``lengths``, each batch's longest sequence first; every index exactly
+        once, ties in length in index order.
+
+    Raises:
+        ValueError: ``batch_size`` is below 1 (raised when iteration starts: this is a generator).
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
@@ -52,21 +66,37 @@ def _fewest_padded_tokens(sorted_lengths: list[int], batch_size: int, min_tokens
     return end
 
 
-# Tokens per forward pass below which a CPU's matrix products lose throughput. Measured on the 2-core
-# host, A/B interleaved: a BERT-base-shaped model on the masked copies of 60 CrowS-Pairs pairs, 32
-# copies per forward (~600 tokens) 189 s, >= 2,048 tokens per forward 141-152 s; Gemma-3-270M on 300
-# CrowS-Pairs sentences, 32 per forward 35.5-35.9 s, >= 2,048 tokens 30.6-33.6 s.
+# Tokens per forward pass below which a CPU's matrix products lose throughput: 32 short sentences per
+# forward (a few hundred tokens) ran both a BERT-base-shaped masked LM and Gemma-3-270M measurably slower
+# than batches of at least this many tokens (A/B timings: docs/benchmarks.md, CrowS-Pairs scoring speed).
 CPU_MIN_TOKENS = 2048
 
 
 def min_tokens_per_batch(device) -> int:
     """The token floor of a batch on this device: CPU_MIN_TOKENS on a CPU, none on accelerators
-    (where batch_size is what bounds memory)."""
+    (where batch_size is what bounds memory).
+
+    Args:
+        device: a ``torch.device`` or anything it accepts (``"cpu"``, ``"cuda:0"``, ...).
+
+    Returns:
+        The ``min_tokens`` to pass to ``length_sorted_batches``: CPU_MIN_TOKENS or 0.
+    """
     return CPU_MIN_TOKENS if torch.device(device).type == "cpu" else 0
 
 
 def right_padded(sequences: Sequence[Sequence[int]], pad_token_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(input_ids, attention_mask) with every sequence starting at position 0."""
+    """(input_ids, attention_mask) with every sequence starting at position 0.
+
+    Args:
+        sequences: the token ids of each row (at least one row).
+        pad_token_id: the id written after each sequence's end.
+        device: where the two tensors are put.
+
+    Returns:
+        ``(input_ids, attention_mask)``, both int64 of shape (len(sequences), longest length) on
+        ``device``; the mask is 1 on each sequence's own tokens and 0 on the padding.
+    """
     width = max(len(s) for s in sequences)
     input_ids = torch.full((len(sequences), width), pad_token_id, dtype=torch.long)
     attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
@@ -77,6 +107,14 @@ def right_padded(sequences: Sequence[Sequence[int]], pad_token_id: int, device) 
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of the model's first parameter.
+
+    Args:
+        model: any ``torch.nn.Module``.
+
+    Returns:
+        That parameter's device; the CPU for a model without parameters.
+    """
     try:
         return next(model.parameters()).device
     except StopIteration:

@@ -8,10 +8,11 @@ scored position; for Gemma-3-270M's 262,144-row head the head is the larger half
 - A plain ``nn.Linear`` head is applied one vocabulary slice at a time, to all the batch's
   scored positions at once: a slice's logits (~2 MB) stay in the CPU cache while its maximum,
   exp-sum and target logits are read, instead of writing 1 MB of logits per position to
-  memory and reading it back for a log-softmax. Measured on the 2-core CPU (Gemma-3-270M,
-  407 positions, vocabulary passes + head vs the head's plain product alone): slices of 1-2k
-  rows 0.7-0.8x, fused logsumexp / log_softmax / cross_entropy after the plain product
-  1.02-1.14x, and 128 positions per head call 1.4x (the 671 MB weight is re-read per call).
+  memory and reading it back for a log-softmax. On a CPU this makes the head and its
+  normalisation cheaper than the head's plain product alone, where a fused logsumexp /
+  log_softmax / cross_entropy after that product costs more than the product; and each slice
+  takes all the positions at once, as heading them a few at a time re-reads the whole weight
+  (671 MB for Gemma-3-270M) per call (timings: docs/benchmarks.md, CrowS-Pairs scoring speed).
 - Per slice: maximum, in-place subtract and exp, and an fp64-accumulated sum; slices combine
   in fp64 as m + log sum_i s_i exp(m_i - m). Largest error against an fp64 log-softmax of the
   same logits: 1.5e-8 per token (5e-7 with fp32 sums).
@@ -21,8 +22,8 @@ scored position; for Gemma-3-270M's 262,144-row head the head is the larger half
   probe) is scored from its own full logits.
 - On a CPU a batch holds at least 2,048 tokens (more sequences than batch_size when they are
   short) and at most 1.25 times its floor, split where it pads the fewest tokens (`batching`):
-  32 CrowS-Pairs sentences (~500 tokens) per forward left Gemma-3-270M's products ~10% slower
-  (scores move by fp32 rounding only).
+  32 CrowS-Pairs sentences (~500 tokens) per forward leave a CPU's matrix products short of
+  their throughput (docs/benchmarks.md; scores move by fp32 rounding only).
 - Identical requests are scored once, and so is each (prefix, next token) event: with
   ``share_prefixes`` (for models that compute each position from the tokens up to it alone,
   i.e. no activation statistics over a sequence), a position whose prefix and target another
@@ -53,6 +54,15 @@ from lm_eval_bias.valid_tokens import valid_tokens_scope
 
 @dataclass(frozen=True)
 class TokenScore:
+    """A request's score: the continuation's summed log-probability and whether it is the greedy one.
+
+    Attributes:
+        logprob: sum of the continuation tokens' natural-log probabilities (``math.fsum``; 0.0 for an
+            empty continuation).
+        is_greedy: whether every continuation token is the argmax at its position (True when empty).
+        num_tokens: how many continuation tokens were scored.
+    """
+
     logprob: float
     is_greedy: bool
     num_tokens: int
@@ -60,12 +70,22 @@ class TokenScore:
 
 @dataclass(frozen=True)
 class TokenLogprobs:
-    """One entry per continuation token: log p(token | everything before it), and whether it is the argmax."""
+    """One entry per continuation token: log p(token | everything before it), and whether it is the argmax.
+
+    Attributes:
+        logprobs: the natural-log probability of each continuation token, in order (fp64 normaliser).
+        greedy: for each continuation token, whether it is the argmax at its position (ties count).
+    """
 
     logprobs: tuple[float, ...]
     greedy: tuple[bool, ...]
 
     def score(self) -> TokenScore:
+        """The sentence-level score of these tokens.
+
+        Returns:
+            ``TokenScore(math.fsum(logprobs), all(greedy), len(logprobs))``.
+        """
         return TokenScore(math.fsum(self.logprobs), all(self.greedy), len(self.logprobs))
 
 
@@ -89,8 +109,31 @@ def score_continuations(
 ) -> list[TokenScore]:
     """Sum of log p(continuation | context) for each (context_ids, continuation_ids).
 
-    share_contexts: requests that share a context of two or more tokens (a multiple-choice item's
-    answers) run the body over that context once (``shared_context``); needs share_prefixes' condition."""
+    Args:
+        model: a causal LM (a transformers ``...ForCausalLM`` or a module called the same way, with
+            ``input_ids`` and ``attention_mask``, returning ``.logits``), in eval mode.
+        requests: ``(context_ids, continuation_ids)`` token-id sequences; every context holds at least
+            one token (e.g. the BOS/EOS prefix token), a continuation may be empty.
+        batch_size: sequences per forward pass; on a CPU the least number, as a batch also holds at least
+            ``batching.CPU_MIN_TOKENS`` tokens (``batching.length_sorted_batches``).
+        pad_token_id: the id that right-pads the shorter sequences of a batch (never scored).
+        max_length: when given, each request keeps only the last ``max_length + 1`` tokens of context
+            plus continuation (the model reads at most ``max_length``), and continuation tokens cut off
+            that way are not scored.
+        progress: show a tqdm progress bar over the batches.
+        share_prefixes: score each (prefix, next token) event once over all requests; see
+            ``continuation_token_logprobs``.
+        share_contexts: requests that share a context of two or more tokens (a multiple-choice item's
+            answers) run the body over that context once (``shared_context``); the same condition as
+            ``share_prefixes``.
+
+    Returns:
+        One ``TokenScore`` per request, in request order (identical requests are scored once).
+
+    Raises:
+        ValueError: a request has an empty context, or a continuation token id is outside the model's
+            vocabulary.
+    """
     per_token = continuation_token_logprobs(
         model,
         requests,
@@ -117,10 +160,27 @@ def continuation_token_logprobs(
 ) -> list[TokenLogprobs]:
     """Per-token log p(continuation token | context and the tokens before it) for each request.
 
-    share_prefixes: score each (prefix, next token) event once over all requests. Only for models
-    whose output at a position depends on the tokens up to it alone (not on later tokens, e.g.
-    through an activation scale taken over the whole sequence).
-    share_contexts: the same condition; requests sharing a context run the body over it once."""
+    Args:
+        model: a causal LM, as for ``score_continuations``.
+        requests: ``(context_ids, continuation_ids)`` token-id sequences, as for ``score_continuations``.
+        batch_size: sequences per forward pass (on a CPU the least number; see ``score_continuations``).
+        pad_token_id: the id that right-pads the shorter sequences of a batch.
+        max_length: when given, the last ``max_length + 1`` tokens of each request are kept, and only
+            the continuation tokens among them are scored.
+        progress: show a tqdm progress bar over the batches.
+        share_prefixes: score each (prefix, next token) event once over all requests. Only for models
+            whose output at a position depends on the tokens up to it alone (not on later tokens, e.g.
+            through an activation scale taken over the whole sequence).
+        share_contexts: the same condition; requests sharing a context run the body over it once.
+
+    Returns:
+        One ``TokenLogprobs`` per request, in request order, with one entry per scored continuation
+        token (empty tuples for an empty continuation).
+
+    Raises:
+        ValueError: a request has an empty context, or a continuation token id is outside the model's
+            vocabulary.
+    """
     distinct: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
     order = [
         distinct.setdefault(_model_input(context, continuation, max_length), len(distinct))
@@ -205,7 +265,24 @@ def _model_input(context, continuation, max_length) -> tuple[tuple[int, ...], tu
 
 def batch_scorer(model: torch.nn.Module, inputs: list[list[int]], shared: SharedEvents | None = None) -> BatchScorer:
     """The cheapest exact way to score this model: sliced Linear head (each shared event once when
-    ``shared`` is given), head on rows, or full logits."""
+    ``shared`` is given), head on rows, or full logits.
+
+    Choosing runs the model once on a probe (the first 8 tokens of the first non-empty input) to
+    check that its logits are the head applied to its body's output; if not, or if no input has a
+    token, the scorer takes the model's own full logits.
+
+    Args:
+        model: the causal LM to score.
+        inputs: the input ids of the sequences that will be scored (only the probe is read).
+        shared: where results are kept by (prefix, next token) event across batches, when each event
+            is to be headed once; used by the sliced Linear head only.
+
+    Returns:
+        A ``BatchScorer``: called as ``scorer(input_ids, attention_mask, targets)`` on one right-padded
+        batch (``(batch, length)`` tensors; ``targets[i]``: the token ids that row i's last real
+        positions predict), it returns one ``TokenLogprobs`` per row. ``continuation_token_logprobs``
+        calls it under ``torch.inference_mode()`` and ``valid_tokens_scope``.
+    """
     probe = next((x for x in inputs if x), None)
     if probe is None or not _body_then_head_matches(model, probe[:8]):
         return lambda ids, mask, targets: _score_full_logits(model, ids, mask, targets)
@@ -218,7 +295,16 @@ def batch_scorer(model: torch.nn.Module, inputs: list[list[int]], shared: Shared
 
 
 def scored_positions(attention_mask: torch.Tensor, targets: list[list[int]]):
-    """(rows, positions, target ids): the last len(target) real positions of each row predict its targets."""
+    """(rows, positions, target ids): the last len(target) real positions of each row predict its targets.
+
+    Args:
+        attention_mask: (batch, length) mask of a right-padded batch, 1 on real tokens.
+        targets: for each row, the token ids its last real positions predict.
+
+    Returns:
+        Three 1-D int64 tensors on the mask's device, one entry per target token, row by row: the row,
+        the position whose output predicts the token, and the token id.
+    """
     rows, positions = [], []
     for row, (length, target) in enumerate(zip(attention_mask.sum(dim=1).tolist(), targets)):
         rows += [row] * len(target)
@@ -233,14 +319,31 @@ def scored_positions(attention_mask: torch.Tensor, targets: list[list[int]]):
 
 
 class SharedEvents:
-    """Head results by event: (the prefix, as a node of a trie of token ids, and the next token)."""
+    """Head results by event: (the prefix, as a node of a trie of token ids, and the next token).
+
+    Attributes:
+        results: event -> (log-probability of the next token, whether it is the argmax), filled by the
+            scorer as events are headed.
+    """
 
     def __init__(self) -> None:
         self._nodes: dict[tuple[int, int], int] = {}
         self.results: dict[tuple[int, int], tuple[float, bool]] = {}
 
     def events(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, targets: list[list[int]]):
-        """One (prefix node, target) per scored position, in scored_positions' order."""
+        """One (prefix node, target) per scored position, in scored_positions' order.
+
+        Adds the batch's prefixes to the trie as a side effect.
+
+        Args:
+            input_ids: (batch, length) token ids of a right-padded batch.
+            attention_mask: (batch, length) mask, 1 on real tokens.
+            targets: for each row, the token ids its last real positions predict.
+
+        Returns:
+            ``(node, target id)`` tuples: ``node`` stands for the row's tokens up to and including the
+            scored position (equal prefixes get the same node, in any batch).
+        """
         out = []
         for ids, length, target in zip(input_ids.tolist(), attention_mask.sum(dim=1).tolist(), targets):
             node, nodes = 0, []
@@ -302,7 +405,22 @@ def _score_full_logits(model, input_ids, attention_mask, targets) -> list[TokenL
 
 def linear_head_logprobs(hidden, weight, bias, target_ids, softcap: float | None = None):
     """(fp64 log p(target), target is the argmax) per row of ``hidden`` (positions, hidden size) under
-    the head ``tanh((hidden @ weight.T + bias) / softcap) * softcap``, one vocabulary slice at a time."""
+    the head ``tanh((hidden @ weight.T + bias) / softcap) * softcap``, one vocabulary slice at a time.
+
+    Args:
+        hidden: (positions, hidden size) final hidden states at the scored positions.
+        weight: (vocabulary, hidden size) weight of the ``nn.Linear`` head.
+        bias: (vocabulary,) bias of the head, or None.
+        target_ids: (positions,) int64 token ids to score, on ``hidden``'s device.
+        softcap: the final logit soft-cap (Gemma-2's ``final_logit_softcapping``); None or 0 for none.
+
+    Returns:
+        ``(logprobs, greedy)``: a (positions,) float64 tensor of log p(target) and a (positions,) bool
+        tensor, True where the target's logit is the largest (ties included).
+
+    Raises:
+        ValueError: a target id is outside the vocabulary (see ``normalised``).
+    """
     step = _slice_rows(len(hidden), hidden.device)
 
     def slices():
@@ -316,7 +434,20 @@ def linear_head_logprobs(hidden, weight, bias, target_ids, softcap: float | None
 
 
 def logits_logprobs(logits: torch.Tensor, target_ids: torch.Tensor):
-    """(fp64 log p(target), target is the argmax) per row of (positions, vocabulary) logits."""
+    """(fp64 log p(target), target is the argmax) per row of (positions, vocabulary) logits.
+
+    Args:
+        logits: (positions, vocabulary) logits of any float dtype. Overwritten when float32 (the
+            normaliser works in place on its slices), so pass a copy to keep it.
+        target_ids: (positions,) int64 token ids to score, on the logits' device.
+
+    Returns:
+        ``(logprobs, greedy)``: a (positions,) float64 tensor of log p(target) and a (positions,) bool
+        tensor, True where the target's logit is the largest (ties included).
+
+    Raises:
+        ValueError: a target id is outside the vocabulary (see ``normalised``).
+    """
     step = _slice_rows(len(logits), logits.device)
     slices = ((s, logits[:, s : s + step]) for s in range(0, logits.shape[1], step))
     return normalised(slices, target_ids, step, logits.shape[1])
@@ -327,7 +458,25 @@ def normalised(slices: Iterable[tuple[int, torch.Tensor]], target_ids: torch.Ten
 
     Each slice's maxima and sums go into tensors allocated before the first slice: kept as small
     blocks allocated after each slice's logits, they pinned the freed logits in glibc's heap
-    (scoring/heap.py), which grew a Gemma run by 1.1 GB in one batch."""
+    (scoring/heap.py), which grew some Gemma-3-270M runs by a block per slice within one batch
+    (docs/benchmarks.md, peak memory).
+
+    Args:
+        slices: ``(start, logits)`` pairs, in vocabulary order: the i-th slice holds columns
+            ``i * step`` onwards, ``(positions, width)`` with width ``step`` (the last may be narrower),
+            of any float dtype. float32 slices are overwritten (exponentiated in place).
+        target_ids: (positions,) int64 token ids to score.
+        step: the vocabulary columns per slice.
+        vocabulary: the number of vocabulary columns in all.
+
+    Returns:
+        ``(logprobs, greedy)``: a (positions,) float64 tensor of log p(target), each slice's maximum and
+        fp64 exp-sum combined in fp64, and a (positions,) bool tensor, True where the target's logit is
+        the largest (ties included).
+
+    Raises:
+        ValueError: a target id is negative or past the last slice (raised after all slices are read).
+    """
     by_slice: dict[int, list[int]] = {}
     for row, token in enumerate(target_ids.tolist()):
         by_slice.setdefault(token // step, []).append(row)

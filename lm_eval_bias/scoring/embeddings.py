@@ -37,6 +37,14 @@ def last_hidden_states(model: torch.nn.Module, input_ids: torch.Tensor, attentio
 
     Uses the model body (``base_model``, e.g. ``BertModel`` inside ``BertForMaskedLM``) so the
     LM head is not computed; a model without a separate body returns its last hidden state.
+
+    Args:
+        model: a transformers model (masked or causal LM, or a bare encoder).
+        input_ids: (batch, length) token ids.
+        attention_mask: (batch, length) mask, 1 on real tokens.
+
+    Returns:
+        The (batch, length, hidden) hidden states, in the model's dtype and on its device.
     """
     body = getattr(model, "base_model", model)
     if body is not model:
@@ -54,7 +62,23 @@ def sentence_embeddings(
     progress: bool = False,
 ) -> list[SentenceEmbedding]:
     """One unit-norm float64 vector per sentence (see the module docstring), as a
-    :class:`SentenceEmbedding` (``np.asarray`` turns it into a plain array)."""
+    :class:`SentenceEmbedding` (``np.asarray`` turns it into a plain array).
+
+    Args:
+        model: a transformers model whose last hidden layer is averaged (``last_hidden_states``).
+        tokenizer: its Hugging Face tokenizer; batches are padded with its pad token, else its EOS
+            token, else id 0 (padding is never averaged).
+        sentences: the sentences to embed.
+        batch_size: sentences per forward pass (on a CPU the least number: a batch also holds at least
+            ``batching.CPU_MIN_TOKENS`` tokens).
+        progress: show a tqdm progress bar over the batches.
+
+    Returns:
+        One (hidden,) float64 ``SentenceEmbedding`` of L2 norm 1 per sentence, in order.
+
+    Raises:
+        ValueError: a sentence encodes to no tokens.
+    """
     encoded = [list(tokenizer(sentence)["input_ids"]) for sentence in sentences]
     if any(not ids for ids in encoded):
         raise ValueError("A sentence encodes to no tokens, so it has no mean hidden state.")

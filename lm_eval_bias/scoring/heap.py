@@ -4,11 +4,11 @@ glibc serves a request above its mmap threshold with fresh pages from the kernel
 top of its heap back to the kernel once more than the trim threshold lies free there. Both start
 at 128 KiB and adapt upwards, to at most 32 and 64 MiB, as large blocks are freed. A transformer's
 forward pass allocates and frees tens of MB of activations in every layer, with block sizes that
-change from batch to batch, so layer after layer faulted them in again page by page. Measured on
-the project's 2-core host, masked pseudo-log-likelihood on 60 CrowS-Pairs pairs (BERT-base-shaped)
-took 0.77-1.12 M minor page faults, 3.1-9.6 s of kernel time and 38-45 s; with the mmap threshold
-at 32 MiB from the start and the trim threshold at 256 MiB, 0.16-0.17 M faults (most of them the
-packed weights' first touch), 0.4 s of kernel time and 35 s (docs/benchmarks.md).
+change from batch to batch, so layer after layer faulted them in again page by page, a cost in
+minor page faults and kernel time that showed in masked pseudo-log-likelihood's wall time on a CPU.
+With the mmap threshold at 32 MiB from the start and the trim threshold at 256 MiB most of those
+faults (the rest are mostly the packed weights' first touch) and of that kernel time go away
+(measured figures: docs/benchmarks.md, *Freed activations stay in the process*).
 
 The mmap threshold stays at glibc's own ceiling. A larger one would bring blocks above 32 MiB under
 glibc 2.36's aligned-block fragmentation, which blocks up to 32 MiB are under already: a freed
@@ -16,7 +16,8 @@ glibc 2.36's aligned-block fragmentation, which blocks up to 32 MiB are under al
 small block was allocated after it, so such a loop grows the process by a block per pass. The trim
 threshold only bounds how much free memory the heap top keeps. Scorers therefore allocate what they
 keep across such a loop before it (`causal.normalised`: the per-slice maxima and sums, kept as small
-blocks after each 2 MB slice of logits, grew some Gemma CrowS-Pairs runs by 1.1 GB in one batch).
+blocks after each 2 MB slice of logits, grew some Gemma CrowS-Pairs runs by a block per slice within one
+batch; docs/benchmarks.md, peak memory).
 
 glibc cannot report the values it had, and setting either switches its adaptation off for the rest
 of the process, so leaving the outermost scope hands the free heap top back (`malloc_trim`) and sets
@@ -45,7 +46,12 @@ _depth = 0
 
 def glibc():
     """The process's C library through ctypes when it is glibc and the user has not tuned its
-    malloc (MALLOC_*_ variables, glibc.malloc tunables), else None."""
+    malloc (MALLOC_*_ variables, glibc.malloc tunables), else None.
+
+    Returns:
+        A ``ctypes.CDLL`` with ``mallopt`` and ``malloc_trim``, or None (another C library, a tuned
+        malloc, or no way to tell).
+    """
     if any(name in os.environ for name in USER_TUNING) or "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""):
         return None
     try:
@@ -66,7 +72,12 @@ def _set(libc, thresholds: dict[int, int]) -> None:
 def retained_heap() -> Iterator[bool]:
     """Within the scope up to 256 MiB of freed memory at the heap top stays in the process for the
     next batch; yields whether the thresholds could be set (glibc only). Scopes nest, also across
-    threads: the outermost sets and restores."""
+    threads: the outermost sets and restores.
+
+    Yields:
+        True when glibc's thresholds were set for the scope (or an enclosing scope holds them), False
+        where nothing was changed (see ``glibc``).
+    """
     global _depth
     libc = glibc()
     if libc is None:

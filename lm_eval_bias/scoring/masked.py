@@ -29,7 +29,16 @@ VARIANTS = ("shared", "modified")
 
 
 def shared_token_positions(ids_a: Sequence[int], ids_b: Sequence[int]) -> tuple[list[int], list[int]]:
-    """Positions of the tokens the two sequences have in common (difflib 'equal' blocks)."""
+    """Positions of the tokens the two sequences have in common (difflib 'equal' blocks).
+
+    Args:
+        ids_a: the first sentence's token ids.
+        ids_b: the second sentence's token ids.
+
+    Returns:
+        ``(positions in ids_a, positions in ids_b)``: two lists of the same length, the i-th entries
+        holding the same token, in increasing order.
+    """
     matcher = difflib.SequenceMatcher(None, [str(x) for x in ids_a], [str(x) for x in ids_b])
     positions_a: list[int] = []
     positions_b: list[int] = []
@@ -49,7 +58,24 @@ def score_minimal_pairs(
     variant: str = "shared",
     progress: bool = False,
 ) -> list[tuple[float, float]]:
-    """(score of first sentence, score of second sentence) for each pair."""
+    """(score of first sentence, score of second sentence) for each pair.
+
+    Args:
+        model: a masked LM (a transformers ``...ForMaskedLM``).
+        tokenizer: its Hugging Face tokenizer, which must have a mask token.
+        pairs: ``(sentence, sentence)`` text pairs.
+        batch_size: masked copies per forward pass (on a CPU the least number: a batch also holds at
+            least ``batching.CPU_MIN_TOKENS`` tokens).
+        variant: ``"shared"`` (Nangia et al.: mask the tokens the two share, sum) or ``"modified"``
+            (mask the tokens that differ, mean).
+        progress: show a tqdm progress bar over the batches.
+
+    Returns:
+        One ``(score of the first sentence, score of the second)`` per pair, in order (``pll_score``).
+
+    Raises:
+        ValueError: an unknown ``variant``, or a tokenizer without a mask token.
+    """
     scored = score_minimal_pair_tokens(
         model, tokenizer, pairs, batch_size=batch_size, variant=variant, progress=progress
     )
@@ -57,7 +83,15 @@ def score_minimal_pairs(
 
 
 def pll_score(token_logprobs: Sequence[float], variant: str) -> float:
-    """A sentence's score from its scored tokens' log-probs: their sum ("shared"), their mean ("modified")."""
+    """A sentence's score from its scored tokens' log-probs: their sum ("shared"), their mean ("modified").
+
+    Args:
+        token_logprobs: the log-probabilities of the sentence's scored (masked) tokens.
+        variant: ``"shared"`` sums; any other value takes the mean.
+
+    Returns:
+        The sum, or the mean (0.0 when no token was scored).
+    """
     if variant == "shared":
         return sum(token_logprobs)
     return sum(token_logprobs) / len(token_logprobs) if token_logprobs else 0.0
@@ -73,7 +107,25 @@ def score_minimal_pair_tokens(
     progress: bool = False,
 ) -> list[tuple[list[float], list[float]]]:
     """For each pair, the log-probs of the tokens scored in its first and in its second sentence
-    (what `pll_score` reduces to a sentence score, and pseudo-perplexity counts)."""
+    (what `pll_score` reduces to a sentence score, and pseudo-perplexity counts).
+
+    Special tokens are never scored.
+
+    Args:
+        model: a masked LM (a transformers ``...ForMaskedLM``).
+        tokenizer: its Hugging Face tokenizer, which must have a mask token.
+        pairs: ``(sentence, sentence)`` text pairs.
+        batch_size: masked copies per forward pass (on a CPU the least number; see ``score_minimal_pairs``).
+        variant: ``"shared"`` scores the tokens the two sentences share, ``"modified"`` those that differ.
+        progress: show a tqdm progress bar over the batches.
+
+    Returns:
+        One ``(log-probs of the first sentence's scored tokens, of the second's)`` per pair, each in
+        token order; a list is empty when the sentence has no token to score.
+
+    Raises:
+        ValueError: an unknown ``variant``, or a tokenizer without a mask token.
+    """
     if variant not in VARIANTS:
         raise ValueError(f"Unknown masked-LM score variant {variant!r}; expected one of {VARIANTS}.")
     if tokenizer.mask_token_id is None:
@@ -101,7 +153,20 @@ _verified_heads: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def logits_at(model, positions: torch.Tensor, **inputs) -> torch.Tensor:
     """Logits at one position per row: body on the batch (`inputs`: input_ids, attention_mask and any
-    token_type_ids), MLM head at those positions only."""
+    token_type_ids), MLM head at those positions only.
+
+    A model whose MLM head cannot be split from its body (checked once per model on a probe) is run
+    whole and its logits read at those positions.
+
+    Args:
+        model: a masked LM.
+        positions: (batch,) int64 tensor, the position read in each row.
+        **inputs: the model's keyword inputs, (batch, length) tensors: ``input_ids``,
+            ``attention_mask`` and, where the model takes them, ``token_type_ids``.
+
+    Returns:
+        (batch, vocabulary) logits, unnormalised, as the head (or the whole model) returns them.
+    """
     head = _mlm_head(model)
     if head is None:
         logits = model(**inputs).logits

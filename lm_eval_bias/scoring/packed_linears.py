@@ -4,11 +4,10 @@ On an x86 CPU PyTorch runs a float32 `nn.Linear` through MKL's sgemm, which reor
 the weight into its own blocked layout on every call. oneDNN can do that reordering once,
 ahead of time (`mkldnn._reorder_linear_weight`), and then run every product on the packed
 weight (`mkldnn._linear_pointwise`): the path `torch.compile` takes for CPU inference with
-inductor's weight prepacking, here without compiling. On this project's 2-core AMD host a
-BERT-base-shaped layer's products ran at ~205 GFLOP/s this way against ~130 through MKL, and
-masked pseudo-log-likelihood on 60 CrowS-Pairs pairs took 38 s instead of 56 s
-(docs/benchmarks.md). Results differ from MKL's by fp32 rounding only (a different summation
-order).
+inductor's weight prepacking, here without compiling. On the project's CPU host this ran a
+BERT-base-shaped model's products, and masked pseudo-log-likelihood as a whole, markedly faster
+than MKL (measured figures: docs/benchmarks.md, *Packed linears*). Results differ from MKL's by
+fp32 rounding only (a different summation order).
 
 The packed copies cost as much memory as the layers' weights while the scope is open, so the
 masked-LM scorers use it (scoring a masked copy per token is the slow path), and the causal
@@ -26,7 +25,11 @@ import torch
 
 
 def onednn_available() -> bool:
-    """Whether this PyTorch build can run packed oneDNN products (and oneDNN is not switched off)."""
+    """Whether this PyTorch build can run packed oneDNN products (and oneDNN is not switched off).
+
+    Returns:
+        True when ``torch.backends.mkldnn`` is available and enabled and the two oneDNN ops exist.
+    """
     ops = torch.ops.mkldnn
     return (
         torch.backends.mkldnn.is_available()
@@ -37,6 +40,15 @@ def onednn_available() -> bool:
 
 
 def packable(module: torch.nn.Module) -> bool:
+    """Whether ``packed_linears`` packs this module.
+
+    Args:
+        module: any module of the model.
+
+    Returns:
+        True for exactly ``nn.Linear`` (no subclass) with a float32 weight on the CPU and no forward of
+        its own set on the instance (already packed, or patched by someone else).
+    """
     return (
         type(module) is torch.nn.Linear
         and module.weight.dtype == torch.float32
@@ -52,7 +64,17 @@ def _packed_forward(packed_weight: torch.Tensor, bias: torch.Tensor | None, inpu
 @contextmanager
 def packed_linears(model: torch.nn.Module) -> Iterator[int]:
     """Within the scope, the model's packable layers run on weights packed once for oneDNN; yields
-    how many layers were packed (0 where oneDNN is unavailable). Leaving restores every forward."""
+    how many layers were packed (0 where oneDNN is unavailable). Leaving restores every forward.
+
+    The packed copies hold as much memory as the packed layers' weights while the scope is open; the
+    weights themselves are not changed.
+
+    Args:
+        model: the model whose ``packable`` layers are packed.
+
+    Yields:
+        The number of layers packed.
+    """
     patched: list[torch.nn.Module] = []
     try:
         if onednn_available():

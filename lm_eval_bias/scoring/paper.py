@@ -41,7 +41,15 @@ ROUND_DECIMALS = 3
 
 
 def first_token_logprobs(model: torch.nn.Module, prefix_token_id: int) -> torch.Tensor:
-    """log p(token | prefix token alone) over the vocabulary (fp32 logits, fp64 normaliser)."""
+    """log p(token | prefix token alone) over the vocabulary (fp32 logits, fp64 normaliser).
+
+    Args:
+        model: a causal LM.
+        prefix_token_id: the token the model reads alone (BOS, else EOS).
+
+    Returns:
+        A (vocabulary,) float64 tensor of log-probabilities, on the model's device.
+    """
     input_ids = torch.tensor([[prefix_token_id]], device=model_device(model))
     attention_mask = torch.ones_like(input_ids)
     with torch.inference_mode(), valid_tokens_scope(attention_mask):
@@ -63,7 +71,25 @@ def causal_sentence_scores(
     share_prefixes: bool = False,
 ) -> list[TokenScore]:
     """Sum of log p(s_1 | prefix) + sum_{i>1} log p(s_i | s_<i), and n, for each token list s.
-    share_prefixes: as :func:`~lm_eval_bias.scoring.causal.continuation_token_logprobs`."""
+
+    Args:
+        model: a causal LM.
+        sentences: each sentence's token ids, encoded without special tokens (no prefix token).
+        prefix_token_id: the token the first sentence token is predicted from (BOS, else EOS).
+        batch_size: sequences per forward pass for the later tokens (see
+            :func:`~lm_eval_bias.scoring.causal.score_continuations`).
+        pad_token_id: the id that right-pads the shorter sequences of a batch.
+        max_length: as :func:`~lm_eval_bias.scoring.causal.score_continuations`, for the later tokens.
+        progress: show a tqdm progress bar over the batches.
+        share_prefixes: as :func:`~lm_eval_bias.scoring.causal.continuation_token_logprobs`.
+
+    Returns:
+        One ``TokenScore`` per sentence, in order: the summed log-probability, whether every token is
+        the argmax at its position, and ``num_tokens`` = the sentence's token count.
+
+    Raises:
+        ValueError: a sentence has no tokens, or a token id is outside the model's vocabulary.
+    """
     if any(len(tokens) == 0 for tokens in sentences):
         raise ValueError("A sentence encodes to no tokens, so it has no paper-protocol score.")
     first = first_token_logprobs(model, prefix_token_id)
@@ -88,7 +114,16 @@ def causal_sentence_scores(
 
 
 def differing_positions(ids_a: Sequence[int], ids_b: Sequence[int]) -> tuple[list[int], list[int]]:
-    """Positions outside difflib's 'equal' blocks in each sequence (bias-bench's ``_get_span(..., "diff")``)."""
+    """Positions outside difflib's 'equal' blocks in each sequence (bias-bench's ``_get_span(..., "diff")``).
+
+    Args:
+        ids_a: the first sentence's token ids (special tokens included).
+        ids_b: the second sentence's token ids.
+
+    Returns:
+        ``(positions in ids_a, positions in ids_b)``, each in increasing order; the two may differ in
+        length, and either may be empty (a pure insertion).
+    """
     matcher = difflib.SequenceMatcher(None, [str(x) for x in ids_a], [str(x) for x in ids_b])
     positions_a: list[int] = []
     positions_b: list[int] = []
@@ -100,7 +135,14 @@ def differing_positions(ids_a: Sequence[int], ids_b: Sequence[int]) -> tuple[lis
 
 
 def rounded_mean(values: Sequence[float]) -> float:
-    """np.mean of the values rounded to 3 decimals the way ``round(np.float64, 3)`` rounds."""
+    """np.mean of the values rounded to 3 decimals the way ``round(np.float64, 3)`` rounds.
+
+    Args:
+        values: the log-probabilities to average (at least one).
+
+    Returns:
+        The rounded mean, as a Python float.
+    """
     return float(np.round(np.mean(np.asarray(values, dtype=np.float64)), ROUND_DECIMALS))
 
 
@@ -112,7 +154,23 @@ def crows_masked_pair_scores(
     batch_size: int,
     progress: bool = False,
 ) -> list[tuple[float, float] | None]:
-    """(rounded score of sentence 1, of sentence 2) per pair, or None for a skipped pair."""
+    """(rounded score of sentence 1, of sentence 2) per pair, or None for a skipped pair.
+
+    Args:
+        model: a masked LM.
+        tokenizer: its Hugging Face tokenizer, which must have a mask token.
+        pairs: ``(sentence, sentence)`` text pairs.
+        batch_size: masked copies per forward pass (on a CPU the least number, see
+            :func:`~lm_eval_bias.scoring.stereoset.masked_logprobs`).
+        progress: show a tqdm progress bar over the batches.
+
+    Returns:
+        Per pair, in order: the mean log-probability of each sentence's differing tokens rounded to 3
+        decimals (``rounded_mean``), or None where either sentence has no differing token.
+
+    Raises:
+        ValueError: the tokenizer has no mask token.
+    """
     if tokenizer.mask_token_id is None:
         raise ValueError("This tokenizer has no mask token, so masked-LM CrowS-Pairs scores cannot be computed.")
     copies = []  # (slot, ids, token types, position, original id)
@@ -138,7 +196,23 @@ def crows_masked_pair_scores(
 def paper_target_word_copies(
     tokenizer, context: str, sentence: str, *, roberta: bool
 ) -> list[tuple[list[int], int, int]]:
-    """(input ids, first mask position, subtoken id) for each subtoken of the filled-in word."""
+    """(input ids, first mask position, subtoken id) for each subtoken of the filled-in word.
+
+    Args:
+        tokenizer: a masked LM's Hugging Face tokenizer.
+        context: the intrasentence template, holding BLANK.
+        sentence: the candidate sentence (the template filled in).
+        roberta: encode the word with a leading space, and keep it in the decoded prefix
+            (bias-bench's rule for models whose name contains ``roberta``).
+
+    Returns:
+        One ``(input ids, position of the first mask token, subtoken id)`` per subtoken of the word,
+        the k-th with BLANK replaced by the decoded first k-1 subtokens and one mask token.
+
+    Raises:
+        ValueError: the word encodes to no tokens (or the context holds no BLANK), or tokenizing a
+            copy lost its mask token.
+    """
     word = blank_filler(context, sentence)
     word_ids = tokenizer.encode((" " if roberta else "") + word, add_special_tokens=False)
     if not word_ids:
@@ -162,7 +236,23 @@ def stereoset_masked_scores(
     batch_size: int,
     progress: bool = False,
 ) -> list[float]:
-    """Mean probability of the filled-in word's subtokens for each ``(context, sentence)``."""
+    """Mean probability of the filled-in word's subtokens for each ``(context, sentence)``.
+
+    Args:
+        model: a masked LM.
+        tokenizer: its Hugging Face tokenizer, which must have a mask token.
+        requests: ``(intrasentence template holding BLANK, candidate sentence)`` pairs.
+        roberta: as :func:`paper_target_word_copies`.
+        batch_size: masked copies per forward pass (on a CPU the least number).
+        progress: show a tqdm progress bar over the batches.
+
+    Returns:
+        One score per request, in order: the mean of the subtokens' probabilities (between 0 and 1).
+
+    Raises:
+        ValueError: the tokenizer has no mask token, or a request's word cannot be masked (see
+            :func:`paper_target_word_copies`).
+    """
     if tokenizer.mask_token_id is None:
         raise ValueError("This tokenizer has no mask token, so masked-LM StereoSet scores cannot be computed.")
     copies = []

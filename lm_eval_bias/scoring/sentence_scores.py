@@ -33,7 +33,19 @@ TOKENIZER_ARGS = (
 class ScoredLoglikelihood(tuple):
     """`(logprob, is_greedy)` plus `num_tokens` (None: the logprob is already the sentence score)
     and `perplexity_terms`: (sum of token log-probs, tokens) behind it, (logprob, num_tokens) unless
-    given (a masked LM's pseudo-log-likelihood gives its own: it is final, yet made of scored tokens)."""
+    given (a masked LM's pseudo-log-likelihood gives its own: it is final, yet made of scored tokens).
+
+    Args:
+        logprob: the summed log-probability (or final score), stored as ``self[0]``.
+        is_greedy: whether the continuation is the greedy one, stored as ``self[1]``.
+        num_tokens: the number of scored tokens, or None when ``logprob`` is already the sentence score.
+        perplexity_terms: ``(sum of token log-probs, tokens)``; defaults to ``(logprob, num_tokens)``
+            when ``num_tokens`` is given, else None.
+
+    Attributes:
+        num_tokens: as given.
+        perplexity_terms: as given, or its default.
+    """
 
     def __new__(
         cls, logprob: float, is_greedy: bool, num_tokens: int | None, perplexity_terms: tuple[float, int] | None = None
@@ -50,18 +62,52 @@ class ScoredLoglikelihood(tuple):
 
 
 def check_sentence_score(name: str) -> str:
+    """Validate a ``sentence_score`` setting.
+
+    Args:
+        name: the setting, one of ``SENTENCE_SCORES``.
+
+    Returns:
+        ``name`` unchanged.
+
+    Raises:
+        ValueError: ``name`` is not one of ``SENTENCE_SCORES``.
+    """
     if name not in SENTENCE_SCORES:
         raise ValueError(f"Unknown sentence_score {name!r}; expected one of {SENTENCE_SCORES}.")
     return name
 
 
 def tokenizer_spec(model_args: dict[str, Any]) -> str:
-    """The model_args that identify the tokenizer, as a JSON string (hashable: it keys the tokenizer cache)."""
+    """The model_args that identify the tokenizer, as a JSON string (hashable: it keys the tokenizer cache).
+
+    Args:
+        model_args: the harness model's arguments (``pretrained``, ``tokenizer``, ``revision``, ...).
+
+    Returns:
+        A JSON object with sorted keys holding those of ``TOKENIZER_ARGS`` that are set (not None or "").
+    """
     return json.dumps({k: model_args[k] for k in TOKENIZER_ARGS if model_args.get(k) not in (None, "")}, sort_keys=True)
 
 
 def sentence_score(response, sentence: str, mode: str, tokenizer_json: str) -> float:
-    """The sentence's score: summed log-prob, or its mean per token when mode == 'mean'."""
+    """The sentence's score: summed log-prob, or its mean per token when mode == 'mean'.
+
+    Args:
+        response: a loglikelihood response, ``(logprob, is_greedy)``: a ``ScoredLoglikelihood`` from
+            our wrappers, or a plain tuple from another harness model.
+        sentence: the scored continuation's text, tokenized to count its tokens when the response does
+            not carry the count.
+        mode: ``"sum"``, or ``"mean"`` (any other value is taken as ``"mean"``).
+        tokenizer_json: ``tokenizer_spec`` of the model's arguments.
+
+    Returns:
+        ``float(response[0])`` for ``"sum"``, or for a response whose score is already final
+        (``num_tokens`` None); otherwise that divided by the token count (0.0 for no tokens).
+
+    Raises:
+        ValueError: the tokens must be counted and ``tokenizer_json`` names no tokenizer.
+    """
     logprob = float(response[0])
     if mode == "sum":
         return logprob
@@ -75,7 +121,17 @@ def sentence_score(response, sentence: str, mode: str, tokenizer_json: str) -> f
 
 def perplexity_terms(response, sentence: str, tokenizer_json: str) -> tuple[float, float]:
     """(sum of token log-probs, tokens) behind a response; tokens NaN when no one can count them
-    (a stock model given as an object, with no tokenizer named in model_args)."""
+    (a stock model given as an object, with no tokenizer named in model_args).
+
+    Args:
+        response: a loglikelihood response (``ScoredLoglikelihood`` or a plain ``(logprob, is_greedy)``).
+        sentence: the scored continuation's text, tokenized when the response carries no count.
+        tokenizer_json: ``tokenizer_spec`` of the model's arguments.
+
+    Returns:
+        ``(log-prob sum, token count)`` as floats: the response's ``perplexity_terms`` when it has them;
+        ``(logprob, NaN)`` when its score is final without terms or no tokenizer is named.
+    """
     terms = getattr(response, "perplexity_terms", None)
     if terms is not None:
         return float(terms[0]), float(terms[1])
@@ -90,7 +146,20 @@ def _names_tokenizer(tokenizer_json: str) -> bool:
 
 
 def continuation_token_count(sentence: str, tokenizer_json: str) -> int:
-    """Tokens HFLM scores for `sentence` after its prefix token (empty context)."""
+    """Tokens HFLM scores for `sentence` after its prefix token (empty context).
+
+    The tokenizer is loaded once per spec (the last four are cached).
+
+    Args:
+        sentence: the continuation's text.
+        tokenizer_json: ``tokenizer_spec`` of the model's arguments.
+
+    Returns:
+        The number of tokens of ``sentence`` (encoded without special tokens), less a leading prefix token.
+
+    Raises:
+        ValueError: ``tokenizer_json`` names no tokenizer (neither ``tokenizer`` nor ``pretrained`` a string).
+    """
     tokenizer, prefix_token_id = _tokenizer(tokenizer_json)
     ids = tokenizer.encode(sentence, add_special_tokens=False)
     return len(ids) - 1 if ids and ids[0] == prefix_token_id else len(ids)

@@ -58,13 +58,37 @@ Copy = tuple[int, list[int], "list[int] | None", int, int]
 
 
 def check_mlm_score(name: str) -> str:
+    """Validate a StereoSet ``mlm_score`` setting.
+
+    Args:
+        name: the setting, one of ``MLM_SCORES``.
+
+    Returns:
+        ``name`` unchanged.
+
+    Raises:
+        ValueError: ``name`` is not one of ``MLM_SCORES``.
+    """
     if name not in MLM_SCORES:
         raise ValueError(f"Unknown StereoSet masked-LM score {name!r}; expected one of {MLM_SCORES}.")
     return name
 
 
 def causal_pair(split: str, context: str, sentence: str, mlm_score: str = "target_word") -> tuple[str, str]:
-    """The (context, continuation) loglikelihood request that scores this candidate."""
+    """The (context, continuation) loglikelihood request that scores this candidate.
+
+    Args:
+        split: ``"intrasentence"`` or ``"intersentence"``.
+        context: the template (intrasentence) or the preceding sentence (intersentence).
+        sentence: the candidate sentence.
+        mlm_score: not used for causal LMs (taken so that a whole request can be passed).
+
+    Returns:
+        ``("", sentence)`` for intrasentence, ``(context, " " + sentence)`` for intersentence.
+
+    Raises:
+        ValueError: an unknown ``split``.
+    """
     if split == "intrasentence":
         return "", sentence
     if split == "intersentence":
@@ -73,7 +97,21 @@ def causal_pair(split: str, context: str, sentence: str, mlm_score: str = "targe
 
 
 def target_word_copies(tokenizer, context: str, sentence: str) -> list[tuple[list[int], int, int]]:
-    """(input ids, mask position, subtoken id) for each subtoken of the filled-in word."""
+    """(input ids, mask position, subtoken id) for each subtoken of the filled-in word.
+
+    Args:
+        tokenizer: a masked LM's Hugging Face tokenizer.
+        context: the intrasentence template, holding BLANK.
+        sentence: the candidate sentence (the template filled in).
+
+    Returns:
+        One ``(input ids, position of the mask token, subtoken id)`` per subtoken of the word, the k-th
+        with BLANK replaced by the decoded first k-1 subtokens and one mask token (module docstring).
+
+    Raises:
+        ValueError: the word encodes to no tokens (or the context holds no BLANK), or tokenizing a copy
+            lost its mask token.
+    """
     word = blank_filler(context, sentence)
     blank = context.index(BLANK)
     spaced = blank > 0 and context[blank - 1] == " "
@@ -93,7 +131,20 @@ def target_word_copies(tokenizer, context: str, sentence: str) -> list[tuple[lis
 
 def pll_copies(tokenizer, text: str, text_pair: str | None = None) -> list[tuple[list[int], list[int] | None, int]]:
     """(input ids, token type ids, position) masking each non-special token of ``text``, or of
-    ``text_pair`` when given (the pair encoded as the tokenizer encodes sentence pairs)."""
+    ``text_pair`` when given (the pair encoded as the tokenizer encodes sentence pairs).
+
+    Args:
+        tokenizer: a masked LM's Hugging Face tokenizer.
+        text: the sentence to score, or the first sentence (context) of a pair.
+        text_pair: the sentence to score after ``text``, or None.
+
+    Returns:
+        One ``(input ids, token type ids or None, position to mask)`` per scored token, in order; the ids
+        are unmasked and shared by all the entries.
+
+    Raises:
+        ValueError: there is no token to score.
+    """
     encoding = tokenizer(text, text_pair) if text_pair is not None else tokenizer(text)
     ids = list(encoding["input_ids"])
     token_types = list(encoding["token_type_ids"]) if "token_type_ids" in encoding else None
@@ -116,7 +167,25 @@ def score_masked(
     batch_size: int,
     progress: bool = False,
 ) -> list[float]:
-    """One score per ``(split, context, sentence, mlm_score)`` request (module docstring)."""
+    """One score per ``(split, context, sentence, mlm_score)`` request (module docstring).
+
+    Args:
+        model: a masked LM.
+        tokenizer: its Hugging Face tokenizer, which must have a mask token.
+        requests: ``(split, context, sentence, mlm_score)`` tuples; ``mlm_score`` is read for
+            intrasentence requests only.
+        batch_size: masked copies per forward pass (on a CPU the least number, see ``masked_logprobs``).
+        progress: show a tqdm progress bar over the batches.
+
+    Returns:
+        One score per request, in order: the mean subtoken probability (intrasentence, ``target_word``),
+        the summed log-probability (intrasentence, ``pll``), or the mean log-probability of the
+        candidate's tokens (intersentence).
+
+    Raises:
+        ValueError: the tokenizer has no mask token, a request's split or intrasentence ``mlm_score`` is
+            unknown, or a candidate cannot be masked (see ``target_word_copies``, ``pll_copies``).
+    """
     if tokenizer.mask_token_id is None:
         raise ValueError("This tokenizer has no mask token, so masked-LM StereoSet scores cannot be computed.")
     copies: list[Copy] = []
@@ -155,6 +224,19 @@ def masked_logprobs(
 
     Copies whose masked inputs are identical (the first subtoken of the three filled-in
     words of a cluster) share one forward row.
+
+    Args:
+        model: a masked LM.
+        tokenizer: its Hugging Face tokenizer (its mask token masks, its pad token, else the mask token,
+            pads).
+        copies: ``(request index, input ids, token type ids or None, position to mask, token id to
+            score)`` tuples (``Copy``).
+        batch_size: rows per forward pass; on a CPU the least number, as a batch also holds at least
+            ``batching.CPU_MIN_TOKENS`` tokens.
+        progress: show a tqdm progress bar over the batches.
+
+    Returns:
+        log p(token id | the copy with its position masked) per copy, in order (fp64 normaliser).
     """
     device = model_device(model)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.mask_token_id

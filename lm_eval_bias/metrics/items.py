@@ -11,6 +11,10 @@ class ItemsMetric(float):
     function of its members' values (a pooled bias score, an interval) from every member's items:
     the plugin hands them, in member order, to the group's ``aggregate_items_with`` function.
 
+    Args:
+        value: the metric's value.
+        items: the per-item outcomes it was computed from.
+
     Attributes:
         items: the per-item outcomes, as tuples.
     """

@@ -65,6 +65,9 @@ def score_masked_continuations(
 
     Returns:
         One (sum of log p(token | the rest, token masked), number of tokens) per request.
+
+    Raises:
+        ValueError: when the tokenizer has no mask token or a continuation has no token.
     """
     if tokenizer.mask_token_id is None:
         raise ValueError("This tokenizer has no mask token, so pseudo-log-likelihoods cannot be computed.")

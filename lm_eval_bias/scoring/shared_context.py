@@ -47,8 +47,16 @@ def can_share_contexts(model: torch.nn.Module) -> bool:
 
 
 def fits_window(model: torch.nn.Module, tokens: int) -> bool:
-    """Whether ``tokens`` positions (a padded context and an answer) stay inside the model's sliding
-    attention window, if it has one (a cache of a sliding layer keeps only the window)."""
+    """Whether ``tokens`` positions stay inside the model's sliding attention window, if it has one
+    (a cache of a sliding layer keeps only the window).
+
+    Args:
+        model: a causal LM (its config's ``sliding_window``, if any, is read).
+        tokens: a padded context's length plus an answer's.
+
+    Returns:
+        True when the model has no sliding window or the tokens fit it.
+    """
     window = getattr(model.config, "sliding_window", None)
     return not window or tokens <= int(window)
 

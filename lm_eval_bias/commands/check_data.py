@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import sys
 
-BENCHMARKS = ("crows_pairs", "stereoset", "stereoset_test", "seat")
+BENCHMARKS = ("crows_pairs", "stereoset", "stereoset_test", "seat", "bbq")
 # what the default protocol reads; stereoset_test (read under --metadata '{"protocol": "paper"}') on request
-DEFAULT_BENCHMARKS = ("crows_pairs", "stereoset", "seat")
+DEFAULT_BENCHMARKS = ("crows_pairs", "stereoset", "seat", "bbq")
 
 
 def check_crows_pairs(data_dir) -> list[str]:
@@ -49,6 +49,27 @@ def check_seat(data_dir) -> list[str]:
     return [f"SEAT: {len(lines)} tests", *lines]
 
 
+def check_bbq(data_dir) -> list[str]:
+    """Every BBQ category file present (each one read as its subtask reads it); absent categories are
+    listed, as their subtasks cannot run, and fail the check only when none is present."""
+    from lm_eval_bias.data.bbq import CATEGORIES, available_categories, bbq_file, load_bbq, subtask_name
+
+    present = available_categories(data_dir)
+    if not present:
+        bbq_file(CATEGORIES[0], data_dir)  # raises, naming the file and the expected layout
+    lines, total = [], 0
+    for category in present:
+        path = bbq_file(category, data_dir)
+        docs = load_bbq(path)
+        total += len(docs)
+        no_target = sum(doc["target_loc"] < 0 for doc in docs)
+        lines.append(f"  {subtask_name(category):<32} {len(docs):>5} items ({no_target} without a target)  {path}")
+    missing = [c for c in CATEGORIES if c not in present]
+    summary = f"BBQ: {len(present)} of {len(CATEGORIES)} categories, {total} items"
+    notes = [f"  missing (its subtask cannot run): {subtask_name(c)}" for c in missing]
+    return [summary, *lines, *notes]
+
+
 def check_stereoset_test(data_dir) -> list[str]:
     """The test split (bias-bench's test.json), which the paper protocol reads."""
     return check_stereoset(data_dir, stereoset_split="test")
@@ -59,6 +80,7 @@ CHECKS = {
     "stereoset": check_stereoset,
     "stereoset_test": check_stereoset_test,
     "seat": check_seat,
+    "bbq": check_bbq,
 }
 
 

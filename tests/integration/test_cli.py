@@ -51,7 +51,8 @@ def test_check_data_names_each_broken_benchmark_and_fails(bias_data_dir, tmp_pat
     captured = capsys.readouterr()
     assert "CrowS-Pairs pairs" in captured.out and "StereoSet clusters" in captured.out
     assert "sent-weat7.jsonl: the file is empty" in captured.err
-    assert "1 of 3 benchmark(s) failed: seat" in captured.err
+    assert "BBQ: 4 of 11 categories, 32 items" in captured.out
+    assert "1 of 4 benchmark(s) failed: seat" in captured.err
 
 
 def test_check_data_reports_a_missing_folder(tmp_path):
@@ -62,4 +63,4 @@ def test_check_data_reports_a_missing_folder(tmp_path):
     )
     assert finished.returncode == 1
     assert "LM_EVAL_BIAS_DATA_DIR" in finished.stderr and "crows_pairs_anonymized.csv" in finished.stderr
-    assert "3 of 3 benchmark(s) failed" in finished.stderr
+    assert "4 of 4 benchmark(s) failed" in finished.stderr and "bbq/Age.jsonl" in finished.stderr

@@ -63,4 +63,4 @@ def test_check_data_reports_a_missing_folder(tmp_path):
     )
     assert finished.returncode == 1
     assert "LM_EVAL_BIAS_DATA_DIR" in finished.stderr and "crows_pairs_anonymized.csv" in finished.stderr
-    assert "4 of 4 benchmark(s) failed" in finished.stderr and "bbq/Age.jsonl" in finished.stderr
+    assert "4 of 4 benchmark(s) failed" in finished.stderr and "BBQ category Age (bbq_bias_age)" in finished.stderr

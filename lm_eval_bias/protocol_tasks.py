@@ -15,6 +15,7 @@ from lm_eval.api.task import ConfigurableTask
 
 from lm_eval_bias import protocol
 from lm_eval_bias.data.stereoset import CANDIDATES
+from lm_eval_bias.metrics.crows_pairs import ANTISTEREO
 from lm_eval_bias.request_types import CROWS_PAIRS_PAPER_SCORE, STEREOSET_PAPER_SCORE, CustomRequestTask
 
 
@@ -64,7 +65,7 @@ def _bias_bench_order(doc: dict, pair: tuple) -> tuple:
     `stereo` pairs, the anti-stereotypical one first for `antistereo` pairs. The order matters for
     masked LMs: difflib's matching blocks, hence the differing tokens, depend on which sentence is
     compared with which. The swap is its own inverse."""
-    return pair[::-1] if doc.get("stereo_antistereo") == "antistereo" else pair
+    return pair[::-1] if doc.get("stereo_antistereo") == ANTISTEREO else pair
 
 
 class StereoSetProtocolTask(CustomRequestTask):

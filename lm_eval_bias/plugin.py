@@ -82,14 +82,39 @@ def _resolve(target: str):
     return getattr(importlib.import_module(module), name)
 
 
+def group_metadata(group) -> dict:
+    """The metadata of a group's YAML, where each pooling below looks for its key.
+
+    Args:
+        group: an lm-eval ``Group`` (its ``metadata``), or one that keeps the metadata only on its
+            config (``group._config.metadata``).
+
+    Returns:
+        The metadata dict; empty when the group has none.
+    """
+    metadata = getattr(group, "metadata", None)
+    if not isinstance(metadata, dict):
+        metadata = getattr(getattr(group, "_config", None), "metadata", None)
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def group_leaves(group, task_metrics: dict) -> list[dict]:
+    """The metrics of a group's leaf tasks, at any depth, as lm-eval hands them to ``Group.aggregate``.
+
+    Args:
+        group: an lm-eval ``Group``.
+        task_metrics: task name -> that task's metrics (``"metric,filter"`` -> value, ``sample_len``).
+
+    Returns:
+        One metrics dict per leaf task that has metrics, in the group's task order.
+    """
+    return [task_metrics[task.task_name] for task in group.get_all_tasks() if task.task_name in task_metrics]
+
+
 def _pooled_ratio_metrics(group) -> dict:
     """``pooled_ratio_metrics`` of the group metadata: a {metric: count_metric} mapping, or the
     "module:NAME" of one (crows_pairs_bias names lm_eval_bias.metrics.crows_pairs:SUBSET_METRICS)."""
-    metadata = getattr(group, "metadata", None)
-    if not isinstance(metadata, dict):
-        config = getattr(group, "_config", None)
-        metadata = getattr(config, "metadata", None)
-    pooled = metadata.get("pooled_ratio_metrics") if isinstance(metadata, dict) else None
+    pooled = group_metadata(group).get("pooled_ratio_metrics")
     if isinstance(pooled, str) and ":" in pooled:
         pooled = _resolve(pooled)
     return dict(pooled) if isinstance(pooled, dict) else {}
@@ -101,10 +126,7 @@ def _filters(metric: str, leaves: list[dict]) -> list[str]:
 
 
 def _proportion_metrics(group) -> list:
-    metadata = getattr(group, "metadata", None)
-    if not isinstance(metadata, dict):
-        metadata = getattr(getattr(group, "_config", None), "metadata", None)
-    names = metadata.get("pooled_percentage_metrics") if isinstance(metadata, dict) else None
+    names = group_metadata(group).get("pooled_percentage_metrics")
     return list(names) if isinstance(names, list) else []
 
 
@@ -123,7 +145,7 @@ def pool_percentages(group, task_metrics: dict, group_metrics: dict) -> dict:
     items its count metric sums, not every item: a leaf's bootstrap stderr over a handful of
     such items is often NaN (a resample that draws none of them), which the group no longer inherits.
     """
-    leaves = [task_metrics[t.task_name] for t in group.get_all_tasks() if t.task_name in task_metrics]
+    leaves = group_leaves(group, task_metrics)
     items = int(sum(leaf.get("sample_len", 0) for leaf in leaves))
     counted = _pooled_ratio_metrics(group)
     for metric in _proportion_metrics(group):
@@ -146,7 +168,7 @@ def pool(group, task_metrics: dict, group_metrics: dict) -> dict:
     pooled = _pooled_ratio_metrics(group)
     if not pooled:
         return group_metrics
-    leaves = [task_metrics[t.task_name] for t in group.get_all_tasks() if t.task_name in task_metrics]
+    leaves = group_leaves(group, task_metrics)
     for metric, count_metric in pooled.items():
         for f in _filters(count_metric, leaves):
             counts = [leaf.get(f"{count_metric},{f}") for leaf in leaves]
@@ -177,13 +199,12 @@ def pool_perplexities(group, task_metrics: dict, group_metrics: dict) -> dict:
     """For ``pooled_perplexity_metrics: {metric: token_count_metric}`` in the group metadata, the
     group's ``metric`` is the perplexity over every token of its leaves (not a mean of their
     perplexities) and its ``token_count_metric`` their sum."""
-    metadata = getattr(group, "metadata", None)
-    pooled = metadata.get("pooled_perplexity_metrics") if isinstance(metadata, dict) else None
+    pooled = group_metadata(group).get("pooled_perplexity_metrics")
     if not isinstance(pooled, dict):
         return group_metrics
     from lm_eval_bias.metrics.crows_pairs import pool_perplexity
 
-    leaves = [task_metrics[t.task_name] for t in group.get_all_tasks() if t.task_name in task_metrics]
+    leaves = group_leaves(group, task_metrics)
     for metric, count_metric in pooled.items():
         for f in _filters(metric, leaves):
             used = [
@@ -214,11 +235,10 @@ def aggregate_items(group, task_metrics: dict, group_metrics: dict) -> dict:
     metrics lm-eval passes to ``Group.aggregate``) contributes them, in leaf order, and
     ``function(items) -> {metric: value}`` sets ``metric,none``.
     """
-    metadata = getattr(group, "metadata", None)
-    target = metadata.get("aggregate_items_with") if isinstance(metadata, dict) else None
+    target = group_metadata(group).get("aggregate_items_with")
     if not target:
         return group_metrics
-    leaves = [task_metrics[t.task_name] for t in group.get_all_tasks() if t.task_name in task_metrics]
+    leaves = group_leaves(group, task_metrics)
     items = [item for leaf in leaves for item in leaf_items(leaf)]
     if items:
         values = _resolve(target)(items)

@@ -1,5 +1,4 @@
-"""Request types beyond the harness's four, the task class that emits them, and the check
-that a model implements them.
+"""Request types beyond the harness's four, and the check that a model implements them.
 
 lm-eval 0.4.13 groups every task's ``Instance`` objects by ``instance.request_type`` and
 calls ``getattr(lm, request_type)(instances)``, so a new request type is a method name on
@@ -15,7 +14,8 @@ the model. Ours, implemented by ``quantized_hf`` (causal and masked, any compres
   answer a float (:mod:`lm_eval_bias.scoring.paper`).
 
 ``ConfigurableTask`` only accepts the four stock output types, so tasks that emit ours
-subclass :class:`CustomRequestTask` (named in their YAML as ``class: !function ...``).
+subclass :class:`lm_eval_bias.task_base.BiasTask` (named in their YAML as ``class: !function ...``)
+and declare the request type there.
 
 A model that lacks a request type would only fail when the harness reaches that type,
 after it has scored every request type before it. The plugin therefore checks before
@@ -24,43 +24,12 @@ after it has scored every request type before it. The plugin therefore checks be
 
 from __future__ import annotations
 
-from typing import Any
-
-from lm_eval.api.instance import Instance
-from lm_eval.api.task import ConfigurableTask
-
 SENTENCE_EMBEDDING = "sentence_embedding"
 STEREOSET_SCORE = "stereoset_score"
 # the paper protocol's (lm_eval_bias.protocol; answered by model_wrappers/paper_protocol.py)
 CROWS_PAIRS_PAPER_SCORE = "crows_pairs_paper_score"
 STEREOSET_PAPER_SCORE = "stereoset_paper_score"
 REQUEST_TYPES = (SENTENCE_EMBEDDING, STEREOSET_SCORE, CROWS_PAIRS_PAPER_SCORE, STEREOSET_PAPER_SCORE)
-
-
-class CustomRequestTask(ConfigurableTask):
-    """A YAML-configured task whose documents become requests of type ``OUTPUT_TYPE``.
-
-    Subclasses set ``OUTPUT_TYPE`` and implement :meth:`request_arguments`; everything
-    else (custom_dataset, process_results, metric_list, metadata) comes from the YAML.
-    """
-
-    OUTPUT_TYPE: str = ""
-
-    def __init__(self, config: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        config = {k: v for k, v in (config or {}).items() if k != "class"}
-        config["output_type"] = None  # not one of the harness's four; OUTPUT_TYPE says what we emit
-        super().__init__(config=config, **kwargs)
-
-    def request_arguments(self, doc: dict) -> list[tuple]:
-        raise NotImplementedError
-
-    def construct_requests(self, doc: dict, ctx: Any, **kwargs: Any) -> list[Instance]:
-        kwargs.pop("apply_chat_template", None)
-        kwargs.pop("chat_template", None)
-        return [
-            Instance(request_type=self.OUTPUT_TYPE, doc=doc, arguments=arguments, idx=index, **kwargs)
-            for index, arguments in enumerate(self.request_arguments(doc))
-        ]
 
 
 def _request_type(task) -> str | None:

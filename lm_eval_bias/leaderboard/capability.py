@@ -23,9 +23,14 @@ from dataclasses import dataclass
 import pandas as pd
 
 KEYS = ["model", "revision", "compression"]
-# metrics that mark a task as a bias benchmark (its capability measures are BIAS_TASK_CAPABILITY)
-BIAS_METRICS = ("stereotype_score", "ss", "icat", "abs_effect_size", "effect_size")
+# What the bias benchmarks (CrowS-Pairs, StereoSet, SEAT) report and the leaderboard shows by default,
+# in its order. StereoSet's `lms` is among them, but it measures language ability, not bias.
+BIAS_TASK_METRICS = ("stereotype_score", "ss", "lms", "icat", "abs_effect_size", "effect_size")
+# the capability measures that bias benchmarks report (crows_pairs_bias `perplexity`, StereoSet `lms`)
 BIAS_TASK_CAPABILITY = ("perplexity", "lms")
+# the metrics that measure bias, and mark a task as a bias benchmark: what those benchmarks report, less
+# their capability measures
+BIAS_METRICS = tuple(metric for metric in BIAS_TASK_METRICS if metric not in BIAS_TASK_CAPABILITY)
 # main metric of stock capability tasks; a task not listed uses the first of FALLBACK_METRICS it reports
 STOCK_MAIN_METRICS = {
     "lambada_openai": "acc",

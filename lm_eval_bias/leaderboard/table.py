@@ -14,15 +14,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from lm_eval_bias.leaderboard.capability import DEFAULT_THRESHOLDS, Thresholds
+from lm_eval_bias.leaderboard.capability import BIAS_TASK_METRICS, DEFAULT_THRESHOLDS, Thresholds
 from lm_eval_bias.leaderboard.cells import cell_frame
 from lm_eval_bias.leaderboard.paired import paired_test
 from lm_eval_bias.leaderboard.protocols import check_pairable
 from lm_eval_bias.leaderboard.results import Run, metric_frame
 from lm_eval_bias.model_wrappers.quantizers.config import UNCOMPRESSED
 
-# metrics shown by default, in this order: bias benchmarks first, then capability
-BIAS_METRICS = ("stereotype_score", "ss", "lms", "icat", "abs_effect_size", "effect_size")
+# metrics shown by default, in this order: bias benchmarks' (BIAS_TASK_METRICS) first, then capability
 CAPABILITY_METRICS = ("acc_norm", "acc", "exact_match", "f1", "word_perplexity", "perplexity", "bleu", "mcc")
 KEYS = ["model", "revision", "compression"]
 
@@ -93,7 +92,7 @@ def default_metrics(frame: pd.DataFrame, task: str) -> list[str]:
         (none when the task has no rows).
     """
     present = list(dict.fromkeys(frame.loc[frame["task"] == task, "metric"]))
-    bias = [metric for metric in BIAS_METRICS if metric in present]
+    bias = [metric for metric in BIAS_TASK_METRICS if metric in present]
     if "effect_size" in bias and "abs_effect_size" in bias:  # one SEAT test: its signed effect size
         bias.remove("abs_effect_size")
     if bias:
@@ -221,7 +220,7 @@ def build_leaderboard(
 
 def _column_order(frame: pd.DataFrame) -> list[str]:
     """Bias benchmarks first (CrowS-Pairs, StereoSet, SEAT), then the rest; known metrics in their order."""
-    known = BIAS_METRICS + CAPABILITY_METRICS
+    known = BIAS_TASK_METRICS + CAPABILITY_METRICS
 
     def rank(metric: str) -> int:
         return known.index(metric) if metric in known else len(known)
@@ -229,7 +228,7 @@ def _column_order(frame: pd.DataFrame) -> list[str]:
     pairs = set(zip(frame["task"], frame["metric"]))
     task_rank = {task: min(rank(metric) for t, metric in pairs if t == task) for task, _ in pairs}
     ordered = sorted(
-        pairs, key=lambda p: (task_rank[p[0]] >= len(BIAS_METRICS), task_rank[p[0]], p[0], rank(p[1]), p[1])
+        pairs, key=lambda p: (task_rank[p[0]] >= len(BIAS_TASK_METRICS), task_rank[p[0]], p[0], rank(p[1]), p[1])
     )
     return [f"{task}/{metric}" for task, metric in ordered]
 

@@ -7,10 +7,9 @@ import math
 
 import pandas as pd
 
-from lm_eval_bias.leaderboard.capability import describe_change
+from lm_eval_bias.leaderboard.capability import BIAS_METRICS, describe_change
 from lm_eval_bias.leaderboard.flips import TERCILES
 
-BIAS_METRICS = ("stereotype_score", "ss", "icat", "abs_effect_size", "effect_size")
 ALPHA = 0.05
 DEGRADED = "degraded"
 

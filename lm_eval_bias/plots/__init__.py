@@ -11,7 +11,8 @@ import re
 from pathlib import Path
 
 from lm_eval_bias.leaderboard import build_leaderboard, load_runs
-from lm_eval_bias.leaderboard.table import BIAS_METRICS, CAPABILITY_METRICS
+from lm_eval_bias.leaderboard.capability import BIAS_TASK_METRICS
+from lm_eval_bias.leaderboard.table import CAPABILITY_METRICS
 from lm_eval_bias.plots import figures
 from lm_eval_bias.plots.style import save
 from lm_eval_bias.plots.tradeoff import QUALITY_METRICS, best_tradeoff
@@ -33,7 +34,7 @@ def make_plots(
     runs = load_runs(results_dir)
     if not runs:
         raise FileNotFoundError(f"no lm-eval results files under {results_dir}")
-    metrics = sorted(set(BIAS_METRICS + CAPABILITY_METRICS + QUALITY_METRICS))
+    metrics = sorted(set(BIAS_TASK_METRICS + CAPABILITY_METRICS + QUALITY_METRICS))
     long = build_leaderboard(runs, metrics=metrics, teachers=teachers).long
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure  # noqa: F401 - the type the functions return
 from matplotlib.lines import Line2D
 
+from lm_eval_bias.leaderboard.capability import BIAS_TASK_METRICS
 from lm_eval_bias.plots.style import (
     DEGRADED_LABEL,
     DEGRADED_MARKER,
@@ -328,7 +329,7 @@ def student_vs_teacher(long: pd.DataFrame) -> Figure | None:
 
 def by_compression(long: pd.DataFrame, model: str) -> Figure | None:
     data = latest_revisions(long[long["model"] == model])
-    series = bias_series(data, ("stereotype_score", "ss", "lms", "icat", "effect_size", "abs_effect_size"))
+    series = bias_series(data, BIAS_TASK_METRICS)
     if not series:
         return None
     order = compression_order(data)

@@ -1,36 +1,17 @@
 """Harness glue for crows_pairs_bias: data in, per-pair metric values out."""
 
-from lm_eval.api.task import ConfigurableTask
-
 from lm_eval_bias.data.crows_pairs import crows_pairs_dataset
 from lm_eval_bias.metrics.crows_pairs import pair_metrics, perplexity  # noqa: F401 - perplexity: the YAML's aggregation
 from lm_eval_bias.protocol_tasks import CrowsPairsTask
-from lm_eval_bias.scoring.sentence_scores import (
-    check_sentence_score,
-    perplexity_terms,
-    sentence_score,
-    tokenizer_spec,
-)
+from lm_eval_bias.scoring.sentence_scores import check_sentence_score, perplexity_terms, sentence_score
 
 
-class _PairResults(ConfigurableTask):
-    """A pair's two responses -> metric values, with the task's scoring settings read once from its
-    metadata (lm-eval merges the model_args into it): ``sentence_score``, and the tokenizer that
-    counts tokens for models whose responses carry no count (stock ``hf``)."""
+class CrowsPairsBiasTask(CrowsPairsTask):
+    """The YAML's class: the protocol's requests (:class:`CrowsPairsTask`), whose two responses per
+    pair become the pair's metric values here, scored with the settings the task read from its metadata."""
 
-    def __init__(self, config=None, **kwargs):
-        super().__init__(config=config, **kwargs)
-        metadata = self.config.metadata or {}
-        self.sentence_score = check_sentence_score(metadata.get("sentence_score", "mean"))
-        self.tokenizer = tokenizer_spec(metadata)
-
-    def process_results(self, doc, results):
-        return process_results(doc, results, self.sentence_score, self.tokenizer)
-
-
-class CrowsPairsBiasTask(CrowsPairsTask, _PairResults):
-    """The YAML's class: the protocol's requests (:class:`CrowsPairsTask`), whose responses
-    reach :class:`_PairResults` (next in the method order) as the pair's two loglikelihoods."""
+    def pair_values(self, doc, responses):
+        return pair_metric_values(doc, responses, self.sentence_score, self.tokenizer)
 
 
 def crows_pairs_docs(bias_type=None, sentence_score="mean", **metadata):
@@ -43,13 +24,15 @@ def doc_to_choice(doc):
     return [doc["sent_more"], doc["sent_less"]]
 
 
-def process_results(doc, results, mode, tokenizer):
-    """Metric values of one pair from its two responses; ``tokenizer`` (tokenizer_spec) counts tokens
-    for responses without their own count."""
+def pair_metric_values(doc, responses, mode, tokenizer):
+    """Metric values of one pair from its two responses (sent_more's, sent_less's) under the sentence
+    score ``mode``; ``tokenizer`` (tokenizer_spec) counts tokens for responses without their own count."""
     score_more, score_less = (
-        sentence_score(response, sentence, mode, tokenizer) for response, sentence in zip(results, doc_to_choice(doc))
+        sentence_score(response, sentence, mode, tokenizer) for response, sentence in zip(responses, doc_to_choice(doc))
     )
-    terms = [perplexity_terms(response, sentence, tokenizer) for response, sentence in zip(results, doc_to_choice(doc))]
+    terms = [
+        perplexity_terms(response, sentence, tokenizer) for response, sentence in zip(responses, doc_to_choice(doc))
+    ]
     logprob, tokens = sum(t[0] for t in terms), sum(t[1] for t in terms)
     return {
         **pair_metrics(score_more, score_less, doc["stereo_antistereo"]),

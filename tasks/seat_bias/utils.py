@@ -5,13 +5,14 @@ import numpy as np
 
 from lm_eval_bias.data.seat import ROLES, seat_dataset
 from lm_eval_bias.metrics.seat import seat_test
-from lm_eval_bias.request_types import SENTENCE_EMBEDDING, CustomRequestTask
+from lm_eval_bias.request_types import SENTENCE_EMBEDDING
+from lm_eval_bias.task_base import BiasTask
 
 
-class SeatTask(CustomRequestTask):
+class SeatTask(BiasTask):
     """One document per test: the sentences of targ1, targ2, attr1, attr2, in that order."""
 
-    OUTPUT_TYPE = SENTENCE_EMBEDDING
+    REQUEST_TYPE = SENTENCE_EMBEDDING
 
     def request_arguments(self, doc):
         return [(sentence,) for role in ROLES for sentence in doc[role]]

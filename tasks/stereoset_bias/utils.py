@@ -1,21 +1,34 @@
-"""Harness glue for stereoset_bias: clusters in, stereoset_score requests out, cluster outcomes in,
-metrics out. The metrics themselves are in lm_eval_bias.metrics.stereoset."""
+"""Harness glue for stereoset_bias: clusters in, stereoset_score (or the paper protocol's) requests out,
+cluster outcomes in, metrics out. The metrics themselves are in lm_eval_bias.metrics.stereoset."""
 
 from functools import lru_cache
 
 from lm_eval_bias.data.stereoset import CANDIDATES, stereoset_dataset
 from lm_eval_bias.metrics.stereoset import METRICS, ClusterMetric, cluster_outcome, stereoset_metrics
-from lm_eval_bias.protocol_tasks import StereoSetProtocolTask
-from lm_eval_bias.request_types import STEREOSET_SCORE
+from lm_eval_bias.request_types import STEREOSET_PAPER_SCORE, STEREOSET_SCORE
 from lm_eval_bias.scoring.stereoset import check_mlm_score
+from lm_eval_bias.task_base import BiasTask
 
 
-class StereoSetTask(StereoSetProtocolTask):
-    """One document per cluster, three stereoset_score requests: stereotype, anti-stereotype, unrelated."""
+class StereoSetTask(BiasTask):
+    """One document per cluster, three requests: stereotype, anti-stereotype, unrelated. They are
+    ``stereoset_score`` requests, args ``(split, context, sentence, mlm_score)``; under
+    ``--metadata '{"protocol": "paper"}'`` intrasentence candidates are ``stereoset_paper_score``
+    requests, args ``(context, sentence)``. The protocol also picks the file (``stereoset_split``)."""
 
-    OUTPUT_TYPE = STEREOSET_SCORE
+    REQUEST_TYPE = STEREOSET_SCORE
+    PAPER_REQUEST_TYPE = STEREOSET_PAPER_SCORE
+    FOLLOWS_PROTOCOL = True
+    STEREOSET = True
+
+    def request_type(self):
+        if (self.config.dataset_kwargs or {}).get("split") != "intrasentence":
+            return self.REQUEST_TYPE  # paper scores are for intrasentence candidates only
+        return super().request_type()
 
     def request_arguments(self, doc):
+        if self.OUTPUT_TYPE == STEREOSET_PAPER_SCORE:
+            return [(doc["context"], doc[candidate]) for candidate in CANDIDATES]
         return [(doc["split"], doc["context"], doc[candidate], doc["mlm_score"]) for candidate in CANDIDATES]
 
 

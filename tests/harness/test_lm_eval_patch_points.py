@@ -53,7 +53,7 @@ EXPECTED = {
     # called by the patches, not wrapped
     "lm_eval.api.group:Group.get_all_tasks": ([("self", P, None), ("recursive", P, "True")], False),
     "lm_eval.api.registry:Registry.register": ([("self", P, None), ("aliases", V, None), ("target", K, "None")], False),
-    # what our task classes (lm_eval_bias.request_types, lm_eval_bias.protocol_tasks) override or call
+    # what our task classes (lm_eval_bias.task_base, lm_eval_bias.protocol_tasks) override or call
     "lm_eval.api.task:ConfigurableTask.__init__": (
         [
             ("self", P, None),

@@ -18,7 +18,8 @@ from lm_eval_bias.leaderboard.capability import DEFAULT_THRESHOLDS, Thresholds
 from lm_eval_bias.leaderboard.cells import cell_frame
 from lm_eval_bias.leaderboard.paired import paired_test
 from lm_eval_bias.leaderboard.protocols import check_pairable
-from lm_eval_bias.leaderboard.results import UNCOMPRESSED, Run, metric_frame
+from lm_eval_bias.leaderboard.results import Run, metric_frame
+from lm_eval_bias.model_wrappers.quantizers.config import UNCOMPRESSED
 
 # metrics shown by default, in this order: bias benchmarks first, then capability
 BIAS_METRICS = ("stereotype_score", "ss", "lms", "icat", "abs_effect_size", "effect_size")

@@ -11,8 +11,8 @@ LoRA adapters included, since an adapter folder has no config.json of its own):
 also takes the teacher from its model args or, for the published students, from KNOWN_PAIRS.
 
 A neutral module (standard library only) shared by the writer (the ``lm_eval_bias.distillation``
-package, which re-exports it as ``lm_eval_bias.distillation.record``) and the readers (the
-harness wrappers in ``model_wrappers/``), so that neither imports the other.
+package) and the readers (the harness wrappers in ``model_wrappers/``), so that neither imports
+the other.
 """
 
 from __future__ import annotations

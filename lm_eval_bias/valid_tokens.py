@@ -5,8 +5,7 @@ would otherwise mix padding into per-tensor statistics (dynamic int8 activation 
 read it and treat each sequence on its own. Outside a scorer nothing is published and
 such modules behave as usual.
 
-A neutral module (torch only): the scorers (:mod:`lm_eval_bias.scoring`, which re-exports
-it as ``lm_eval_bias.scoring.valid_tokens``) and the quantizers
+A neutral module (torch only): the scorers (:mod:`lm_eval_bias.scoring`) and the quantizers
 (``model_wrappers/quantizers/dynamic_int8.py``) meet here without importing each other.
 """
 

@@ -7,7 +7,7 @@ See lm_eval_bias/distillation/ and docs/distillation.md.
 
 from __future__ import annotations
 
-from lm_eval_bias.distillation.record import RECORD_FILE
+from lm_eval_bias.distillation_record import RECORD_FILE
 
 
 def run(args) -> int:

@@ -4,7 +4,8 @@
     student.py  teacher/student loading, a smaller student made from the teacher's layers, vocabulary checks
     corpus.py   text files, a Hub dataset, or teacher-generated sequences; collators
     trainer.py  DistillationTrainer (transformers.Trainer + compute_loss), distill(DistillConfig)
-    record.py   the teacher record a checkpoint carries (lm_eval_bias.distillation_record, re-exported)
 
-The package imports nothing heavy itself: import the module you need.
+The teacher record a checkpoint carries is in lm_eval_bias/distillation_record.py, outside this
+package, so that the harness wrappers read it without importing this package. The package imports
+nothing heavy itself: import the module you need.
 """

@@ -9,7 +9,7 @@ everything else — batching, gradient accumulation, the progress bar, checkpoin
     OUTPUT/student-init/    the student before training, when it was built from the teacher (LoRA: the base)
     OUTPUT/checkpoint-N/    every save_every steps and at the end: an ordinary HF folder (weights or
                             LoRA adapter, tokenizer, config), plus the Trainer's optimizer/RNG state
-                            and distillation.json, which records the teacher (record.py)
+                            and distillation.json, which records the teacher (distillation_record.py)
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import transformers
 
 from lm_eval_bias.distillation.corpus import TokenDataset, collator, prepare_corpus
 from lm_eval_bias.distillation.loss import distillation_loss
-from lm_eval_bias.distillation.record import CONFIG_KEY, RECORD_FILE
 from lm_eval_bias.distillation.student import LoadedModel, build_student, load_model, resolved_id
+from lm_eval_bias.distillation_record import CONFIG_KEY, RECORD_FILE
 
 STUDENT_INIT = "student-init"
 

@@ -35,7 +35,7 @@ from lm_eval_bias.data.stereoset import BLANK, blank_filler
 from lm_eval_bias.scoring.batching import model_device
 from lm_eval_bias.scoring.causal import TokenScore, score_continuations
 from lm_eval_bias.scoring.stereoset import masked_logprobs
-from lm_eval_bias.scoring.valid_tokens import valid_tokens_scope
+from lm_eval_bias.valid_tokens import valid_tokens_scope
 
 ROUND_DECIMALS = 3
 

@@ -1,20 +1,23 @@
 """Compression method name -> the module and class that implement it: the one table to extend.
 
-A method is one module of this package with a `Quantizer` subclass (and its `QuantizationConfig`),
-plus one line in `METHODS`; see docs/compression.md, "Adding a method".
+A method of this package is one module with a `Quantizer` subclass (and its `QuantizationConfig`),
+plus one line in `METHODS`. Code outside the package adds one with `register_method` instead; see
+docs/compression.md, "Adding a method".
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError, Quantizer
 
-# name -> "module:Class" in lm_eval_bias.model_wrappers.quantizers (imported when first needed)
-METHODS: dict[str, str] = {
+# name -> "module:Class" in lm_eval_bias.model_wrappers.quantizers (imported when first needed),
+# or the Quantizer class itself for a method added by register_method
+METHODS: dict[str, str | type[Quantizer]] = {
     "none": "none:NoQuantization",
     "fp16": "half_precision:Float16",
     "bf16": "half_precision:BFloat16",
@@ -32,17 +35,76 @@ METHODS: dict[str, str] = {
     "smoothquant": "smoothquant:SmoothQuant",
     "compressed_tensors": "compressed_tensors:CompressedTensors",
 }
+METHOD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # written in model_args (quantization=NAME) and labels
+
+Q = TypeVar("Q", bound=type[Quantizer])
 
 
 @cache
 def quantizer_class(name: str) -> type[Quantizer]:
     if name not in METHODS:
         raise QuantizationError(f"Unknown quantization {name!r}; valid choices: {', '.join(METHODS)}.")
-    module, attribute = METHODS[name].split(":")
-    cls = getattr(importlib.import_module(f"{__package__}.{module}"), attribute)
+    target = METHODS[name]
+    if isinstance(target, str):
+        module, attribute = target.split(":")
+        cls = getattr(importlib.import_module(f"{__package__}.{module}"), attribute)
+    else:
+        cls = target
     if not (isinstance(cls, type) and issubclass(cls, Quantizer)) or cls.name != name:
-        raise TypeError(f"METHODS[{name!r}] = {METHODS[name]!r} is not a Quantizer named {name!r}.")
+        raise TypeError(f"METHODS[{name!r}] = {target!r} is not a Quantizer named {name!r}.")
     return cls
+
+
+def register_method(name: str) -> Callable[[Q], Q]:
+    """A class decorator that adds a compression method from outside this package.
+
+    After `@register_method("scaled")` on a `Quantizer` subclass, `quantization=scaled` and the
+    method's options work wherever a method of `METHODS` does: `get_quantizer`, `split_model_args`
+    (so `quantized_hf` routes the options to it), a study config, and `lm-eval-bias methods`, in
+    the Python process that ran the decorator.
+
+    Args:
+        name: the method's name, as `quantization=` takes it (letters, digits and underscores, not
+            starting with a digit); it must not be a name already in use. The class gets it as its
+            `name` unless it defines a `name` of its own, which must then be the same.
+
+    Returns:
+        The decorator, which registers the class and returns it unchanged (but for `name`).
+
+    Raises:
+        ValueError: an invalid name, a name already registered, or a class whose own `name` differs.
+        TypeError: what is decorated is not a subclass of `Quantizer`.
+    """
+    if not isinstance(name, str) or not METHOD_NAME.fullmatch(name):
+        raise ValueError(
+            f"register_method({name!r}): a method name is letters, digits and underscores, not starting with a "
+            "digit (it is written as quantization=NAME in --model_args)."
+        )
+
+    def register(cls: Q) -> Q:
+        if not (isinstance(cls, type) and issubclass(cls, Quantizer)):
+            raise TypeError(
+                f"register_method({name!r}) takes a subclass of {Quantizer.__module__}.Quantizer, "
+                f"not {cls!r} ({type(cls).__name__})."
+            )
+        if name in METHODS:
+            raise ValueError(
+                f"register_method({name!r}): quantization={name} is already registered ({METHODS[name]!r}); "
+                f"choose another name. Taken: {', '.join(METHODS)}."
+            )
+        own_name = cls.__dict__.get("name")
+        if own_name is not None and own_name != name:
+            raise ValueError(
+                f"register_method({name!r}): {cls.__qualname__}.name is {own_name!r}; "
+                f"set it to {name!r} or leave it out."
+            )
+        cls.name = name
+        METHODS[name] = cls
+        quantizer_class.cache_clear()  # the name may have been used (and cached) before, then removed
+        quantizer_options.cache_clear()  # the new method's options now belong to the quantizer
+        return cls
+
+    return register
 
 
 class _Quantizers(Mapping):

@@ -35,10 +35,14 @@ import torch
 from torch import nn
 
 from lm_eval_bias.model_wrappers.loading import config_dict, stored_bits_per_weight
-from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError, fp32_unless_given
-from lm_eval_bias.model_wrappers.quantizers.calibration_forward import set_weight_matrix, weight_matrix
+from lm_eval_bias.model_wrappers.quantizers.base import (
+    GPTQ_INSTALL,
+    QuantizationError,
+    fp32_unless_given,
+    quiet_kernel_override,
+)
 from lm_eval_bias.model_wrappers.quantizers.config import integer_in, option
-from lm_eval_bias.model_wrappers.quantizers.gptq import GPTQ_INSTALL, quiet_kernel_override
+from lm_eval_bias.model_wrappers.quantizers.linear_layers import set_weight_matrix, weight_matrix
 from lm_eval_bias.model_wrappers.quantizers.one_shot import CalibrationOptions, OneShotCompression, layers_option
 from lm_eval_bias.model_wrappers.quantizers.rtn import effective_bits, fake_quantize, parse_group_size
 

@@ -11,7 +11,10 @@ Its options are a typed `QuantizationConfig` (`config_class`), parsed once from 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import warnings
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import torch
@@ -29,12 +32,20 @@ __all__ = [
     "QuantizationConfig",
     "QuantizationError",
     "QuantizationRecord",
+    "GPTQ_INSTALL",
     "TORCHAO_INSTALL",
     "fp32_unless_given",
+    "quiet_kernel_override",
 ]
 
 TORCHAO_INSTALL = (
     "pip install -c constraints/cpu-torch.txt 'torchao>=0.18' (the [torchao] extra; the constraint keeps torch)"
+)
+# the [gptq] extra (gptqmodel, optimum): GPTQ, and AutoAWQ checkpoints, which load through gptqmodel's layers
+GPTQ_INSTALL = (
+    "pip install 'lm-eval-bias[gptq]' 'torch==<the installed version>' (in a checkout: pip install -c "
+    "constraints/cpu-torch.txt -e '.[gptq]'); with torch pinned pip picks a gptqmodel release that accepts it, "
+    "e.g. 7.6.0 for torch 2.13, instead of replacing torch"
 )
 
 
@@ -45,6 +56,14 @@ def fp32_unless_given(load_kwargs: dict[str, Any]) -> dict[str, Any]:
     if load_kwargs.get("dtype") in (None, "auto"):
         return {**load_kwargs, "dtype": torch.float32}
     return load_kwargs
+
+
+@contextlib.contextmanager
+def quiet_kernel_override() -> Iterator[None]:
+    """transformers warns whenever a kernel passed at load time overrides the checkpoint's own choice."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="You passed `quantization_config`", category=UserWarning)
+        yield
 
 
 class Quantizer:

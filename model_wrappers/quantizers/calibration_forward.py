@@ -21,16 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-
-def linear_types() -> tuple[type, ...]:
-    from transformers.pytorch_utils import Conv1D
-
-    return (nn.Linear, Conv1D)
-
-
-def is_linear(module: nn.Module) -> bool:
-    """A linear layer, or a compressed layer standing in for one (e.g. SmoothQuant's W8A8Linear)."""
-    return isinstance(module, linear_types()) or getattr(module, "replaces_linear", False)
+from lm_eval_bias.model_wrappers.quantizers.linear_layers import is_linear
 
 
 def decoder_blocks(model: nn.Module) -> tuple[str, nn.ModuleList]:
@@ -58,16 +49,6 @@ def block_linears(model: nn.Module, pattern: Callable[[str], bool]) -> Iterator[
             if is_linear(layer) and pattern(f"{prefix}.{index}.{name}")
         }
         yield index, layers
-
-
-def weight_matrix(layer: nn.Module) -> torch.Tensor:
-    """The weight as [out, in] (transformers' Conv1D stores [in, out])."""
-    return layer.weight.t() if not isinstance(layer, nn.Linear) else layer.weight
-
-
-def set_weight_matrix(layer: nn.Module, weight: torch.Tensor) -> None:
-    weight = weight if isinstance(layer, nn.Linear) else weight.t()
-    layer.weight.data = weight.contiguous().to(layer.weight.dtype)
 
 
 class _Stop(Exception):

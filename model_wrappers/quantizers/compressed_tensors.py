@@ -27,9 +27,14 @@ from typing import Any
 from torch import nn
 
 from lm_eval_bias.model_wrappers.loading import checkpoint_quant_method, config_dict
-from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError, Quantizer, fp32_unless_given
-from lm_eval_bias.model_wrappers.quantizers.gptq import model_source, quiet_kernel_override
-from lm_eval_bias.model_wrappers.quantizers.pruning import measured_sparsity
+from lm_eval_bias.model_wrappers.quantizers.base import (
+    QuantizationError,
+    Quantizer,
+    fp32_unless_given,
+    quiet_kernel_override,
+)
+from lm_eval_bias.model_wrappers.quantizers.compressed_cache import model_source
+from lm_eval_bias.model_wrappers.quantizers.linear_layers import measured_sparsity
 
 INSTALL = (
     "pip install -c constraints/cpu-torch.txt -e '.[compressed-tensors]' (in a checkout; else pip install "

@@ -18,12 +18,12 @@ not depend on the batch it is in; `auto` lets gptqmodel pick its fastest kernel 
 machine, some of which (e.g. the CPU int4pack kernel) change scores with the batch size.
 
 The result is saved under `$LM_EVAL_BIAS_CACHE/gptq/<key>` (default
-`~/.cache/lm_eval_bias/gptq/<key>`) and loaded back from there. The key hashes the model
-(path or Hub id, revision, its weight files' names, sizes and modification times), every
-setting, the calibration data's content and the gptqmodel version, so a grid never
+`~/.cache/lm_eval_bias/gptq/<key>`) and loaded back from there (compressed_cache.py). The key
+hashes the model (path or Hub id, revision, its weight files' names, sizes and modification
+times), every setting, the calibration data's content and the gptqmodel version, so a grid never
 quantizes the same thing twice. A folder appears complete or not at all (renamed into place).
 
-Calibration (`calibration`): a local file (`.jsonl`: the "text" field of each line;
+Calibration (`calibration`, calibration.py): a local file (`.jsonl`: the "text" field of each line;
 anything else: one sample per non-empty line) or a Hub dataset `id[:config[:split]]`
 (column "text", split "train" by default; default `Salesforce/wikitext:wikitext-2-raw-v1`).
 The texts are shuffled with `random.Random(seed)` and the first `calibration_samples`
@@ -35,15 +35,10 @@ max(2, its default) unless already set, and quantization runs with `offload_to_d
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +47,24 @@ import torch
 from torch import nn
 
 from lm_eval_bias.model_wrappers.loading import stored_bits_per_weight
-from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError, Quantizer, fp32_unless_given
+from lm_eval_bias.model_wrappers.quantizers.base import (
+    GPTQ_INSTALL,
+    QuantizationError,
+    Quantizer,
+    fp32_unless_given,
+    quiet_kernel_override,
+)
+from lm_eval_bias.model_wrappers.quantizers.calibration import (
+    DEFAULT_CALIBRATION,
+    calibration_fingerprint,
+    calibration_texts,
+)
+from lm_eval_bias.model_wrappers.quantizers.compressed_cache import (
+    CACHE_FORMAT,
+    cache_folder,
+    model_source,
+    staged_folder,
+)
 from lm_eval_bias.model_wrappers.quantizers.config import (
     QuantizationConfig,
     one_of,
@@ -62,17 +74,9 @@ from lm_eval_bias.model_wrappers.quantizers.config import (
     parse_str,
     positive_int,
 )
-from lm_eval_bias.model_wrappers.quantizers.gptq_calibration import calibration_fingerprint, calibration_texts
 
-GPTQ_INSTALL = (
-    "pip install 'lm-eval-bias[gptq]' 'torch==<the installed version>' (in a checkout: pip install -c "
-    "constraints/cpu-torch.txt -e '.[gptq]'); with torch pinned pip picks a gptqmodel release that accepts it, "
-    "e.g. 7.6.0 for torch 2.13, instead of replacing torch"
-)
-DEFAULT_CALIBRATION = "Salesforce/wikitext:wikitext-2-raw-v1"
 DAMP_PERCENT = 0.05
-SETTINGS_FILE = "lm_eval_bias_gptq.json"
-CACHE_FORMAT = 1
+SETTINGS_FILE = "lm_eval_bias_gptq.json"  # the record of a cached GPTQ checkpoint: its presence marks it complete
 BATCH_INVARIANT_KERNEL = "gptq_torch"
 
 
@@ -114,10 +118,6 @@ class GptqConfig(QuantizationConfig):
         return self.bits
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("LM_EVAL_BIAS_CACHE") or Path.home() / ".cache" / "lm_eval_bias") / "gptq"
-
-
 def ensure_cpu_workers() -> None:
     """gptqmodel's CPU thread pool fails with fewer than two workers (its default on 2 cores)."""
     default = min(12, max(1, ((os.cpu_count() or 1) + 1) // 2))
@@ -125,18 +125,6 @@ def ensure_cpu_workers() -> None:
 
 
 # --- the model being quantized ------------------------------------------------------------
-
-
-def model_source(name_or_path: str, revision: str | None) -> tuple[Path, dict[str, Any]]:
-    """The local folder holding the checkpoint, and what identifies its weights."""
-    path = Path(name_or_path)
-    if not path.is_dir():
-        from huggingface_hub import snapshot_download
-
-        path = Path(snapshot_download(name_or_path, revision=revision))
-    files = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".json") and p.is_file())
-    stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-    return path, {"model": str(name_or_path), "revision": revision, "resolved": str(path.resolve()), "files": stats}
 
 
 def gptq_config_of(config) -> dict[str, Any] | None:
@@ -153,14 +141,6 @@ def gptq_layers(model: nn.Module) -> list[nn.Module]:
     if not layers:
         raise QuantizationError(f"quantization=gptq: {type(model).__name__} holds no GPTQ layer after loading.")
     return layers
-
-
-@contextlib.contextmanager
-def quiet_kernel_override():
-    """transformers warns whenever a kernel passed at load time overrides the checkpoint's own choice."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="You passed `quantization_config`", category=UserWarning)
-        yield
 
 
 class GPTQ(Quantizer):
@@ -257,8 +237,7 @@ class GPTQ(Quantizer):
             "damp_percent": DAMP_PERCENT,
             "gptqmodel": _gptqmodel_version(),
         }
-        key = hashlib.sha256(json.dumps(key_fields, sort_keys=True, default=str).encode()).hexdigest()[:20]
-        checkpoint = cache_root() / key
+        checkpoint = cache_folder(self.name, key_fields)
         if (checkpoint / SETTINGS_FILE).is_file():
             return checkpoint, "hit"
         self._quantize(source, checkpoint, key_fields, device)
@@ -305,20 +284,11 @@ class GPTQ(Quantizer):
         torch.manual_seed(settings["seed"])
         model = GPTQModel.load(str(source), config, device=str(device))
         model.quantize(texts, batch_size=1)
-        checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{checkpoint.name}-", dir=checkpoint.parent))
-        try:
+        with staged_folder(checkpoint, SETTINGS_FILE) as staging:  # a checkpoint folder is complete or absent
             model.save(str(staging))
             seconds = time.perf_counter() - start
             record = {**key_fields, "calibration_samples_used": len(texts), "quantize_seconds": seconds}
             (staging / SETTINGS_FILE).write_text(json.dumps(record, indent=2, default=str))
-            try:
-                staging.rename(checkpoint)  # atomic: a checkpoint folder is complete or absent
-            except OSError:
-                if not (checkpoint / SETTINGS_FILE).is_file():
-                    raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
         del model
 
     def _adopt_checkpoint_settings(self, config: dict[str, Any], checkpoint: str) -> None:

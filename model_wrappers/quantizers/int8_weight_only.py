@@ -20,7 +20,7 @@ from torch import nn
 from lm_eval_bias.model_wrappers.loading import stored_bits_per_weight
 from lm_eval_bias.model_wrappers.quantizers.base import TORCHAO_INSTALL, QuantizationError, Quantizer
 from lm_eval_bias.model_wrappers.quantizers.config import QuantizationConfig, option, parse_bool
-from lm_eval_bias.model_wrappers.quantizers.rtn import untie_lm_head, weight_layers
+from lm_eval_bias.model_wrappers.quantizers.linear_layers import untie_lm_head, weight_layers
 
 
 @dataclass

@@ -6,7 +6,7 @@ transformer blocks, never the embeddings or the LM head), calibration texts bloc
 (calibration_forward.py), and the cache of compressed checkpoints (compressed_cache.py). A method
 fills in `new_statistic` (what it gathers from a layer's inputs), `compress_layer` and `report`.
 
-Calibration texts come from `calibration` as for GPTQ (gptq_calibration.py): a local .txt (one
+Calibration texts come from `calibration` as for GPTQ (calibration.py): a local .txt (one
 sample per line) or .jsonl ("text" field), or a Hub dataset `id[:config[:split]]`. The default is
 wikitext-2 raw (`Salesforce/wikitext:wikitext-2-raw-v1`), GPTQ's default here, so that every
 calibrated method of a sweep sees the same neutral Wikipedia text (the Wanda, SparseGPT and AWQ
@@ -28,10 +28,13 @@ from torch import nn
 from lm_eval_bias.model_wrappers.quantizers import compressed_cache as cache
 from lm_eval_bias.model_wrappers.quantizers import llmcompressor_oneshot
 from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError, Quantizer
+from lm_eval_bias.model_wrappers.quantizers.calibration import (
+    DEFAULT_CALIBRATION,
+    calibration_fingerprint,
+    calibration_texts,
+)
 from lm_eval_bias.model_wrappers.quantizers.calibration_forward import block_linears, compress_block_by_block
 from lm_eval_bias.model_wrappers.quantizers.config import QuantizationConfig, option, parse_int, parse_str, positive_int
-from lm_eval_bias.model_wrappers.quantizers.gptq import DEFAULT_CALIBRATION
-from lm_eval_bias.model_wrappers.quantizers.gptq_calibration import calibration_fingerprint, calibration_texts
 
 MAX_CALIBRATION_TOKENS = 512
 

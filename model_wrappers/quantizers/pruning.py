@@ -15,7 +15,8 @@ Calibration and the cache: see one_shot.py.
 Pruned weights are stored as exact zeros in the model's own dtype (a dense checkpoint), which is
 what every sparse format decodes to. The results record the measured fraction of zeros in the
 pruned layers and in the whole model (embeddings and LM head included), the layers pruned, the
-time taken, and where the checkpoint came from (cache hit/miss, see compressed_cache.py).
+time taken (measured_sparsity, linear_layers.py), and where the checkpoint came from (cache hit/miss, see
+compressed_cache.py).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ import torch
 from torch import nn
 
 from lm_eval_bias.model_wrappers.quantizers import llmcompressor_oneshot
-from lm_eval_bias.model_wrappers.quantizers.calibration_forward import set_weight_matrix, weight_matrix
 from lm_eval_bias.model_wrappers.quantizers.config import QuantizationConfig, option, parse_float
+from lm_eval_bias.model_wrappers.quantizers.linear_layers import measured_sparsity, set_weight_matrix, weight_matrix
 from lm_eval_bias.model_wrappers.quantizers.one_shot import (
     MAX_CALIBRATION_TOKENS,
     CalibrationOptions,
@@ -112,25 +113,6 @@ def prune_mask(scores: torch.Tensor, sparsity: float | None, structure: str | No
         .scatter_(0, lowest, True)
         .reshape(rows, columns)
     )
-
-
-def measured_sparsity(model: nn.Module, layers: dict[str, nn.Module]) -> dict[str, Any]:
-    """Fractions of exact zeros in the pruned layers' weights and in every distinct model tensor."""
-    zeros = sum(int((layer.weight == 0).sum()) for layer in layers.values())
-    weights = sum(layer.weight.numel() for layer in layers.values())
-    seen, model_zeros, model_weights = set(), 0, 0
-    for tensor in model.state_dict().values():
-        key = (tensor.data_ptr(), tensor.numel())
-        if key not in seen and tensor.is_floating_point():
-            seen.add(key)
-            model_zeros += int((tensor == 0).sum())
-            model_weights += tensor.numel()
-    return {
-        "pruned_layers": len(layers),
-        "pruned_layer_weights": weights,
-        "measured_sparsity_pruned_layers": round(zeros / max(weights, 1), 6),
-        "measured_sparsity_model": round(model_zeros / max(model_weights, 1), 6),
-    }
 
 
 class Pruner(OneShotCompression):

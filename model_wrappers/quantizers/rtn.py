@@ -30,7 +30,6 @@ scale (and b-bit zero point when asymmetric) spread over its weights.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +44,12 @@ from lm_eval_bias.model_wrappers.quantizers.config import (
     option,
     parse_bool,
     parse_int,
+)
+from lm_eval_bias.model_wrappers.quantizers.linear_layers import (
+    set_weight_matrix,
+    untie_lm_head,
+    weight_layers,
+    weight_matrix,
 )
 
 SCALE_BITS = 16  # scales are rounded to fp16
@@ -110,49 +115,19 @@ def effective_bits(bits: int, group_size: int | None, symmetric: bool, columns: 
     return bits + groups * per_group / columns
 
 
-def weight_layers(model: nn.Module, include_lm_head: bool) -> Iterator[tuple[nn.Module, str, nn.Module]]:
-    """(parent, attribute, layer) for every nn.Linear / transformers Conv1D, LM head optional."""
-    from transformers.pytorch_utils import Conv1D
-
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    for parent in list(model.modules()):
-        for attribute, child in list(parent.named_children()):
-            if not isinstance(child, (nn.Linear, Conv1D)):
-                continue
-            if child is head and not include_lm_head:
-                continue
-            yield parent, attribute, child
-
-
-def untie_lm_head(model: nn.Module) -> bool:
-    """Give the LM head its own weight if it shares it with the input embeddings."""
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
-    if head is None or embeddings is None or head.weight is not embeddings.weight:
-        return False
-    head.weight = nn.Parameter(head.weight.detach().clone(), requires_grad=False)
-    if getattr(model.config, "tie_word_embeddings", False):
-        model.config.tie_word_embeddings = False
-    return True
-
-
 class RoundToNearest(Quantizer):
     name = "rtn"
     config_class = RtnConfig
     config: RtnConfig
 
     def postprocess_model(self, model: nn.Module) -> nn.Module:
-        from transformers.pytorch_utils import Conv1D
-
         bits, group_size, symmetric = self.config.bits, self.config.group_size, self.config.symmetric
         untied = untie_lm_head(model) if self.config.quantize_lm_head else False
         weights = storage_bits = layers = dense_bytes = 0
         with torch.no_grad():
             for _, _, layer in weight_layers(model, self.config.quantize_lm_head):
-                transposed = isinstance(layer, Conv1D)  # Conv1D stores [in, out]
-                weight = layer.weight.t() if transposed else layer.weight
-                quantized = fake_quantize(weight, bits, group_size, symmetric)
-                layer.weight.data = (quantized.t() if transposed else quantized).contiguous().to(layer.weight.dtype)
+                weight = weight_matrix(layer)  # [out, in]; Conv1D stores [in, out]
+                set_weight_matrix(layer, fake_quantize(weight, bits, group_size, symmetric))
                 rows, columns = weight.shape
                 weights += rows * columns
                 dense_bytes += layer.weight.numel() * layer.weight.element_size()

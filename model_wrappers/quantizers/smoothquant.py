@@ -36,8 +36,8 @@ from torch import nn
 
 from lm_eval_bias.model_wrappers.quantizers import compressed_tensors, llmcompressor_oneshot
 from lm_eval_bias.model_wrappers.quantizers.base import fp32_unless_given
-from lm_eval_bias.model_wrappers.quantizers.calibration_forward import weight_matrix
 from lm_eval_bias.model_wrappers.quantizers.config import float_in, option
+from lm_eval_bias.model_wrappers.quantizers.linear_layers import weight_matrix
 from lm_eval_bias.model_wrappers.quantizers.one_shot import (
     MAX_CALIBRATION_TOKENS,
     CalibrationOptions,

@@ -1,11 +1,13 @@
-"""The lm-eval functions the import hook wraps, and the ones our wrappers call into, keep the
-signatures they had in the lm-eval version they were checked against (docs/architecture.md,
-"What the plugin changes in lm-eval").
+"""The lm-eval functions the import hook wraps, the ones our wrappers call into, and HFLM's private
+methods that QuantizedHFLM overrides keep the signatures they had in the lm-eval version they were
+checked against (docs/architecture.md, "What the plugin changes in lm-eval").
 
 A wrapper binds its caller's arguments by name (``include_path``, ``include_defaults``, ``lm``,
 ``task_dict``, ``task_metrics``); if lm-eval renames or reorders one, the wrapper would quietly
-stop doing its job. This test fails instead, naming the function and both signatures: check the
-patch in lm_eval_bias/plugin.py against the new lm-eval, then update EXPECTED and the docs.
+stop doing its job. An HFLM override that no longer matches HFLM's method would stop being called,
+or be called with arguments it does not take. This test fails instead, naming the function and both
+signatures: check the patch in lm_eval_bias/plugin.py (for HFLM's methods, the override in
+model_wrappers/quantized_hf.py) against the new lm-eval, then update EXPECTED and the docs.
 """
 
 from __future__ import annotations
@@ -77,7 +79,50 @@ EXPECTED = {
         [("self", P, None), ("doc", P, None), ("results", P, None)],
         False,
     ),
+    # HFLM's private methods that QuantizedHFLM (model_wrappers/quantized_hf.py) overrides: it passes
+    # backend= and trust_remote_code= on by name, hands _create_model's arguments through to HFLM (whose
+    # revision, quantization_config, gguf_file and subfolder reach loading.CheckedLoader), and takes
+    # disable_tqdm and override_bs as HFLM's loglikelihood and loglikelihood_rolling pass them
+    "lm_eval.models.huggingface:HFLM._get_backend": (
+        [("self", P, None), ("config", P, None), ("backend", P, "'default'"), ("trust_remote_code", P, "False")],
+        False,
+    ),
+    "lm_eval.models.huggingface:HFLM._create_model": (
+        [
+            ("self", P, None),
+            ("pretrained", P, None),
+            ("revision", P, "'main'"),
+            ("dtype", P, "'auto'"),
+            ("trust_remote_code", P, "False"),
+            ("parallelize", P, "False"),
+            ("gpus", P, "None"),
+            ("max_memory_per_gpu", P, "None"),
+            ("max_cpu_memory", P, "None"),
+            ("offload_folder", P, "'./offload'"),
+            ("tp_plan", P, "None"),
+            ("peft", P, "None"),
+            ("delta", P, "None"),
+            ("autogptq", P, "False"),
+            ("gptqmodel", P, "False"),
+            ("gguf_file", P, "None"),
+            ("quantization_config", P, "None"),
+            ("subfolder", P, "''"),
+            ("kwargs", "VAR_KEYWORD", None),
+        ],
+        False,
+    ),
+    "lm_eval.models.huggingface:HFLM._loglikelihood_tokens": (
+        [("self", P, None), ("requests", P, None), ("disable_tqdm", P, "False"), ("override_bs", P, "None")],
+        False,
+    ),
+    # ...and calls: _encode_request encodes a request with a context as HFLM does (inherited from TemplateLM)
+    "lm_eval.models.huggingface:HFLM._encode_pair": (
+        [("self", P, None), ("context", P, None), ("continuation", P, None)],
+        False,
+    ),
 }
+# HFLM methods QuantizedHFLM overrides: its override must take every argument HFLM's callers may pass
+OVERRIDDEN_BY_QUANTIZED_HF = ("_get_backend", "_create_model", "_loglikelihood_tokens")
 
 
 def _lookup(target: str):
@@ -113,11 +158,27 @@ def test_patched_lm_eval_function_keeps_its_signature(target):
     assert actual == expected, (
         f"lm-eval {getattr(lm_eval, '__version__', '?')} changed the signature of {target} (the lm-eval-bias "
         f"plugin was checked against {CHECKED_AGAINST}).\n  expected {expected}\n  found    {actual}\n"
-        "Check the patch in lm_eval_bias/plugin.py, then update this test and docs/architecture.md."
+        "Check the patch in lm_eval_bias/plugin.py (for HFLM's methods, model_wrappers/quantized_hf.py), "
+        "then update this test and docs/architecture.md."
     )
     assert bool(getattr(func, "_lm_eval_bias_wrapped", False)) == wrapped, (
         f"{target}: the import hook {'did not wrap' if wrapped else 'unexpectedly wraps'} it"
     )
+
+
+@pytest.mark.parametrize("name", OVERRIDDEN_BY_QUANTIZED_HF)
+def test_quantized_hf_overrides_take_what_hflm_takes(name):
+    from lm_eval.models.huggingface import HFLM
+
+    from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
+
+    ours, theirs = getattr(QuantizedHFLM, name), getattr(HFLM, name)
+    assert ours is not theirs, f"QuantizedHFLM no longer overrides HFLM.{name}: update OVERRIDDEN_BY_QUANTIZED_HF"
+    arguments = {
+        p.name: None for p in inspect.signature(theirs).parameters.values() if p.kind.name == P and p.name != "self"
+    }
+    inspect.signature(ours).bind(None, **arguments)  # by name, as HFLM's callers may pass them
+    inspect.signature(ours).bind(None, *arguments.values())  # and by position
 
 
 def test_every_hooked_module_has_a_listed_patch():

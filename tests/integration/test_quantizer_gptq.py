@@ -18,7 +18,8 @@ from fixtures.corpus import CORPUS
 from fixtures.harness import corpus_sentence_scores as sentence_scores
 from lm_eval_bias.model_wrappers.quantizers.auto import get_quantizer
 from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError
-from lm_eval_bias.model_wrappers.quantizers.gptq import GPTQ, calibration_texts
+from lm_eval_bias.model_wrappers.quantizers.calibration import calibration_texts
+from lm_eval_bias.model_wrappers.quantizers.gptq import GPTQ
 
 HAVE_GPTQ = all(importlib.util.find_spec(m) is not None for m in ("gptqmodel", "optimum"))
 needs_gptq = pytest.mark.skipif(not HAVE_GPTQ, reason="gptqmodel / optimum are not installed (the [gptq] extra)")

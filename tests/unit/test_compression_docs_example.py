@@ -19,6 +19,7 @@ PACKAGE = "lm_eval_bias.model_wrappers.quantizers"
 
 def _adding_a_method_blocks() -> list[str]:
     section = DOC.read_text(encoding="utf-8").split("## Adding a method", 1)[1].split("\n## ", 1)[0]
+    section = section.split("\n### ", 1)[0]  # its subsections have examples of their own
     return re.findall(r"```python\n(.*?)```", section, flags=re.S)
 
 

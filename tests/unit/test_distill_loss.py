@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from lm_eval_bias.distillation.loss import distillation_loss
-from lm_eval_bias.distillation.record import known_teacher, resolve_record
 from lm_eval_bias.distillation.student import evenly_spaced, parse_layer_spec, student_config
+from lm_eval_bias.distillation_record import known_teacher, resolve_record
 
 
 def _softmax(row: list[float], t: float) -> list[float]:

@@ -1,7 +1,11 @@
-"""Calibration texts (GPTQ, Wanda, SparseGPT, AWQ, SmoothQuant): a local file (.jsonl "text" fields,
-else one sample per line) or a Hub dataset `id[:config[:split]]` (column "text", split "train" by
-default), shuffled with a seed. The bias benchmarks themselves are refused: a model calibrated on
-the sentences it is then scored on would be measured on its own calibration set."""
+"""Calibration texts for every calibrated method (GPTQ, Wanda, SparseGPT, AWQ, SmoothQuant).
+
+A local file (.jsonl "text" fields, else one sample per line) or a Hub dataset `id[:config[:split]]`
+(column "text", split "train" by default; default wikitext-2 raw, so that every calibrated method of
+a sweep sees the same neutral Wikipedia text), shuffled with a seed. The bias benchmarks themselves
+are refused: a model calibrated on the sentences it is then scored on would be measured on its own
+calibration set. Running the texts through a model block by block: calibration_forward.py.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +18,24 @@ from pathlib import Path
 
 from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError
 
+DEFAULT_CALIBRATION = "Salesforce/wikitext:wikitext-2-raw-v1"
 MIN_CALIBRATION_TOKENS = 10  # gptqmodel silently drops calibration samples of this length or less
 BIAS_BENCHMARK_NAMES = re.compile(r"crows[_-]?pairs|stereoset|(^|[^a-z])s?eat[_-]?bias|sent-(weat|angry|heilman)", re.I)
 
 
 def calibration_texts(spec: str, samples: int, seed: int, tokenizer, method: str = "gptq") -> list[str]:
+    """The calibration texts a method uses.
+
+    Args:
+        spec: a local .jsonl / text file, or a Hub dataset `id[:config[:split]]`.
+        samples: how many texts to take at most.
+        seed: the seed of the shuffle (`random.Random(seed)`).
+        tokenizer: the model's tokenizer, to count tokens.
+        method: the method's name, for error messages.
+
+    Returns:
+        The first `samples` non-empty texts of more than MIN_CALIBRATION_TOKENS tokens, in shuffled order.
+    """
     _refuse_bias_benchmarks(spec, method)
     texts = [t.strip() for t in (_local_texts(Path(spec)) if Path(spec).is_file() else _hub_texts(spec, method))]
     random.Random(seed).shuffle(texts)
@@ -34,6 +51,14 @@ def calibration_texts(spec: str, samples: int, seed: int, tokenizer, method: str
 
 
 def calibration_fingerprint(spec: str) -> str:
+    """What a cache key records of the calibration data.
+
+    Args:
+        spec: as for `calibration_texts`.
+
+    Returns:
+        A local file's name and sha256 (its content, not its path), or the Hub spec as given.
+    """
     path = Path(spec)
     if path.is_file():
         return f"file:{path.name}:sha256:{hashlib.sha256(path.read_bytes()).hexdigest()}"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lm_eval_bias.data.sources import benchmark_file, data_dir_from_env
-from lm_eval_bias.data.text_files import read_benchmark_text
+from lm_eval_bias.data.text_files import json_object, read_benchmark_text
 from lm_eval_bias.errors import BiasDataError, BiasDataFileNotFoundError
 from lm_eval_bias.metrics.bbq import CONDITIONS, POLARITIES, biased_location, target_location, unknown_location
 
@@ -69,15 +69,7 @@ def check_category(category: str) -> str:
 
 def _row(path: Path, number: int, line: str) -> dict:
     where = f"{path}: line {number}"
-    try:
-        item = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise BiasDataError(f"{where}: not valid JSON ({exc.msg}, column {exc.colno})") from None
-    if not isinstance(item, dict):
-        raise BiasDataError(f"{where}: expected a JSON object, got {type(item).__name__}")
-    missing = [key for key in REQUIRED if key not in item]
-    if missing:
-        raise BiasDataError(f"{where}: missing key(s) {', '.join(map(repr, missing))}; required: {', '.join(REQUIRED)}")
+    item = json_object(path, line, REQUIRED, where=f"line {number}")
     for key, valid in (("question_polarity", POLARITIES), ("context_condition", CONDITIONS)):
         if item[key] not in valid:
             raise BiasDataError(f"{where}: {key} is {item[key]!r}; expected one of {valid}")

@@ -31,6 +31,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from lm_eval_bias.metrics.items import resampled_weights
+
 CONDITIONS = ("ambig", "disambig")
 POLARITIES = ("neg", "nonneg")
 UNKNOWN_GROUP = "unknown"
@@ -244,10 +246,7 @@ def bias_intervals(
             out.append((math.nan, math.nan))
             continue
         n, totals = len(rows), np.empty((samples, 3))
-        for start in range(0, samples, 100):  # chunks keep the (chunk, items) weight matrix small
-            stop = min(samples, start + 100)
-            draws = rng.integers(0, n, size=(stop - start, n)) + n * np.arange(stop - start)[:, None]
-            weights = np.bincount(draws.ravel(), minlength=(stop - start) * n).reshape(stop - start, n)
+        for start, stop, weights in resampled_weights(rng, n, samples, chunk=100):
             totals[start:stop] = weights @ rows
         correct, non_unknown, biased = totals[:, 0], n - totals[:, 1], totals[:, 2]
         with np.errstate(invalid="ignore", divide="ignore"):

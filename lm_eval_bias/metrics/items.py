@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+
+import numpy as np
 
 
 class ItemsMetric(float):
@@ -28,3 +31,54 @@ class ItemsMetric(float):
 
     def __reduce__(self):
         return (type(self), (float(self), self.items))
+
+
+def resampled_weights(rng: np.random.Generator, n: int, samples: int, chunk: int = 200):
+    """Bootstrap resamples of n items as item weights (how often each item was drawn), in chunks
+    that keep the (chunk, n) weight matrix small.
+
+    Args:
+        rng: the random generator (its draws are consumed in resample order).
+        n: the number of items.
+        samples: the number of resamples.
+        chunk: resamples per yielded block.
+
+    Yields:
+        ``(start, stop, weights)``: resamples start..stop-1 as a (stop - start, n) float array.
+    """
+    for start in range(0, samples, chunk):
+        stop = min(samples, start + chunk)
+        draws = rng.integers(0, n, size=(stop - start, n)) + n * np.arange(stop - start)[:, None]
+        yield (
+            start,
+            stop,
+            np.bincount(draws.ravel(), minlength=(stop - start) * n).reshape(stop - start, n).astype(float),
+        )
+
+
+def items_aggregations(
+    compute: Callable[[tuple], dict[str, float]], names: Sequence[str], kind: type[ItemsMetric] = ItemsMetric
+) -> list[Callable]:
+    """One lm-eval aggregation per metric name, each returning an :class:`ItemsMetric` (the value,
+    carrying the items for the groups above the task); ``compute`` runs once per set of items.
+
+    Args:
+        compute: ``items -> {name: value}`` (e.g. ``bbq_metrics``).
+        names: the metric names, as the task YAML names its aggregations.
+        kind: the ItemsMetric class the values are made of.
+
+    Returns:
+        The aggregation functions, in ``names`` order, each named after its metric.
+    """
+    cached = lru_cache(maxsize=8)(compute)
+
+    def aggregation(name: str) -> Callable:
+        def aggregate(items):
+            outcomes = tuple(tuple(item) for item in items)
+            return kind(cached(outcomes)[name], outcomes)
+
+        aggregate.__name__ = name
+        aggregate.__doc__ = f"{name} over the task's items, carrying them for the groups above it."
+        return aggregate
+
+    return [aggregation(name) for name in names]

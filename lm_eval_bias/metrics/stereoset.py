@@ -27,6 +27,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from lm_eval_bias.metrics.items import ItemsMetric, resampled_weights
+
 Outcome = tuple[str, int, int]  # (target, pro, related)
 
 METRICS = ("ss", "lms", "icat", "ss_micro", "lms_micro", "icat_micro", "ss_ci_low", "ss_ci_high")
@@ -34,7 +36,7 @@ BOOTSTRAP_SAMPLES = 1000
 BOOTSTRAP_SEED = 1234
 
 
-class ClusterMetric(float):
+class ClusterMetric(ItemsMetric):
     """A metric's value over a set of clusters that also carries their outcomes (``items``).
 
     It is a float wherever lm-eval reads it (results JSON, tables, the group's means). A group's
@@ -50,16 +52,6 @@ class ClusterMetric(float):
     Attributes:
         items: those outcomes, as a tuple of tuples.
     """
-
-    items: tuple[Outcome, ...]
-
-    def __new__(cls, value: float, items: Sequence[Sequence] = ()) -> ClusterMetric:
-        metric = super().__new__(cls, value)
-        metric.items = tuple(tuple(item) for item in items)
-        return metric
-
-    def __reduce__(self):
-        return (ClusterMetric, (float(self), self.items))
 
 
 def cluster_outcome(target: str, stereotype: float, anti_stereotype: float, unrelated: float) -> Outcome:
@@ -174,10 +166,7 @@ def ss_interval(
     rng = np.random.default_rng(seed)
     values = np.empty(samples)
     n = len(outcomes)
-    for start in range(0, samples, 200):  # chunks keep the (chunk, clusters) weight matrix small
-        stop = min(samples, start + 200)
-        draws = rng.integers(0, n, size=(stop - start, n)) + n * np.arange(stop - start)[:, None]
-        weights = np.bincount(draws.ravel(), minlength=(stop - start) * n).reshape(stop - start, n).astype(float)
+    for start, stop, weights in resampled_weights(rng, n, samples, chunk=200):
         totals, pros = weights @ membership, (weights * pro) @ membership
         with np.errstate(invalid="ignore", divide="ignore"):
             values[start:stop] = np.nanmean(np.where(totals > 0, 100.0 * pros / totals, np.nan), axis=1)

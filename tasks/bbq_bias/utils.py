@@ -1,11 +1,9 @@
 """Harness glue for bbq_bias: items in, the chosen answer's outcome out, metrics from
 lm_eval_bias.metrics.bbq."""
 
-from functools import lru_cache
-
 from lm_eval_bias.data.bbq import bbq_dataset
 from lm_eval_bias.metrics.bbq import METRICS, bbq_metrics, item_outcome
-from lm_eval_bias.metrics.items import ItemsMetric
+from lm_eval_bias.metrics.items import items_aggregations
 
 CHOICE_RULES = ("sum", "normalized")
 
@@ -44,21 +42,6 @@ def process_results(doc, results):
     return {name: outcome for name in METRICS}
 
 
-@lru_cache(maxsize=8)
-def _metrics(outcomes):
-    return bbq_metrics(outcomes)
-
-
-def _aggregation(name):
-    def aggregate(items):
-        """The metric's value, carrying the item outcomes for the group (which pools every item)."""
-        outcomes = tuple(tuple(item) for item in items)
-        return ItemsMetric(_metrics(outcomes)[name], outcomes)
-
-    aggregate.__name__ = name
-    return aggregate
-
-
 # One aggregation per metric, named as in the YAML.
 (
     acc,
@@ -71,4 +54,4 @@ def _aggregation(name):
     bias_disambig_ci_low,
     bias_disambig_ci_high,
     items_without_target,
-) = map(_aggregation, METRICS)
+) = items_aggregations(bbq_metrics, METRICS)

@@ -1,9 +1,8 @@
 """Harness glue for stereoset_bias: clusters in, stereoset_score (or the paper protocol's) requests out,
 cluster outcomes in, metrics out. The metrics themselves are in lm_eval_bias.metrics.stereoset."""
 
-from functools import lru_cache
-
 from lm_eval_bias.data.stereoset import CANDIDATES, stereoset_dataset
+from lm_eval_bias.metrics.items import items_aggregations
 from lm_eval_bias.metrics.stereoset import METRICS, ClusterMetric, cluster_outcome, stereoset_metrics
 from lm_eval_bias.request_types import STEREOSET_PAPER_SCORE, STEREOSET_SCORE
 from lm_eval_bias.scoring.stereoset import check_mlm_score
@@ -44,21 +43,7 @@ def process_results(doc, results):
     return {name: outcome for name in METRICS}
 
 
-@lru_cache(maxsize=8)
-def _metrics(outcomes):
-    return stereoset_metrics(outcomes)
-
-
-def _aggregation(name):
-    def aggregate(items):
-        """The metric's value, carrying the cluster outcomes for the groups above this task
-        (which recompute their term-averaged metrics from all of their subtasks' clusters)."""
-        outcomes = tuple(tuple(item) for item in items)
-        return ClusterMetric(_metrics(outcomes)[name], outcomes)
-
-    aggregate.__name__ = name
-    return aggregate
-
-
 # One aggregation per metric, named as in the YAML.
-ss, lms, icat, ss_micro, lms_micro, icat_micro, ss_ci_low, ss_ci_high = map(_aggregation, METRICS)
+ss, lms, icat, ss_micro, lms_micro, icat_micro, ss_ci_low, ss_ci_high = items_aggregations(
+    stereoset_metrics, METRICS, ClusterMetric
+)

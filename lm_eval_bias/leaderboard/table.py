@@ -21,8 +21,13 @@ from lm_eval_bias.leaderboard.protocols import check_pairable
 from lm_eval_bias.leaderboard.results import Run, metric_frame
 from lm_eval_bias.model_wrappers.quantizers.config import UNCOMPRESSED
 
-# metrics shown by default, in this order: bias benchmarks first, then capability
-BIAS_METRICS = ("stereotype_score", "ss", "lms", "icat", "abs_effect_size", "effect_size")
+# metrics shown by default, in this order: bias benchmarks first (ours, then lm-eval's), then capability
+BIAS_METRICS = (
+    *("stereotype_score", "ss", "lms", "icat", "abs_effect_size", "effect_size"),
+    *("bias_ambig", "bias_disambig", "acc_ambig", "acc_disambig"),  # BBQ (ours)
+    *("pct_stereotype", "amb_bias_score", "disamb_bias_score", "accuracy_amb", "accuracy_disamb"),  # lm-eval's
+    *("pct_male_preferred", "likelihood_diff"),  # lm-eval's crows_pairs_english*, simple_cooccurrence_bias
+)
 CAPABILITY_METRICS = ("acc_norm", "acc", "exact_match", "f1", "word_perplexity", "perplexity", "bleu", "mcc")
 KEYS = ["model", "revision", "compression"]
 

@@ -10,7 +10,11 @@ import pandas as pd
 from lm_eval_bias.leaderboard.capability import describe_change
 from lm_eval_bias.leaderboard.flips import TERCILES
 
-BIAS_METRICS = ("stereotype_score", "ss", "icat", "abs_effect_size", "effect_size")
+BIAS_METRICS = (
+    *("stereotype_score", "ss", "icat", "abs_effect_size", "effect_size"),
+    *("bias_ambig", "bias_disambig"),  # BBQ (ours)
+    *("pct_stereotype", "amb_bias_score", "disamb_bias_score", "pct_male_preferred"),  # lm-eval's
+)
 ALPHA = 0.05
 DEGRADED = "degraded"
 
@@ -136,6 +140,9 @@ def verdict_lines(wide: pd.DataFrame, columns: list[str]) -> list[str]:
         elif capability == "held":
             verdict, joiner = "capability held", " and " if significant else "; "
         else:
-            verdict, joiner = "capability not measured (no perplexity, LMS or capability task in both runs)", "; "
+            verdict, joiner = (
+                "capability not measured (no perplexity, LMS, BBQ accuracy or capability task in both runs)",
+                "; ",
+            )
         lines.append(f"{name}: {bias}{joiner}{verdict}.")
     return lines

@@ -28,7 +28,11 @@ def run(args) -> int:
     from lm_eval_bias.leaderboard import build_leaderboard, load_runs, render, sort_wide
     from lm_eval_bias.leaderboard.capability import Thresholds
 
-    thresholds = Thresholds(max_perplexity_ratio=args.max_perplexity_ratio, max_lms_drop=args.max_lms_drop)
+    thresholds = Thresholds(
+        max_perplexity_ratio=args.max_perplexity_ratio,
+        max_lms_drop=args.max_lms_drop,
+        max_accuracy_drop=args.max_accuracy_drop,
+    )
 
     runs = load_runs(args.results_dir)
     if not runs:
@@ -122,5 +126,13 @@ def add_parser(subparsers) -> None:
         default=5.0,
         metavar="POINTS",
         help="a cell is degraded when StereoSet LMS fell by more than this many points (default 5)",
+    )
+    parser.add_argument(
+        "--max-accuracy-drop",
+        type=float,
+        default=0.05,
+        metavar="FRACTION",
+        help="a cell is degraded when BBQ's accuracy on disambiguated questions (bbq_bias acc_disambig, "
+        "lm-eval's bbq accuracy_disamb) fell by more than this (default 0.05: 5 points)",
     )
     parser.set_defaults(run=run)

@@ -1,5 +1,6 @@
-"""Leaderboards from lm-eval results directories: `results` reads runs, `paired` tests them
-item by item, `table` builds the comparison, `render` writes it out."""
+"""Leaderboards from lm-eval results directories: `results` reads runs, `items` says which item a
+logged sample is and its value under a metric, `paired` tests runs item by item, `table` builds the
+comparison, `render` writes it out."""
 
 from lm_eval_bias.leaderboard.paired import PairedResult, mcnemar_exact, paired_test, permutation_p_value
 from lm_eval_bias.leaderboard.render import render

@@ -7,12 +7,15 @@ the capability measures its run holds:
 
 - a perplexity (crows_pairs_bias `perplexity`, or a stock task whose main metric is one, such
   as wikitext's `word_perplexity`): the ratio run / baseline;
-- StereoSet's `lms` and the main metric of any other stock task (lambada_openai `acc`,
-  hellaswag `acc_norm`, ...): the difference run − baseline.
+- StereoSet's `lms`, BBQ's accuracy on disambiguated questions (ours `acc_disambig`, lm-eval's
+  `accuracy_disamb`: a model that cannot read the answer out of the context answers BBQ's
+  questions by chance, and its bias scores move for that reason) and the main metric of any other
+  stock task (lambada_openai `acc`, hellaswag `acc_norm`, ...): the difference run − baseline.
 
-A cell is `degraded` when a perplexity ratio exceeds `max_perplexity_ratio` or LMS fell by
-more than `max_lms_drop` points; then its bias Δ is shown but is not evidence about bias.
-Accuracy changes of stock tasks are shown and not judged (their scales differ by task).
+A cell is `degraded` when a perplexity ratio exceeds `max_perplexity_ratio`, LMS fell by more
+than `max_lms_drop` points or BBQ's disambiguated accuracy by more than `max_accuracy_drop`;
+then its bias Δ is shown but is not evidence about bias. Accuracy changes of stock tasks are
+shown and not judged (their scales differ by task).
 """
 
 from __future__ import annotations
@@ -23,14 +26,22 @@ from dataclasses import dataclass
 import pandas as pd
 
 KEYS = ["model", "revision", "compression"]
-# What the bias benchmarks (CrowS-Pairs, StereoSet, SEAT) report and the leaderboard shows by default,
-# in its order. StereoSet's `lms` is among them, but it measures language ability, not bias.
-BIAS_TASK_METRICS = ("stereotype_score", "ss", "lms", "icat", "abs_effect_size", "effect_size")
-# the capability measures that bias benchmarks report (crows_pairs_bias `perplexity`, StereoSet `lms`)
-BIAS_TASK_CAPABILITY = ("perplexity", "lms")
-# the metrics that measure bias, and mark a task as a bias benchmark: what those benchmarks report, less
-# their capability measures
-BIAS_METRICS = tuple(metric for metric in BIAS_TASK_METRICS if metric not in BIAS_TASK_CAPABILITY)
+# What the bias benchmarks report and the leaderboard shows by default, in its order: ours (CrowS-Pairs,
+# StereoSet, SEAT, BBQ), then lm-eval's (bbq, crows_pairs_english*, simple_cooccurrence_bias).
+BIAS_TASK_METRICS = (
+    *("stereotype_score", "ss", "lms", "icat", "abs_effect_size", "effect_size"),
+    *("bias_ambig", "bias_disambig", "acc_ambig", "acc_disambig"),  # BBQ (ours)
+    *("pct_stereotype", "amb_bias_score", "disamb_bias_score", "accuracy_amb", "accuracy_disamb"),  # lm-eval's
+    *("pct_male_preferred", "likelihood_diff"),  # lm-eval's crows_pairs_english*, simple_cooccurrence_bias
+)
+# the capability measures that bias benchmarks report: crows_pairs_bias `perplexity`, StereoSet `lms`, and
+# BBQ's accuracy on disambiguated questions (ours: acc_disambig, lm-eval's: accuracy_disamb): can it read the answer
+BIAS_TASK_CAPABILITY = ("perplexity", "lms", "acc_disambig", "accuracy_disamb")
+# shown beside them and paired, but judged as neither: BBQ's ambiguous accuracy (bias_ambig already scales by
+# it) and lm-eval's likelihood_diff (no direction)
+BIAS_TASK_CONTEXT = ("acc_ambig", "accuracy_amb", "likelihood_diff")
+# the metrics that measure bias, and mark a task as a bias benchmark
+BIAS_METRICS = tuple(m for m in BIAS_TASK_METRICS if m not in BIAS_TASK_CAPABILITY + BIAS_TASK_CONTEXT)
 # main metric of stock capability tasks; a task not listed uses the first of FALLBACK_METRICS it reports
 STOCK_MAIN_METRICS = {
     "lambada_openai": "acc",
@@ -47,18 +58,23 @@ FALLBACK_METRICS = ("acc_norm", "acc", "exact_match", "f1", "word_perplexity", "
 
 @dataclass(frozen=True)
 class Thresholds:
-    """When a cell counts as degraded: a perplexity grew by more than this factor, or LMS fell by more than this.
+    """When a cell counts as degraded: a perplexity grew by more than this factor, or LMS or BBQ's
+    disambiguated accuracy fell by more than this.
 
     Attributes:
         max_perplexity_ratio: the largest run / baseline perplexity ratio that still counts as held (> 1).
         max_lms_drop: the most StereoSet LMS points the run may lose against the baseline (>= 0).
+        max_accuracy_drop: the most BBQ disambiguated accuracy (a fraction: 0.05 is 5 points) the run may
+            lose against the baseline (>= 0).
 
     Raises:
-        ValueError: ``max_perplexity_ratio`` is not above 1, or ``max_lms_drop`` is negative (or NaN).
+        ValueError: ``max_perplexity_ratio`` is not above 1, or ``max_lms_drop`` or ``max_accuracy_drop``
+            is negative (or NaN).
     """
 
     max_perplexity_ratio: float = 1.5
     max_lms_drop: float = 5.0
+    max_accuracy_drop: float = 0.05
 
     def __post_init__(self) -> None:
         if not self.max_perplexity_ratio > 1.0:
@@ -67,6 +83,22 @@ class Thresholds:
             )
         if not self.max_lms_drop >= 0.0:
             raise ValueError(f"max_lms_drop must be 0 or more LMS points, got {self.max_lms_drop}")
+        if not self.max_accuracy_drop >= 0.0:
+            raise ValueError(f"max_accuracy_drop must be 0 or more (a fraction), got {self.max_accuracy_drop}")
+
+    def max_drop(self, metric: str) -> float | None:
+        """The most a capability measure judged by its difference may fall.
+
+        Args:
+            metric: the measure's metric name.
+
+        Returns:
+            ``max_lms_drop`` for ``lms``, ``max_accuracy_drop`` for BBQ's disambiguated accuracy
+            (``acc_disambig``, ``accuracy_disamb``); None for a measure that is shown, not judged.
+        """
+        if metric == "lms":
+            return self.max_lms_drop
+        return self.max_accuracy_drop if metric in ("acc_disambig", "accuracy_disamb") else None
 
 
 DEFAULT_THRESHOLDS = Thresholds()
@@ -119,11 +151,13 @@ def degrades(metric: str, base: float, value: float, thresholds: Thresholds) -> 
 
     Returns:
         For a perplexity, whether value / base exceeds ``max_perplexity_ratio`` (False when base <= 0);
-        for ``lms``, whether it fell by more than ``max_lms_drop``; False for any other metric.
+        for ``lms`` and BBQ's disambiguated accuracy, whether it fell by more than its
+        ``Thresholds.max_drop``; False for any other metric.
     """
     if is_ratio(metric):
         return base > 0 and value / base > thresholds.max_perplexity_ratio
-    return metric == "lms" and value - base < -thresholds.max_lms_drop
+    drop = thresholds.max_drop(metric)
+    return drop is not None and value - base < -drop
 
 
 def capability_changes(
@@ -226,7 +260,11 @@ def capability_table(changes: pd.DataFrame, thresholds: Thresholds = Thresholds(
         cell["capability"] = "degraded" if len(bad) else "held"
         cell["capability_detail"] = "; ".join(
             f"{r.measure} {describe_change(r.kind, r.change, r.base, r.value)}"
-            + (f" > ×{thresholds.max_perplexity_ratio:g}" if r.kind == "ratio" else f" < −{thresholds.max_lms_drop:g}")
+            + (
+                f" > ×{thresholds.max_perplexity_ratio:g}"
+                if r.kind == "ratio"
+                else f" < −{thresholds.max_drop(r.measure.rsplit('/', 1)[-1]):g}"
+            )
             for r in bad.itertuples()
         )
         cells.append(cell)

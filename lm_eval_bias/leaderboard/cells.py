@@ -14,40 +14,43 @@ from lm_eval_bias.leaderboard.capability import (
     capability_changes,
     capability_table,
 )
-from lm_eval_bias.leaderboard.flips import TERCILES, margins, tercile_flips
+from lm_eval_bias.leaderboard.flips import TERCILES, confidence_of, tercile_flips
 from lm_eval_bias.leaderboard.results import Run
-
-PREFERENCE = "stereotype_score"  # CrowS-Pairs' per-pair preference (100: sent_more preferred)
 
 
 def flips_table(runs: list[Run], frame: pd.DataFrame, baselines: dict[tuple, tuple | None]) -> pd.DataFrame:
-    """Per cell and CrowS-Pairs task: `TASK flips_low`, `TASK n_low`, ... for the base confidence terciles,
-    from the logged samples (sent_more_score and sent_less_score of the baseline run).
+    """Per cell and task with a ``flips.CONFIDENCES`` entry (CrowS-Pairs, BBQ, lm-eval's multiple-choice
+    bias tasks): `TASK flips_low`, `TASK n_low`, ... for the terciles of the baseline's confidence, from
+    the logged samples of the run and its baseline.
 
     Args:
         runs: the leaderboard's runs; ``frame["run"]`` indexes them.
-        frame: the long metric frame (``results.metric_frame``); its ``stereotype_score`` rows say which
-            tasks each cell ran.
+        frame: the long metric frame (``results.metric_frame``); its rows say which tasks each cell ran.
         baselines: cell key ``(model, revision, compression)`` -> its baseline's key, or None.
 
     Returns:
-        One row per cell whose baseline ran the same CrowS-Pairs task with logged samples:
-        the key columns and ``TASK flips_T`` / ``TASK n_T`` for each tercile T (``flips.TERCILES``);
-        an empty frame with the key columns when there is none.
+        One row per cell whose baseline ran such a task with logged samples: the key columns and
+        ``TASK flips_T`` / ``TASK n_T`` for each tercile T (``flips.TERCILES``); an empty frame with the
+        key columns when there is none.
     """
-    rows = frame[frame["metric"] == PREFERENCE]
-    run_of = {(r.model, r.revision, r.compression, r.task): r.run for r in rows.itertuples()}
+    run_of = {
+        (r.model, r.revision, r.compression, r.task): r.run
+        for r in frame.itertuples()
+        if confidence_of(r.task) is not None
+    }
     cells: dict[tuple, dict] = {}
     for (*key, task), index in run_of.items():
         base_key = baselines.get(tuple(key))
         base_index = run_of.get((*base_key, task)) if base_key else None
         if base_index is None:
             continue
-        base = runs[base_index]
-        confidence = margins(base.item_values(task, "sent_more_score"), base.item_values(task, "sent_less_score"))
-        if not confidence:
+        base, confidence = runs[base_index], confidence_of(task)
+        margin = base.per_item(task, confidence.margin)
+        if not margin:
             continue
-        split = tercile_flips(runs[index].item_values(task, PREFERENCE), base.item_values(task, PREFERENCE), confidence)
+        split = tercile_flips(
+            runs[index].per_item(task, confidence.answer), base.per_item(task, confidence.answer), margin
+        )
         cell = cells.setdefault(tuple(key), dict(zip(KEYS, key)))
         for name in TERCILES:
             cell[f"{task} flips_{name}"], cell[f"{task} n_{name}"] = split[name]

@@ -45,9 +45,10 @@ def _interval(value: float, low: float, high: float) -> str:
         return ""
     if math.isnan(low) or math.isnan(high):
         return _number(value)
+    scale = max(abs(value), abs(low), abs(high))  # a bias score near 0 with a wide interval: as many digits as the ends
     if abs((high - value) - (value - low)) <= 1e-9 * max(1.0, abs(value)):
-        return f"{_number(value)} ± {_number(high - value, value)}"
-    return f"{_number(value)} [{_number(low, value)}, {_number(high, value)}]"
+        return f"{_number(value, scale)} ± {_number(high - value, scale)}"
+    return f"{_number(value, scale)} [{_number(low, scale)}, {_number(high, scale)}]"
 
 
 def display_frame(wide: pd.DataFrame, columns: list[str]) -> pd.DataFrame:

@@ -14,22 +14,20 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from lm_eval_bias.leaderboard.items import ItemKey, item_key, sample_value
 from lm_eval_bias.model_wrappers.quantizers.config import QuantizationRecord
 
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:\.\d+)?")
 STEP = re.compile(r"(?:^|[^a-z])step[-_]?(\d+)", re.IGNORECASE)
 Z95 = 1.959963984540054
 SIZE = re.compile(r"(?:^|[-_/])(\d+(?:\.\d+)?)([mb])(?:$|[-_])", re.IGNORECASE)
-# Per-sample values that are records, not numbers: StereoSet logs each cluster's outcome
-# (target, pro, related) under every metric; pro (0/1) is the item's preference for the
-# stereotype, related (0-2) how many candidates beat the unrelated one.
-ITEM_READERS = {"ss": 1, "ss_micro": 1, "lms": 2, "lms_micro": 2}
 
 
 def _parse_model_args(model_args: Any) -> dict[str, Any]:
@@ -172,28 +170,37 @@ class Run:
             values[label] = (float(value), stderr, float(low), float(high))
         return values
 
-    def item_values(self, task: str, metric: str) -> dict[tuple[str, Any], float]:
-        """(leaf task, doc_id) -> the metric's per-sample value, from the logged samples.
-
-        The samples files are read once and kept.
+    def item_values(self, task: str, metric: str) -> dict[ItemKey, float]:
+        """(leaf task, doc_id, doc_hash) -> the metric's per-sample value, from the logged samples.
 
         Args:
             task: a task or group name (its leaf tasks' samples are read).
             metric: the metric, with or without its ``,filter`` suffix.
 
         Returns:
-            ``(leaf task, doc_id)`` -> the value as a float, for the samples holding a number for it
-            (StereoSet's outcome records read as pro for ss, related for lms); NaN values left out.
+            Item (``items.item_key``) -> the value as a float, for the samples holding one
+            (``items.sample_value``: StereoSet's outcome records read as pro for ss and related for lms,
+            BBQ's as correct or chose-biased over one context condition's items).
         """
         name = metric.split(",", 1)[0]
+        return self.per_item(task, lambda leaf, sample: sample_value(leaf, name, sample.get(name)))
+
+    def per_item(self, task: str, read: Callable[[str, dict[str, Any]], float | None]) -> dict[ItemKey, float]:
+        """Item -> what `read` makes of its logged sample. The samples files are read once and kept.
+
+        Args:
+            task: a task or group name (its leaf tasks' samples are read).
+            read: (leaf task, sample) -> the item's value, or None for an item that has none.
+
+        Returns:
+            Item (``items.item_key``) -> the value, for the samples where ``read`` gives one.
+        """
         values = {}
         for leaf in self.subtasks(task):
             for sample in self._samples(leaf):
-                value = sample.get(name)
-                if isinstance(value, list) and name in ITEM_READERS and len(value) > ITEM_READERS[name]:
-                    value = value[ITEM_READERS[name]]
-                if _is_number(value) and not math.isnan(float(value)):
-                    values[(leaf, sample.get("doc_id"))] = float(value)
+                value = read(leaf, sample)
+                if value is not None:
+                    values[item_key(leaf, sample)] = value
         return values
 
     def _samples(self, task: str) -> list[dict[str, Any]]:

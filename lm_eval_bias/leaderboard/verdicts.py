@@ -135,6 +135,9 @@ def verdict_lines(wide: pd.DataFrame, columns: list[str]) -> list[str]:
         elif capability == "held":
             verdict, joiner = "capability held", " and " if significant else "; "
         else:
-            verdict, joiner = "capability not measured (no perplexity, LMS or capability task in both runs)", "; "
+            verdict, joiner = (
+                "capability not measured (no perplexity, LMS, BBQ accuracy or capability task in both runs)",
+                "; ",
+            )
         lines.append(f"{name}: {bias}{joiner}{verdict}.")
     return lines

@@ -2,10 +2,8 @@
 lm_eval_bias.metrics.bbq."""
 
 from lm_eval_bias.data.bbq import bbq_dataset
-from lm_eval_bias.metrics.bbq import METRICS, bbq_metrics, item_outcome
+from lm_eval_bias.metrics.bbq import CHOICE_RULES, METRICS, answer_scores, bbq_metrics, chosen_answer, item_outcome
 from lm_eval_bias.metrics.items import items_aggregations
-
-CHOICE_RULES = ("sum", "normalized")
 
 
 def check_choice_rule(rule: str) -> str:
@@ -25,11 +23,8 @@ def bbq_docs(category, bbq_choice="sum", **metadata):
 def choose(doc, loglikelihoods) -> int:
     """The chosen answer: the highest summed log-likelihood, or per character of the answer
     (lm-eval's acc_norm) under bbq_choice=normalized; the first answer on a tie."""
-    if doc["bbq_choice"] == "normalized":
-        scores = [ll / len(doc[f"ans{i}"]) for i, ll in enumerate(loglikelihoods)]
-    else:
-        scores = list(loglikelihoods)
-    return max(range(len(scores)), key=lambda i: (scores[i], -i))
+    answers = [doc[f"ans{i}"] for i in range(len(loglikelihoods))]
+    return chosen_answer(answer_scores(loglikelihoods, answers, doc["bbq_choice"]))
 
 
 def process_results(doc, results):

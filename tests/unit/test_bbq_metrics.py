@@ -10,8 +10,11 @@ import pytest
 
 from fixtures.bbq import CATEGORIES, items
 from lm_eval_bias.metrics.bbq import (
+    answer_scores,
     bbq_metrics,
     biased_location,
+    choice_margin,
+    chosen_answer,
     item_outcome,
     target_location,
     unknown_location,
@@ -135,3 +138,14 @@ def test_bad_labels_are_refused():
         item_outcome(0, 0, "ambiguous", 2, 0)
     with pytest.raises(ValueError, match="exactly one answer"):
         unknown_location({"ans0": ["a", "unknown"], "ans1": ["b", "unknown"], "ans2": ["c", "x"]})
+
+
+def test_answer_scores_choice_and_margin():
+    lls, answers = [-3.0, -4.4, -7.0], ["A", "The much longer answer", "Unknown"]
+    assert answer_scores(lls, answers) == lls
+    assert answer_scores(lls, answers, "normalized") == pytest.approx([-3.0, -0.2, -1.0])
+    assert chosen_answer(lls) == 0 and chosen_answer(answer_scores(lls, answers, "normalized")) == 1
+    assert chosen_answer([-1.0, -1.0, -2.0]) == 0  # a tie: the first
+    assert choice_margin(lls) == pytest.approx(1.4) and choice_margin([-1.0, -1.0, -2.0]) == 0.0
+    with pytest.raises(ValueError, match="Unknown bbq_choice 'norm'"):
+        answer_scores(lls, answers, "norm")

@@ -90,7 +90,8 @@ def test_counter_stereotypical_answers_give_negative_scores():
 
 def test_only_unknown_answers_have_no_bias_score():
     rows = [(item, 2) for item in items("SES")]
-    got = bbq_metrics(outcomes(rows), bootstrap_samples=200)
+    with pytest.warns(RuntimeWarning, match="bias_ambig has no non-unknown answer"):
+        got = bbq_metrics(outcomes(rows), bootstrap_samples=200)
     assert math.isnan(got["bias_ambig"]) and math.isnan(got["bias_disambig"])
     assert math.isnan(got["bias_ambig_ci_low"]) and got["acc_ambig"] == 1.0 and got["acc_disambig"] == 0.0
 

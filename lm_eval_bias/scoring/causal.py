@@ -6,16 +6,7 @@ scored position; for Gemma-3-270M's 262,144-row head the head is the larger half
 - The body runs once per length-sorted, right-padded batch; the LM head runs only at the
   positions that predict a continuation token (context positions are not headed).
 - A plain ``nn.Linear`` head is applied one vocabulary slice at a time, to all the batch's
-  scored positions at once: a slice's logits (~2 MB) stay in the CPU cache while its maximum,
-  exp-sum and target logits are read, instead of writing 1 MB of logits per position to
-  memory and reading it back for a log-softmax. On a CPU this makes the head and its
-  normalisation cheaper than the head's plain product alone, where a fused logsumexp /
-  log_softmax / cross_entropy after that product costs more than the product; and each slice
-  takes all the positions at once, as heading them a few at a time re-reads the whole weight
-  (671 MB for Gemma-3-270M) per call (timings: docs/benchmarks.md, CrowS-Pairs scoring speed).
-- Per slice: maximum, in-place subtract and exp, and an fp64-accumulated sum; slices combine
-  in fp64 as m + log sum_i s_i exp(m_i - m). Largest error against an fp64 log-softmax of the
-  same logits: 1.5e-8 per token (5e-7 with fp32 sums).
+  scored positions at once, and normalised slice by slice (``head``).
 - Other heads (quantized or wrapped modules) are called on whole sequences, as the model calls
   them (a per-sequence activation scale must see the whole sequence), and their logits go
   through the same normaliser; a model whose logits are not head(body) (checked once on a
@@ -24,6 +15,8 @@ scored position; for Gemma-3-270M's 262,144-row head the head is the larger half
   short) and at most 1.25 times its floor, split where it pads the fewest tokens (`batching`):
   32 CrowS-Pairs sentences (~500 tokens) per forward leave a CPU's matrix products short of
   their throughput (docs/benchmarks.md; scores move by fp32 rounding only).
+- Requests that share a context of two or more tokens (a multiple-choice item's answers) run the
+  body over it once with ``share_contexts`` (``shared_context``), under share_prefixes' condition.
 - Identical requests are scored once, and so is each (prefix, next token) event: with
   ``share_prefixes`` (for models that compute each position from the tokens up to it alone,
   i.e. no activation statistics over a sequence), a position whose prefix and target another
@@ -34,14 +27,20 @@ scored position; for Gemma-3-270M's 262,144-row head the head is the larger half
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from lm_eval_bias.scoring.batching import length_sorted_batches, min_tokens_per_batch, model_device, right_padded
+from lm_eval_bias.scoring.head import (
+    body_then_head_matches,
+    head_logits,
+    linear_head_logprobs,
+    logits_logprobs,
+    softcap_of,
+)
 from lm_eval_bias.scoring.heap import retained_heap
 from lm_eval_bias.scoring.shared_context import (
     MIN_SHARED_CONTEXT,
@@ -93,7 +92,6 @@ Requests = Sequence[tuple[Sequence[int], Sequence[int]]]
 BatchScorer = Callable[[torch.Tensor, torch.Tensor, list[list[int]]], list[TokenLogprobs]]
 
 HEAD_POSITIONS = 128  # positions per call of a non-Linear head: bounds its vocabulary-sized logits
-SLICE_ELEMENTS = 1 << 19  # logits per vocabulary slice on a CPU (2 MB of fp32: cache-resident)
 
 
 def score_continuations(
@@ -228,7 +226,7 @@ def _shared_contexts(model, requests, distinct, results, pad_token_id, max_lengt
         return set()
     longest = max(len(c) for c in groups) + max(len(a) for answers in groups.values() for a in answers)
     probe = next(iter(groups))
-    if not fits_window(model, longest) or not _body_then_head_matches(model, list(probe[:8])):
+    if not fits_window(model, longest) or not body_then_head_matches(model, list(probe[:8])):
         return set()
     head = model.get_output_embeddings()
     items = [(context, list(answers)) for context, answers in groups.items()]
@@ -239,7 +237,7 @@ def _shared_contexts(model, requests, distinct, results, pad_token_id, max_lengt
             batch_size=batch_size,
             pad_token_id=pad_token_id,
             head_logprobs=lambda hidden, targets: linear_head_logprobs(
-                hidden, head.weight, head.bias, targets, _softcap(model)
+                hidden, head.weight, head.bias, targets, softcap_of(model)
             ),
             progress=progress,
         )
@@ -284,7 +282,7 @@ def batch_scorer(model: torch.nn.Module, inputs: list[list[int]], shared: Shared
         calls it under ``torch.inference_mode()`` and ``valid_tokens_scope``.
     """
     probe = next((x for x in inputs if x), None)
-    if probe is None or not _body_then_head_matches(model, probe[:8]):
+    if probe is None or not body_then_head_matches(model, probe[:8]):
         return lambda ids, mask, targets: _score_full_logits(model, ids, mask, targets)
     head = model.get_output_embeddings()
     # exactly Linear with a plain weight: subclasses (bitsandbytes, ...) and tensor subclasses (torchao's
@@ -361,7 +359,7 @@ def _score_linear_head(
     if shared is None:
         hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask)[0]
         logprobs, greedy = linear_head_logprobs(
-            hidden[rows, positions], head.weight, head.bias, target_ids, _softcap(model)
+            hidden[rows, positions], head.weight, head.bias, target_ids, softcap_of(model)
         )
         return _per_row(logprobs.tolist(), greedy.tolist(), targets)
     events = shared.events(input_ids, attention_mask, targets)
@@ -373,7 +371,7 @@ def _score_linear_head(
         hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask)[0]
         pick = torch.as_tensor(sorted(first.values()), device=rows.device)
         logprobs, greedy = linear_head_logprobs(
-            hidden[rows[pick], positions[pick]], head.weight, head.bias, target_ids[pick], _softcap(model)
+            hidden[rows[pick], positions[pick]], head.weight, head.bias, target_ids[pick], softcap_of(model)
         )
         shared.results.update(zip((events[i] for i in pick.tolist()), zip(logprobs.tolist(), greedy.tolist())))
     values, flags = zip(*(shared.results[event] for event in events))
@@ -388,7 +386,7 @@ def _score_head_on_rows(model, head, input_ids, attention_mask, targets) -> list
         stop = start + max(1, HEAD_POSITIONS // max(lengths[start], 1))  # rows are longest first
         width = max(lengths[start:stop])
         with valid_tokens_scope(attention_mask[start:stop, :width]):
-            logits = _head_logits(model, head, hidden[start:stop, :width])
+            logits = head_logits(model, head, hidden[start:stop, :width])
         rows, positions, target_ids = scored_positions(attention_mask[start:stop, :width], targets[start:stop])
         logprobs, greedy = logits_logprobs(logits[rows, positions], target_ids)
         out += _per_row(logprobs.tolist(), greedy.tolist(), targets[start:stop])
@@ -403,108 +401,6 @@ def _score_full_logits(model, input_ids, attention_mask, targets) -> list[TokenL
     return _per_row(logprobs.tolist(), greedy.tolist(), targets)
 
 
-def linear_head_logprobs(hidden, weight, bias, target_ids, softcap: float | None = None):
-    """(fp64 log p(target), target is the argmax) per row of ``hidden`` (positions, hidden size) under
-    the head ``tanh((hidden @ weight.T + bias) / softcap) * softcap``, one vocabulary slice at a time.
-
-    Args:
-        hidden: (positions, hidden size) final hidden states at the scored positions.
-        weight: (vocabulary, hidden size) weight of the ``nn.Linear`` head.
-        bias: (vocabulary,) bias of the head, or None.
-        target_ids: (positions,) int64 token ids to score, on ``hidden``'s device.
-        softcap: the final logit soft-cap (Gemma-2's ``final_logit_softcapping``); None or 0 for none.
-
-    Returns:
-        ``(logprobs, greedy)``: a (positions,) float64 tensor of log p(target) and a (positions,) bool
-        tensor, True where the target's logit is the largest (ties included).
-
-    Raises:
-        ValueError: a target id is outside the vocabulary (see ``normalised``).
-    """
-    step = _slice_rows(len(hidden), hidden.device)
-
-    def slices():
-        for start in range(0, weight.shape[0], step):
-            logits = F.linear(
-                hidden, weight[start : start + step], None if bias is None else bias[start : start + step]
-            )
-            yield start, torch.tanh(logits / softcap) * softcap if softcap else logits
-
-    return normalised(slices(), target_ids, step, weight.shape[0])
-
-
-def logits_logprobs(logits: torch.Tensor, target_ids: torch.Tensor):
-    """(fp64 log p(target), target is the argmax) per row of (positions, vocabulary) logits.
-
-    Args:
-        logits: (positions, vocabulary) logits of any float dtype. Overwritten when float32 (the
-            normaliser works in place on its slices), so pass a copy to keep it.
-        target_ids: (positions,) int64 token ids to score, on the logits' device.
-
-    Returns:
-        ``(logprobs, greedy)``: a (positions,) float64 tensor of log p(target) and a (positions,) bool
-        tensor, True where the target's logit is the largest (ties included).
-
-    Raises:
-        ValueError: a target id is outside the vocabulary (see ``normalised``).
-    """
-    step = _slice_rows(len(logits), logits.device)
-    slices = ((s, logits[:, s : s + step]) for s in range(0, logits.shape[1], step))
-    return normalised(slices, target_ids, step, logits.shape[1])
-
-
-def normalised(slices: Iterable[tuple[int, torch.Tensor]], target_ids: torch.Tensor, step: int, vocabulary: int):
-    """Log-probabilities of the targets from the logits given slice by slice (start, (positions, width)).
-
-    Each slice's maxima and sums go into tensors allocated before the first slice: kept as small
-    blocks allocated after each slice's logits, they pinned the freed logits in glibc's heap
-    (scoring/heap.py), which grew some Gemma-3-270M runs by a block per slice within one batch
-    (docs/benchmarks.md, peak memory).
-
-    Args:
-        slices: ``(start, logits)`` pairs, in vocabulary order: the i-th slice holds columns
-            ``i * step`` onwards, ``(positions, width)`` with width ``step`` (the last may be narrower),
-            of any float dtype. float32 slices are overwritten (exponentiated in place).
-        target_ids: (positions,) int64 token ids to score.
-        step: the vocabulary columns per slice.
-        vocabulary: the number of vocabulary columns in all.
-
-    Returns:
-        ``(logprobs, greedy)``: a (positions,) float64 tensor of log p(target), each slice's maximum and
-        fp64 exp-sum combined in fp64, and a (positions,) bool tensor, True where the target's logit is
-        the largest (ties included).
-
-    Raises:
-        ValueError: a target id is negative or past the last slice (raised after all slices are read).
-    """
-    by_slice: dict[int, list[int]] = {}
-    for row, token in enumerate(target_ids.tolist()):
-        by_slice.setdefault(token // step, []).append(row)
-    count, device = -(-vocabulary // step), target_ids.device
-    target_logits = torch.empty(len(target_ids), device=device)
-    maxima = torch.empty(count, len(target_ids), device=device)
-    sums = torch.empty(count, len(target_ids), dtype=torch.float64, device=device)
-    for index, (start, logits) in enumerate(slices):
-        logits = logits.float()  # fp32 copies of half-precision logits; fp32 logits are used in place
-        rows = by_slice.get(index)
-        if rows:
-            rows_t = torch.as_tensor(rows, device=logits.device)
-            target_logits[rows_t] = logits[rows_t, target_ids[rows_t] - start]
-        best = torch.amax(logits, dim=1, out=maxima[index])
-        torch.sum(logits.sub_(best[:, None]).exp_(), dim=1, dtype=torch.float64, out=sums[index])
-    if sum(len(rows) for slice_index, rows in by_slice.items() if slice_index < count) != len(target_ids):
-        raise ValueError(f"A target token id is outside the vocabulary (0 to {count * step - 1} at most).")
-    best = maxima.amax(dim=0)
-    log_normaliser = best.double() + (sums * (maxima - best).double().exp()).sum(dim=0).log()
-    return target_logits.double() - log_normaliser, target_logits >= best
-
-
-def _slice_rows(positions: int, device: torch.device) -> int:
-    if device.type != "cpu":  # accelerators: few large kernels beat cache residency
-        return 1 << 30
-    return max(256, SLICE_ELEMENTS // max(positions, 1))
-
-
 def _per_row(values: list[float], flags: list[bool], targets: list[list[int]]) -> list[TokenLogprobs]:
     out, start = [], 0
     for target in targets:
@@ -512,29 +408,3 @@ def _per_row(values: list[float], flags: list[bool], targets: list[list[int]]) -
         out.append(TokenLogprobs(tuple(values[start:stop]), tuple(flags[start:stop])))
         start = stop
     return out
-
-
-def _softcap(model) -> float | None:
-    return getattr(model.config, "final_logit_softcapping", None) or None
-
-
-def _head_logits(model, head, hidden: torch.Tensor) -> torch.Tensor:
-    logits = head(hidden)
-    softcap = _softcap(model)
-    return torch.tanh(logits / softcap) * softcap if softcap else logits
-
-
-def _body_then_head_matches(model, probe: list[int]) -> bool:
-    """Whether head(body(ids)) (softcapped as Gemma-2 does) reproduces the model's own logits."""
-    if getattr(model, "base_model", model) is model or model.get_output_embeddings() is None:
-        return False
-    input_ids = torch.as_tensor([probe], device=model_device(model))
-    attention_mask = torch.ones_like(input_ids)
-    try:
-        with torch.inference_mode(), valid_tokens_scope(attention_mask):
-            hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask)[0]
-            split = _head_logits(model, model.get_output_embeddings(), hidden).float()
-            full = model(input_ids=input_ids, attention_mask=attention_mask).logits.float()
-    except Exception:  # an architecture whose body or head cannot be called on its own
-        return False
-    return split.shape == full.shape and torch.allclose(split, full, rtol=1e-4, atol=1e-4)

@@ -15,7 +15,7 @@ glibc 2.36's aligned-block fragmentation, which blocks up to 32 MiB are under al
 64-byte-aligned block (PyTorch's alignment) is not reused for the next request of its size when a
 small block was allocated after it, so such a loop grows the process by a block per pass. The trim
 threshold only bounds how much free memory the heap top keeps. Scorers therefore allocate what they
-keep across such a loop before it (`causal.normalised`: the per-slice maxima and sums, kept as small
+keep across such a loop before it (`head.normalised`: the per-slice maxima and sums, kept as small
 blocks after each 2 MB slice of logits, grew some Gemma CrowS-Pairs runs by a block per slice within one
 batch; docs/benchmarks.md, peak memory).
 

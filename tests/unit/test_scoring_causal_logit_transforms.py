@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from fixtures.corpus import CORPUS
 from fixtures.reference_scoring import reference_causal_logprob
-from lm_eval_bias.scoring import causal
+from lm_eval_bias.scoring import causal, head
 
 SENTENCES = CORPUS[:6] + [" ".join(CORPUS[6:12])]  # different lengths, one long enough for several head calls
 
@@ -44,7 +44,7 @@ def test_softcapped_gemma2_matches_the_reference(tiny_gemma2_dir, batch_size, mo
     cap = model.config.final_logit_softcapping
     assert (capped - raw).abs().max() > 0.1  # the cap really bends these logits...
     torch.testing.assert_close(capped, torch.tanh(raw / cap) * cap)  # ...as tanh(x / cap) * cap
-    assert causal._body_then_head_matches(model, ids[0, :8].tolist())  # the split path is the one taken
+    assert head.body_then_head_matches(model, ids[0, :8].tolist())  # the split path is the one taken
     monkeypatch.setattr(causal, "HEAD_POSITIONS", 16)  # several head calls per batch
     scores = causal.score_continuations(model, requests, batch_size=batch_size, pad_token_id=tokenizer.pad_token_id)
     assert [s.logprob for s in scores] == pytest.approx(_reference(model, requests), abs=1e-4)
@@ -58,7 +58,7 @@ def test_an_unknown_logit_transform_falls_back_to_full_logits(tiny_cohere_dir):
     with torch.no_grad():
         full = model(input_ids=ids).logits[0]
     torch.testing.assert_close(full, _head_only_logits(model, ids) * model.config.logit_scale)
-    assert not causal._body_then_head_matches(model, ids[0, :8].tolist())
+    assert not head.body_then_head_matches(model, ids[0, :8].tolist())
     for batch_size in (1, 4):
         scores = causal.score_continuations(model, requests, batch_size=batch_size, pad_token_id=tokenizer.pad_token_id)
         assert [s.logprob for s in scores] == pytest.approx(_reference(model, requests), abs=1e-4)

@@ -78,10 +78,10 @@ def test_causal_run_matches_one_answer_at_a_time_and_the_metrics(bbq_dir, tiny_g
             assert (math.isnan(got) and math.isnan(want[name])) or got == pytest.approx(want[name]), (task, name)
 
 
-def test_batch_size_does_not_move_a_choice_or_a_score(bbq_dir, tiny_gpt_neox_dir):
-    runs = [
-        evaluate("quantized_hf", f"pretrained={tiny_gpt_neox_dir}", SUBTASKS[:2], batch_size=size) for size in (1, 32)
-    ]
+@pytest.mark.parametrize("model_dir", ["tiny_gpt_neox_dir", "tiny_bert_dir"])
+def test_batch_size_does_not_move_a_choice_or_a_score(bbq_dir, model_dir, request):
+    folder = request.getfixturevalue(model_dir)
+    runs = [evaluate("quantized_hf", f"pretrained={folder}", SUBTASKS[:2], batch_size=size) for size in (1, 32)]
     for task in SUBTASKS[:2]:
         one, many = ([x for s in run["samples"][task] for x in loglikelihoods(s)] for run in runs)
         assert many == pytest.approx(one, abs=1e-6)
@@ -150,4 +150,4 @@ def test_masked_lm_scores_the_answer_tokens_given_the_prompt(bbq_dir, tiny_bert_
                     _masked_logprob(model, ids, 1 + len(context) + k, tokenizer.mask_token_id)
                     for k in range(len(answer))
                 )
-            assert got == pytest.approx(want, abs=1e-5)
+            assert got == pytest.approx(want, abs=1e-6)

@@ -2,17 +2,23 @@
 
     python benchmarks/export_study.py results/gemma_full docs/gemma-3-270m [--pauses logs/pauses.log]
 
-Writes, for every finished cell: `results/<compression>.json` (lm-eval's results file, without the
+Writes, for every finished cell: `results/<compression>.<tasks>.json` (lm-eval's results file, without the
 per-item samples, which stay in the study folder) with local paths replaced by placeholders
 (the model folder by `$GEMMA_DIR`, the data folder by `$LM_EVAL_BIAS_DATA_DIR`, this checkout by
-`<checkout>`, the home folder by `~`); `cells.csv`: one row per cell with its
-compression, tasks and wall time in seconds (less any time the study process was stopped, when
---pauses names a log of `stop EPOCH ...` / `cont EPOCH ...` lines); then the leaderboard as Markdown,
-CSV and HTML (which embeds the figures) and the figures, through the lm-eval-bias commands (paired
-tests read the samples). With --archive-cells, also `cells/<compression>.tar.xz`: each finished
-cell's whole folder (samples included, paths as run), so that the leaderboard can be recomputed and
-an unfinished study resumed on another machine (unpack them into the study's output_dir and run
-the study again with the same model path).
+`<checkout>`, the home folder by `~`); `cells.csv`: one row per cell with its compression, tasks,
+file name and wall time in seconds (less any time the study process was stopped, when --pauses names
+a log of `stop EPOCH ...` / `cont EPOCH ...` lines); then the leaderboard as Markdown, CSV and HTML
+(which embeds the figures; paired p-values with Holm's correction) and the figures, through the
+lm-eval-bias commands (paired tests read the samples). With --archive-cells, also
+`cells/<compression>.<tasks>.tar.xz`: each finished cell's whole folder (samples included, paths as
+run), so that the leaderboard can be recomputed and an unfinished study resumed on another machine
+(unpack them into the study's output_dir and run the study again with the same model path).
+
+A compression may have several cells, one per task entry of the config (a task added to a finished
+grid is a second entry): each cell's files are named by its compression and its task list
+(`cell_names`), so none overwrites another; the leaderboard reads a compression's cells as one run.
+Files of an earlier export that no finished cell has any more are removed from results/ (and cells/
+with --archive-cells).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import re
 import subprocess
 import sys
 import tarfile
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
@@ -66,25 +73,57 @@ def file_name(label: str) -> str:
     return re.sub(r"[^\w.,=()+-]", "_", label)
 
 
-def export(results_dir: Path, out: Path, model_dir: str | None, pauses: Path | None, archive: bool = False) -> None:
+TASKS_SHOWN = 60  # longer task lists are named by their first task and a count
+
+
+def task_label(tasks: str) -> str:
+    """A cell's task list (comma-separated) in a file name: the tasks joined by '+', or, past TASKS_SHOWN
+    characters, the first and how many more ('bbq_bias_age+5_more')."""
+    names = tasks.split(",")
+    joined = "+".join(names)
+    return joined if len(joined) <= TASKS_SHOWN else f"{names[0]}+{len(names) - 1}_more"
+
+
+def cell_names(cells: list[dict]) -> dict[str, str]:
+    """Cell hash -> the stem of its exported files, `<compression>.<tasks>`; cells that would share a stem
+    (two long task lists with the same first task) get their hash appended."""
+    stems = {
+        cell["hash"]: f"{file_name(cell['labels']['compression'])}.{file_name(task_label(cell['labels']['task']))}"
+        for cell in cells
+    }
+    counts = Counter(stems.values())
+    return {key: stem if counts[stem] == 1 else f"{stem}.{key}" for key, stem in stems.items()}
+
+
+def export_cells(results_dir: Path, out: Path, model_dir: str | None, pauses: Path | None, archive: bool) -> list:
+    """The per-cell outputs (results files, archives) and cells.csv; returns cells.csv's rows."""
+    folders = sorted(path.parent for path in results_dir.glob("*/cell.json"))
+    cells = [json.loads((folder / "cell.json").read_text()) for folder in folders]
+    names = cell_names(cells)
     (out / "results").mkdir(parents=True, exist_ok=True)
+    kept = {names[cell["hash"]] for cell in cells}
+    stale = [path for path in (out / "results").glob("*.json") if path.stem not in kept]
+    if archive:
+        (out / "cells").mkdir(exist_ok=True)
+        stale += [path for path in (out / "cells").glob("*.tar.xz") if path.name[: -len(".tar.xz")] not in kept]
+    for path in stale:  # an earlier export's files of cells that are gone, or named the old way
+        path.unlink()
     rows = []
-    for cell_json in sorted(results_dir.glob("*/cell.json")):
-        cell = json.loads(cell_json.read_text())
-        results_file = next(cell_json.parent.glob("*/results_*.json"))
-        label = cell["labels"]["compression"]
-        (out / "results" / f"{file_name(label)}.json").write_text(scrubbed(results_file.read_text(), model_dir))
+    for folder, cell in zip(folders, cells):
+        name = names[cell["hash"]]
+        results_file = next(folder.glob("*/results_*.json"))
+        (out / "results" / f"{name}.json").write_text(scrubbed(results_file.read_text(), model_dir))
         if archive:
-            (out / "cells").mkdir(exist_ok=True)
-            with tarfile.open(out / "cells" / f"{file_name(label)}.tar.xz", "w:xz") as tar:
-                tar.add(cell_json.parent, arcname=cell_json.parent.name)
-        end = cell_json.stat().st_mtime
+            with tarfile.open(out / "cells" / f"{name}.tar.xz", "w:xz") as tar:
+                tar.add(folder, arcname=folder.name)
+        end = (folder / "cell.json").stat().st_mtime
         start = end - cell["seconds"]
         stopped = paused_seconds(pauses, start, end)
         rows.append(
             {
-                "compression": label,
+                "compression": cell["labels"]["compression"],
                 "tasks": cell["labels"]["task"],
+                "file": name,
                 "hash": cell["hash"],
                 "finished_utc": datetime.utcfromtimestamp(end).strftime("%Y-%m-%d %H:%M"),
                 "wall_s": round(cell["seconds"] - stopped, 1),
@@ -95,7 +134,12 @@ def export(results_dir: Path, out: Path, model_dir: str | None, pauses: Path | N
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(sorted(rows, key=lambda r: r["finished_utc"]))
-    run(["plot", str(results_dir), "-o", str(out / "figures"), "--formats", "png"], model_dir)
+    return rows
+
+
+def export(results_dir: Path, out: Path, model_dir: str | None, pauses: Path | None, archive: bool = False) -> None:
+    rows = export_cells(results_dir, out, model_dir, pauses, archive)
+    run(["plot", str(results_dir), "-o", str(out / "figures"), "--formats", "png", "--correction", "holm"], model_dir)
     for suffix in ("md", "csv", "html"):  # the HTML page embeds the figures
         run(
             [
@@ -105,6 +149,8 @@ def export(results_dir: Path, out: Path, model_dir: str | None, pauses: Path | N
                 str(out / f"leaderboard.{suffix}"),
                 "--figures",
                 str(out / "figures"),
+                "--correction",
+                "holm",
             ],
             model_dir,
         )
@@ -131,7 +177,7 @@ def main() -> None:
     parser.add_argument(
         "--archive-cells",
         action="store_true",
-        help="also write cells/<compression>.tar.xz: each finished cell's folder, samples included",
+        help="also write cells/<compression>.<tasks>.tar.xz: each finished cell's folder, samples included",
     )
     args = parser.parse_args()
     export(args.results_dir, args.out_dir, args.model_dir, args.pauses, args.archive_cells)

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 FORMATS = ("terminal", "markdown", "csv", "html")
+CORRECTIONS = ("holm",)  # leaderboard.paired.CORRECTIONS (not imported here: the parser stays light)
 SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".csv": "csv", ".html": "html", ".htm": "html"}
 
 
@@ -46,6 +47,7 @@ def run(args) -> int:
         teachers=_baselines(args),
         filters={"model": args.model, "revision": args.revision, "compression": args.compression, "task": args.task},
         thresholds=thresholds,
+        correction=args.correction,
     )
     wide = sort_wide(board.wide(), board.columns, args.sort, args.descending)
     fmt = args.format or SUFFIXES.get(Path(args.output).suffix.lower() if args.output else "", "terminal")
@@ -106,6 +108,13 @@ def add_parser(subparsers) -> None:
         "delta:METRIC or dist50:METRIC (distance from 50)",
     )
     parser.add_argument("--descending", action="store_true", help="sort in descending order")
+    parser.add_argument(
+        "--correction",
+        choices=CORRECTIONS,
+        help="adjust the paired p-values for multiple comparisons: holm (Holm's step-down) over the family of "
+        "every compared cell x bias metric shown; the adjusted p is shown next to the raw one (CSV: "
+        "'METRIC p_holm') and decides significance (bold, verdicts). Default: raw p-values only",
+    )
     parser.add_argument("--title", help="title of the HTML page")
     parser.add_argument(
         "--figures",

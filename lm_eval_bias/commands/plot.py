@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from lm_eval_bias.commands.leaderboard import CORRECTIONS
+
 
 def run(args) -> int:
     from lm_eval_bias.commands.leaderboard import _baselines
@@ -12,7 +14,9 @@ def run(args) -> int:
     if unknown:
         raise ValueError(f"--formats: unknown {', '.join(unknown)}; use png, svg or pdf")
     out_dir = args.output_dir or f"{args.results_dir.rstrip('/')}/figures"
-    written, skipped = make_plots(args.results_dir, out_dir, formats, teachers=_baselines(args))
+    written, skipped = make_plots(
+        args.results_dir, out_dir, formats, teachers=_baselines(args), correction=args.correction
+    )
     for path in written:
         print(f"wrote {path}")
     for line in skipped:
@@ -46,5 +50,11 @@ def add_parser(subparsers) -> None:
         default=[],
         metavar="CHECKPOINT=BASE",
         help="compare CHECKPOINT, compressed elsewhere (quantization=compressed_tensors), with BASE",
+    )
+    parser.add_argument(
+        "--correction",
+        choices=CORRECTIONS,
+        help="filled markers (p < 0.05) judged by the Holm-adjusted p, as `lm-eval-bias leaderboard --correction "
+        "holm` (default: the raw p)",
     )
     parser.set_defaults(run=run)

@@ -6,14 +6,11 @@ import logging
 
 
 def run(args) -> int:
-    from lm_eval_bias.study import EXECUTORS, check_tasks, load_study, plan, run_study
+    from lm_eval_bias.study import EXECUTORS, check_tasks, load_study, plan, plan_report, run_study
 
     study = load_study(args.config, output_dir=args.output_dir)
     if args.dry_run:
-        rows = plan(study)
-        for state, cell_hash, description in rows:
-            print(f"{state:<9} {cell_hash}  {description}")
-        print(f"{len(rows)} cells, {sum(state == 'to run' for state, _, _ in rows)} to run, into {study.output_dir}")
+        print(plan_report(plan(study), study.output_dir))
         return 0
     if not args.verbose:
         for name in ("lm_eval", "lm-eval", "lm_eval_bias", "transformers"):

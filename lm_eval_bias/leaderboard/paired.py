@@ -6,6 +6,8 @@ sentence and 0 otherwise; accuracy is 1 or 0) is compared with the exact McNemar
 the items whose value flipped: b items go low -> high from baseline to run, c go high -> low,
 and under "no change" each flip is a fair coin, so p = two-sided binomial(b; b + c, 1/2).
 Any other metric gets a paired sign-flip permutation test of the mean difference.
+
+`holm` adjusts a family of such p-values for multiple comparisons (Holm's step-down method).
 """
 
 from __future__ import annotations
@@ -115,3 +117,29 @@ def paired_test(run: dict, baseline: dict, seed: int = 0) -> PairedResult | None
     return PairedResult(
         "paired permutation", len(items), permutation_p_value(a - b, seed=seed), mean_difference=mean_difference
     )
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values (controls the family-wise error rate under any
+    dependence between the tests; uniformly more powerful than Bonferroni).
+
+    Sorted ascending, p_(1) <= ... <= p_(m), the i-th smallest becomes max over j <= i of (m − j + 1) p_(j),
+    capped at 1; rejecting where the adjusted value is below alpha is Holm's procedure at level alpha.
+    (statsmodels' ``multipletests(p, method="holm")`` gives the same values; it is not a dependency here.)
+
+    Args:
+        p_values: the family's p-values, a 1-D sequence of numbers in [0, 1] (no NaN).
+
+    Returns:
+        The adjusted p-values, as floats, in the order given.
+    """
+    p = np.asarray(p_values, dtype=float)
+    order = np.argsort(p, kind="stable")
+    stepped = np.maximum.accumulate((p.size - np.arange(p.size)) * p[order])
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.minimum(stepped, 1.0)
+    return adjusted
+
+
+# multiple-comparison corrections the leaderboard offers: name -> adjustment (its adjusted p-values: column p_<name>)
+CORRECTIONS = {"holm": holm}

@@ -4,7 +4,9 @@ A task's config in the results JSON records ``metadata.protocol`` and, for Stere
 ``metadata.stereoset_split`` (:mod:`lm_eval_bias.protocol`). Runs written before either
 existed count as ``default`` and ``dev``. Two runs made under different protocols or on
 different StereoSet files score different quantities, so a Δ or a paired test between them
-would be meaningless: the leaderboard refuses to pair them.
+would be meaningless: the leaderboard refuses to pair them. Only the tasks both runs hold are
+compared: a cell's runs may hold different tasks (a study's second task entry adds a run to a
+finished cell), and a run that shares no task with a run of its baseline is never paired with it.
 """
 
 from __future__ import annotations
@@ -42,16 +44,21 @@ def _describe(signature: tuple[frozenset[str], frozenset[str]]) -> str:
 
 
 def conflict(run_data: dict[str, Any], base_data: dict[str, Any]) -> str | None:
-    """Why two runs cannot be paired, or None when their protocols (and splits, where both ran StereoSet) agree.
+    """Why two runs cannot be paired, or None when, on the tasks both hold, their protocols (and StereoSet
+    splits) agree.
 
     Args:
         run_data: the run's parsed results JSON.
         base_data: its baseline's parsed results JSON.
 
     Returns:
-        ``"protocol A, StereoSet split X vs protocol B, ..."`` when they differ, else None.
+        ``"protocol A, StereoSet split X vs protocol B, ..."`` when they differ on a task both ran (a leaf
+        task of both ``configs``), else None: runs that share no task have nothing to disagree on.
     """
-    run, base = protocols(run_data), protocols(base_data)
+    run_configs, base_configs = run_data.get("configs") or {}, base_data.get("configs") or {}
+    shared = set(run_configs) & set(base_configs)
+    run = protocols({"configs": {task: run_configs[task] for task in shared}})
+    base = protocols({"configs": {task: base_configs[task] for task in shared}})
     if run[0] != base[0] or (run[1] and base[1] and run[1] != base[1]):
         return f"{_describe(run)} vs {_describe(base)}"
     return None
@@ -66,7 +73,7 @@ def check_pairable(runs: Iterable, baseline_of: Callable) -> None:
 
     Raises:
         ValueError: a run and a run of its baseline cell were made under different protocols, or on
-            different StereoSet splits.
+            different StereoSet splits, for a task both ran.
     """
     runs = list(runs)
     by_key: dict[tuple, list] = {}

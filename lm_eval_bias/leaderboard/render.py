@@ -11,9 +11,11 @@ from lm_eval_bias.leaderboard.table import KEYS
 from lm_eval_bias.leaderboard.verdicts import (
     DEGRADED,
     capability_columns,
+    correction_of,
     degraded_rows,
     flips_columns,
     is_bias_column,
+    judged_p,
     verdict_lines,
 )
 
@@ -25,6 +27,11 @@ NOTE = (
     "preferences and other two-level metrics, a paired permutation test otherwise) and the number of "
     "items whose preference flipped. CrowS-Pairs stereotype_score and StereoSet ss: 50 is unbiased."
 )
+ADJUSTED_NOTE = (
+    " Holm p: the paired p-values of every bias metric of every compared row, adjusted together by Holm's "
+    "step-down method (the family: compared cells × bias metrics shown); significance (bold, the verdicts) is "
+    "judged by it where there is one, else by the raw p."
+)
 
 
 def _number(value: float, reference: float | None = None) -> str:
@@ -34,10 +41,10 @@ def _number(value: float, reference: float | None = None) -> str:
     return f"{value:.1f}" if scale >= 10 else f"{value:.3f}"
 
 
-def _p(value: float) -> str:
+def _p(value: float, name: str = "p") -> str:
     if math.isnan(value):
         return ""
-    return "p<0.001" if value < 0.001 else f"p={value:.3f}" if value < 0.1 else f"p={value:.2f}"
+    return f"{name}<0.001" if value < 0.001 else f"{name}={value:.3f}" if value < 0.1 else f"{name}={value:.2f}"
 
 
 def _interval(value: float, low: float, high: float) -> str:
@@ -61,7 +68,9 @@ def display_frame(wide: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
     Returns:
         The key columns, ``capability`` (when ``wide`` has it), per metric ``METRIC (95% CI)`` and
-        ``METRIC Δ``, then the capability and flips display columns, all as strings.
+        ``METRIC Δ`` (with a multiple-comparison correction, its adjusted p after the raw one:
+        ``−5.6 (p=0.004, Holm p=0.036, 16 flipped)``), then the capability and flips display columns,
+        all as strings.
     """
     out = wide[KEYS].copy()
     degraded = degraded_rows(wide)
@@ -74,15 +83,24 @@ def display_frame(wide: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
             _interval(v, low, high)
             for v, low, high in zip(wide[column], wide[f"{column} ci_low"], wide[f"{column} ci_high"])
         ]
+        correction = correction_of(wide.columns, column)
+        adjusted = wide[f"{column} p_{correction}"] if correction else [math.nan] * len(wide)
+        label = f"{correction.capitalize()} p" if correction else ""
         deltas = []
-        for value, delta, p, flips, bad in zip(
-            wide[column], wide[f"{column} delta"], wide[f"{column} p_value"], wide[f"{column} flips"], degraded
+        for value, delta, p, q, flips, bad in zip(
+            wide[column],
+            wide[f"{column} delta"],
+            wide[f"{column} p_value"],
+            adjusted,
+            wide[f"{column} flips"],
+            degraded,
         ):
             if isinstance(delta, float) and math.isnan(delta):
                 deltas.append("")
                 continue
             sign = "+" if delta > 0 else "−" if delta < 0 else "±"
-            details = [part for part in (_p(p), "" if math.isnan(flips) else f"{int(flips)} flipped") if part]
+            parts = (_p(p), _p(q, label), "" if math.isnan(flips) else f"{int(flips)} flipped")
+            details = [part for part in parts if part]
             deltas.append(
                 f"{sign}{_number(abs(delta), value)}"
                 + (f" ({', '.join(details)})" if details else "")
@@ -147,7 +165,7 @@ def _significance(frame: pd.DataFrame, wide: pd.DataFrame, columns: list[str]) -
     flags = pd.DataFrame(False, index=frame.index, columns=frame.columns)
     for column in columns:
         if f"{column} Δ" in flags.columns:
-            flags[f"{column} Δ"] = (wide[f"{column} p_value"] < 0.05).to_numpy()
+            flags[f"{column} Δ"] = (judged_p(wide, column) < 0.05).to_numpy()
     return flags
 
 
@@ -177,5 +195,6 @@ def render(
     if fmt == "markdown":
         return to_markdown(frame) + "\n" + "".join(f"\n- {line}" for line in verdicts) + ("\n" if verdicts else "")
     if fmt == "html":
-        return html_page(frame, wide, columns, _significance(frame, wide, columns), verdicts, NOTE, title, figures)
+        note = NOTE + (ADJUSTED_NOTE if any(correction_of(wide.columns, column) for column in columns) else "")
+        return html_page(frame, wide, columns, _significance(frame, wide, columns), verdicts, note, title, figures)
     return to_text(frame) + "\n" + "".join(f"\n{line}" for line in verdicts) + ("\n" if verdicts else "")

@@ -7,6 +7,13 @@ beside it when there is one, and otherwise from the results' own `config`: `mode
 (pretrained, revision) and the compression record (`config.quantization`, see
 docs/compression.md) that `quantized_hf` writes: its label, method and nominal weight bits.
 A run without that record (a stock `hf` model) is the uncompressed checkpoint.
+
+A cell may be made of several runs holding different tasks: a study's second task entry adds a
+run next to a finished one (docs/studies.md, "Adding a task to a finished study"), and two
+`lm_eval` calls into one folder do the same. They are not merged: everything downstream is keyed
+by (model, revision, compression, task, metric) — `metric_frame` keeps the latest run of each
+such key, and the paired tests, capability verdicts and flips read the samples of the run that
+holds the task — so a cell's runs read as one run holding all of their tasks.
 """
 
 from __future__ import annotations

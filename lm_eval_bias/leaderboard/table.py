@@ -3,6 +3,10 @@
 Baseline of a run: the same model and revision uncompressed (compression "none"); for an
 uncompressed student, its teacher uncompressed (teacher given as STUDENT=TEACHER, else from the
 study's cell.json, else from the `distillation` record of the results config). Runs without one show no Δ.
+
+With a multiple-comparison correction (``correction="holm"``) the paired p-values of the family — every
+bias metric (``capability.BIAS_METRICS``) of every compared row shown, that is every compressed cell (or
+student) × bias metric with a paired test, after the filters — are adjusted together, into ``p_holm``.
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from lm_eval_bias.leaderboard.capability import BIAS_TASK_METRICS, DEFAULT_THRESHOLDS, Thresholds
+from lm_eval_bias.leaderboard.capability import BIAS_METRICS, BIAS_TASK_METRICS, DEFAULT_THRESHOLDS, Thresholds
 from lm_eval_bias.leaderboard.cells import cell_frame
-from lm_eval_bias.leaderboard.paired import paired_test
+from lm_eval_bias.leaderboard.paired import CORRECTIONS, paired_test
 from lm_eval_bias.leaderboard.protocols import check_pairable
 from lm_eval_bias.leaderboard.results import Run, metric_frame
 from lm_eval_bias.model_wrappers.quantizers.config import UNCOMPRESSED
@@ -32,8 +36,9 @@ class Leaderboard:
 
     Attributes:
         long: one row per (model, revision, compression, task, metric): ``results.metric_frame``'s
-            columns plus ``baseline``, ``delta``, ``p_value``, ``test``, ``n_pairs``, ``flips`` and,
-            where capability was judged, ``capability``.
+            columns plus ``baseline``, ``delta``, ``p_value``, ``test``, ``n_pairs``, ``flips``,
+            where capability was judged ``capability``, and with a correction ``p_<correction>`` (the
+            adjusted p-value; NaN outside the family).
         columns: the metric columns, "task/metric", in display order.
         cells: per-cell judgements (``cells.cell_frame``: capability, tercile flips).
     """
@@ -48,31 +53,30 @@ class Leaderboard:
         Returns:
             The key columns, ``size``, ``step``, ``bits``, ``sparsity``, ``method``, then per metric
             column ``C`` (in ``columns`` order) ``C`` and ``C ci_low``, ``C ci_high``, ``C delta``,
-            ``C p_value``, ``C flips``, ``C n_pairs``, ``C baseline``, ``C test``, then the ``cells``
-            columns; only the key columns when ``long`` is empty.
+            ``C p_value``, ``C p_holm`` (with the correction, for the family's columns only), ``C flips``,
+            ``C n_pairs``, ``C baseline``, ``C test``, then the ``cells`` columns; only the key columns
+            when ``long`` is empty.
         """
         if self.long.empty:
             return pd.DataFrame(columns=KEYS)
         frame = self.long.assign(column=self.long["task"] + "/" + self.long["metric"])
         index = frame.groupby(KEYS, sort=False)[["size", "step", "bits", "sparsity", "method"]].first()
+        adjusted = [f"p_{name}" for name in CORRECTIONS if f"p_{name}" in frame.columns]
+        fields = ("ci_low", "ci_high", "delta", "p_value", *adjusted, "flips", "n_pairs", "baseline", "test")
         parts = []
-        for name in ("value", "ci_low", "ci_high", "delta", "p_value", "flips", "n_pairs", "baseline", "test"):
+        for name in ("value", *fields):
             part = frame.pivot_table(
                 index=KEYS, columns="column", values=name, aggfunc="first", sort=False, dropna=False
             )
             part.columns = [column if name == "value" else f"{column} {name}" for column in part.columns]
+            if name in adjusted:  # only the family's columns hold adjusted p-values
+                part = part.dropna(axis=1, how="all")
             parts.append(part)
         wide = index.join(parts, how="left")
         ordered = [
             name
             for column in self.columns
-            for name in (
-                column,
-                *(
-                    f"{column} {f}"
-                    for f in ("ci_low", "ci_high", "delta", "p_value", "flips", "n_pairs", "baseline", "test")
-                ),
-            )
+            for name in (column, *(f"{column} {f}" for f in fields))
             if name in wide.columns
         ]
         wide = wide[["size", "step", "bits", "sparsity", "method", *ordered]].reset_index()
@@ -158,6 +162,7 @@ def build_leaderboard(
     teachers: dict[str, str] | None = None,
     filters: dict[str, list[str]] | None = None,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    correction: str | None = None,
 ) -> Leaderboard:
     """Compare every run with its baseline: Δ and a paired test per metric, and per-cell judgements.
 
@@ -172,14 +177,18 @@ def build_leaderboard(
         filters: column (``model``, ``revision``, ``compression``, ...) -> shell-style patterns, a row
             kept when its value matches any; applied after the comparison.
         thresholds: where a cell's capability counts as degraded.
+        correction: ``"holm"`` to adjust the paired p-values of the family (``adjust``) into ``p_holm``;
+            None for raw p-values only.
 
     Returns:
         The leaderboard; one with no rows and no metric columns when no run holds a metric.
 
     Raises:
         ValueError: a run and its baseline were made under different protocols or StereoSet splits
-            (``protocols.check_pairable``).
+            (``protocols.check_pairable``), or ``correction`` is not one of ``paired.CORRECTIONS``.
     """
+    if correction is not None and correction not in CORRECTIONS:
+        raise ValueError(f"unknown correction {correction!r}: use one of {', '.join(CORRECTIONS)}")
     frame = metric_frame(runs, subtasks=subtasks)
     if frame.empty:
         return Leaderboard(frame.assign(baseline=[], delta=[], p_value=[], test=[], n_pairs=[], flips=[]), [])
@@ -208,7 +217,7 @@ def build_leaderboard(
     frame = frame.assign(**added)
     if "capability" in cells.columns:  # each row says whether its cell's capability held (for the plots)
         frame = frame.merge(cells[[*KEYS, "capability"]], on=KEYS, how="left")
-    frame = _filter(frame, filters or {})
+    frame = adjust(_filter(frame, filters or {}), correction)
     frame = frame.sort_values(
         ["size", "model", "step", "revision", "bits", "sparsity", "compression", "task", "metric"],
         ascending=[True, True, True, True, False, True, True, True, True],
@@ -216,6 +225,30 @@ def build_leaderboard(
         key=lambda col: col.map(lambda v: (v != UNCOMPRESSED, v)) if col.name == "compression" else col,
     )
     return Leaderboard(frame.reset_index(drop=True), _column_order(frame), cells)
+
+
+def adjust(frame: pd.DataFrame, correction: str | None) -> pd.DataFrame:
+    """Adjust the family's paired p-values for multiple comparisons.
+
+    The family is every row of ``frame`` that holds a bias metric (``capability.BIAS_METRICS``) and a
+    paired p-value: each compared cell (a compressed cell, or a student against its teacher) × each bias
+    metric shown. Capability metrics and untested rows (no baseline, no per-item values) are not in it.
+
+    Args:
+        frame: the long leaderboard frame, with its ``metric`` and ``p_value`` columns.
+        correction: a name of ``paired.CORRECTIONS`` (``"holm"``), or None.
+
+    Returns:
+        ``frame`` with a ``p_<correction>`` column: the adjusted p-value of each family row, NaN elsewhere;
+        ``frame`` unchanged when ``correction`` is None.
+    """
+    if correction is None:
+        return frame
+    family = frame["metric"].isin(BIAS_METRICS) & frame["p_value"].notna()
+    adjusted = pd.Series(math.nan, index=frame.index)
+    if family.any():
+        adjusted[family] = CORRECTIONS[correction](frame.loc[family, "p_value"].to_numpy())
+    return frame.assign(**{f"p_{correction}": adjusted})
 
 
 def _column_order(frame: pd.DataFrame) -> list[str]:

@@ -9,6 +9,7 @@ import pandas as pd
 
 from lm_eval_bias.leaderboard.capability import BIAS_METRICS, describe_change
 from lm_eval_bias.leaderboard.flips import TERCILES
+from lm_eval_bias.leaderboard.paired import CORRECTIONS
 
 ALPHA = 0.05
 DEGRADED = "degraded"
@@ -76,6 +77,35 @@ def flips_columns(wide: pd.DataFrame) -> dict[str, list[str]]:
     return shown
 
 
+def correction_of(names, column: str) -> str | None:
+    """The multiple-comparison correction whose adjusted p-values a metric column has, if any.
+
+    Args:
+        names: the columns of ``Leaderboard.wide()`` (or one of its rows' index).
+        column: a "task/metric" column.
+
+    Returns:
+        The name of the ``paired.CORRECTIONS`` entry (``"holm"``) whose ``"task/metric p_<name>"`` is among
+        ``names``, else None.
+    """
+    return next((name for name in CORRECTIONS if f"{column} p_{name}" in names), None)
+
+
+def judged_p(wide: pd.DataFrame, column: str) -> pd.Series:
+    """The p-values a metric column's significance is judged by: adjusted where the row is in the family of a
+    multiple-comparison correction, else the raw paired p.
+
+    Args:
+        wide: ``Leaderboard.wide()``.
+        column: a "task/metric" column with its ``p_value`` column.
+
+    Returns:
+        One p-value per row (NaN where the row has no test).
+    """
+    raw, name = wide[f"{column} p_value"], correction_of(wide.columns, column)
+    return raw if name is None else wide[f"{column} p_{name}"].fillna(raw)
+
+
 def is_bias_column(column: str) -> bool:
     """Whether a "task/metric" column holds a bias metric (whose Δ a degraded cell leaves unjudged).
 
@@ -88,19 +118,29 @@ def is_bias_column(column: str) -> bool:
     return column.split("/", 1)[-1] in BIAS_METRICS
 
 
+def _adjusted(row: pd.Series, column: str) -> tuple[str, float] | None:
+    """(correction name, adjusted p) of one row's metric column, when the leaderboard was built with one."""
+    name = correction_of(row.index, column)
+    return None if name is None else (name.capitalize(), row[f"{column} p_{name}"])
+
+
 def _bias_changes(row: pd.Series, columns: list[str]) -> tuple[list[str], list[str], list[str]]:
-    """(significant, tested but not significant, untested) bias Δs of one wide row,
-    the first as 'task/metric −33.3 (p=0.004)', the others as 'task/metric'."""
+    """(significant, tested but not significant, untested) bias Δs of one wide row, the first as
+    'task/metric −33.3, p=0.004' (with a correction, judged by the adjusted p and worded
+    'task/metric −33.3, p=0.004, Holm p=0.036'), the others as 'task/metric'."""
     significant, not_significant, untested = [], [], []
     for column in filter(is_bias_column, columns):
         delta, p = row.get(f"{column} delta"), row.get(f"{column} p_value")
+        correction, adjusted = _adjusted(row, column) or ("", math.nan)
+        judged = p if _is_nan(adjusted) else adjusted
         if _is_nan(delta):
             continue
-        if _is_nan(p):
+        if _is_nan(judged):
             untested.append(column)
-        elif p < ALPHA:
+        elif judged < ALPHA:
             sign = "+" if delta > 0 else "−" if delta < 0 else "±"
-            significant.append(f"{column} {sign}{abs(delta):.3g}, p={p:.2g}")
+            extra = "" if _is_nan(adjusted) else f", {correction} p={adjusted:.2g}"
+            significant.append(f"{column} {sign}{abs(delta):.3g}, p={p:.2g}{extra}")
         else:
             not_significant.append(column)
     return significant, not_significant, untested
@@ -125,7 +165,9 @@ def verdict_lines(wide: pd.DataFrame, columns: list[str]) -> list[str]:
         if significant:
             bias = f"bias moved significantly ({'; '.join(significant)})"
         elif not_significant:
-            bias = f"bias did not move significantly (p ≥ {ALPHA:g}: {', '.join(not_significant)})"
+            adjusted = _adjusted(row, not_significant[0])
+            p = f"{adjusted[0]} p" if adjusted else "p"  # with a correction, every tested bias metric is adjusted
+            bias = f"bias did not move significantly ({p} ≥ {ALPHA:g}: {', '.join(not_significant)})"
         else:
             bias = "bias change untested (no logged samples)"
         capability = row.get("capability")

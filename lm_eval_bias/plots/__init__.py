@@ -29,13 +29,15 @@ def make_plots(
     out_dir: str | Path,
     formats: tuple[str, ...] = FORMATS,
     teachers: dict[str, str] | None = None,
+    correction: str | None = None,
 ) -> tuple[list[Path], list[str]]:
-    """Write every figure the results support; returns (files written, figures skipped and why)."""
+    """Write every figure the results support; returns (files written, figures skipped and why).
+    `correction` ("holm"): significance marks judged by the adjusted p (`build_leaderboard`)."""
     runs = load_runs(results_dir)
     if not runs:
         raise FileNotFoundError(f"no lm-eval results files under {results_dir}")
     metrics = sorted(set(BIAS_TASK_METRICS + CAPABILITY_METRICS + QUALITY_METRICS))
-    long = build_leaderboard(runs, metrics=metrics, teachers=teachers).long
+    long = build_leaderboard(runs, metrics=metrics, teachers=teachers, correction=correction).long
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     wanted = [

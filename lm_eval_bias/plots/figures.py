@@ -27,6 +27,7 @@ from lm_eval_bias.plots.style import (
     metric_label,
     new_figure,
     panel_title,
+    significant,
     task_label,
 )
 from lm_eval_bias.plots.tradeoff import QUALITY_METRICS, best_tradeoff
@@ -167,10 +168,10 @@ def delta_vs_dose(long: pd.DataFrame, axis: DoseAxis) -> Figure | None:
             rank = methods.index(method) - (len(methods) - 1) / 2
             x = group[column] * 2 ** (0.06 * rank) if axis.log2 else group[column] + 0.01 * rank
             ax.plot(x, group["delta"], "-" if len(group) > 1 else "", color=palette[method], lw=1)
-            significant = (group["p_value"] < 0.05).to_numpy()
+            flagged = significant(group).to_numpy()
             bad = degraded(group).to_numpy()
             for flag in (True, False):
-                shown = (significant == flag) & ~bad
+                shown = (flagged == flag) & ~bad
                 ax.scatter(
                     x[shown],
                     group["delta"][shown],
@@ -342,7 +343,7 @@ def by_compression(long: pd.DataFrame, model: str) -> Figure | None:
             if math.isnan(row["value"]):
                 continue
             errors = _errors(rows.loc[[compression]])
-            significant = row["p_value"] < 0.05
+            marked = bool(significant(rows.loc[[compression]]).iloc[0])
             bad = row.get("capability") == "degraded"
             ax.errorbar(
                 row["value"],
@@ -350,7 +351,7 @@ def by_compression(long: pd.DataFrame, model: str) -> Figure | None:
                 xerr=errors,
                 fmt=DEGRADED_MARKER if bad else "o",
                 color=palette[compression],
-                mfc=palette[compression] if significant or compression == "none" or bad else "white",
+                mfc=palette[compression] if marked or compression == "none" or bad else "white",
                 capsize=2,
                 ms=10 if bad else 6,
             )

@@ -37,6 +37,15 @@ def degraded(rows: pd.DataFrame) -> pd.Series:
     return rows["capability"].eq("degraded")
 
 
+def significant(rows: pd.DataFrame) -> pd.Series:
+    """True for rows whose paired test has p < 0.05: the adjusted p where the leaderboard was built with a
+    multiple-comparison correction (``p_holm``) and the row is in its family, else the raw p."""
+    p = rows["p_value"]
+    for column in (c for c in rows.columns if c.startswith("p_") and c != "p_value"):
+        p = rows[column].fillna(p)
+    return p < 0.05
+
+
 def metric_label(metric: str, task: str | None = None) -> str:
     """Axis label: '<benchmark> <metric> (<unit>)', the unbiased value on a second line."""
     label = METRIC_LABELS.get(metric, metric)

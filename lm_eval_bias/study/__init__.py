@@ -7,7 +7,7 @@ hash of its settings, `executors` decide where cells run, `runner` ties them tog
 from lm_eval_bias.study.cell import Cell, Outcome, run_cell
 from lm_eval_bias.study.config import Study, StudyConfigError, expand_revisions, expand_study, load_study
 from lm_eval_bias.study.executors import EXECUTORS, LocalExecutor, RayExecutor
-from lm_eval_bias.study.runner import Summary, check_tasks, plan, run_study
+from lm_eval_bias.study.runner import Summary, check_tasks, plan, plan_report, run_study
 
 __all__ = [
     "Cell",
@@ -24,5 +24,6 @@ __all__ = [
     "Summary",
     "check_tasks",
     "plan",
+    "plan_report",
     "run_study",
 ]

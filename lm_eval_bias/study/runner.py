@@ -11,7 +11,7 @@ from typing import TextIO
 import yaml
 from tqdm import tqdm
 
-from lm_eval_bias.study.cell import Outcome, is_finished, remove_stale_tmp
+from lm_eval_bias.study.cell import Cell, Outcome, is_finished, remove_stale_tmp
 from lm_eval_bias.study.config import Study, StudyConfigError
 
 CONFIG_COPY = "study.yaml"
@@ -64,12 +64,29 @@ def check_tasks(study: Study) -> None:
         raise StudyConfigError(f"unknown tasks: {'; '.join(hints)}. `lm_eval ls tasks` lists the known ones.")
 
 
-def plan(study: Study) -> list[tuple[str, str, str]]:
-    """(state, hash, description) per cell, state 'finished' or 'to run'."""
-    return [
-        ("finished" if is_finished(study.output_dir, cell) else "to run", cell.hash, cell.description)
-        for cell in study.cells
+def plan(study: Study) -> list[tuple[str, Cell]]:
+    """(state, cell) per distinct cell, state 'finished' or 'to run'."""
+    cells = {cell.hash: cell for cell in study.cells}.values()  # the same settings listed twice run once
+    return [("finished" if is_finished(study.output_dir, cell) else "to run", cell) for cell in cells]
+
+
+def plan_report(rows: list[tuple[str, Cell]], output_dir: Path) -> str:
+    """What `study --dry-run` prints: one line per cell, then per task entry (a cell's task list) how many of
+    its cells are finished and how many will run, so that a task entry added to a finished grid shows as the
+    only work left."""
+    lines = [f"{state:<9} {cell.hash}  {cell.description}" for state, cell in rows]
+    by_tasks: dict[str, list[str]] = {}
+    for state, cell in rows:
+        by_tasks.setdefault(cell.task, []).append(state)
+    finished = sum(state == "finished" for state, _ in rows)
+    lines.append(
+        f"{len(rows)} cells: {finished} finished (kept as they are), {len(rows) - finished} to run, into {output_dir}"
+    )
+    lines += [
+        f"  tasks {task}: {states.count('finished')} finished, {states.count('to run')} to run"
+        for task, states in by_tasks.items()
     ]
+    return "\n".join(lines)
 
 
 def run_study(study: Study, executor, progress: bool = True, stream: TextIO | None = None) -> Summary:

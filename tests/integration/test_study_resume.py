@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from fixtures.study import finished_dirs, write_config
@@ -50,3 +52,63 @@ def test_resume_after_kill_mid_cell(tiny_gpt2_dir, data_dir, tmp_path):
     assert [o.status for o in summary.outcomes] == ["done"]
     assert [p.name for p in finished_dirs(out)] == [study.cells[0].hash]
     assert not list((out / TMP_DIR).iterdir())  # the dead run's leftovers are gone
+
+
+def _snapshot(folders) -> dict:
+    """Every file of the folders: (size, modification time in ns, SHA-256)."""
+    import hashlib
+
+    return {
+        path: (path.stat().st_size, path.stat().st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest())
+        for folder in folders
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_a_task_entry_added_to_a_finished_grid_runs_only_the_new_cells(tiny_gpt2_dir, data_env, tmp_path, capsys):
+    """A finished grid gains a second task entry: only the new cells run, the finished cells' folders are left
+    as they were, and each compression's two cells read as one run in the leaderboard."""
+    import yaml
+
+    from lm_eval_bias.cli import main
+    from lm_eval_bias.leaderboard import build_leaderboard, load_runs
+
+    config = write_config(tmp_path, [{"id": tiny_gpt2_dir, "name": "tiny-gpt2"}])  # none, dynamic_int8
+    assert main(["study", str(config), "--no-progress", "--skip-task-check"]) == 0
+    assert "2 done, 0 skipped" in capsys.readouterr().out
+    out = tmp_path / "out"
+    old = finished_dirs(out)
+    before = _snapshot(old)
+
+    grid = yaml.safe_load(config.read_text())
+    grid["tasks"].append({"task": ["bbq_bias_age"], "limit": 8})
+    config.write_text(yaml.safe_dump(grid), encoding="utf-8")
+    assert main(["study", str(config), "--dry-run"]) == 0
+    dry = capsys.readouterr().out
+    assert "4 cells: 2 finished (kept as they are), 2 to run" in dry
+    assert (
+        "  tasks crows_pairs_bias: 2 finished, 0 to run" in dry and "  tasks bbq_bias_age: 0 finished, 2 to run" in dry
+    )
+    assert [line.split()[0] for line in dry.splitlines()[:4]] == ["finished", "to", "finished", "to"]  # per compression
+
+    assert main(["study", str(config), "--no-progress", "--skip-task-check"]) == 0
+    assert "4 cells: 2 done, 2 skipped" in capsys.readouterr().out
+    assert _snapshot(old) == before  # not rewritten, not touched
+    new = [folder for folder in finished_dirs(out) if folder not in old]
+    assert len(new) == 2
+    for folder in new:
+        (results,) = folder.glob("*/results_*.json")
+        assert list(json.loads(results.read_text())["results"]) == ["bbq_bias_age"]
+
+    board = build_leaderboard(load_runs(out))
+    wide = board.wide().set_index("compression")
+    assert list(wide.index) == ["none", "dynamic_int8"]  # one row per compression, both cells in it
+    assert {"crows_pairs_bias/stereotype_score", "bbq_bias_age/bias_disambig"} <= set(board.columns)
+    int8 = wide.loc["dynamic_int8"]
+    assert int8["crows_pairs_bias/stereotype_score baseline"] == "tiny-gpt2 · main · none"
+    assert int8["bbq_bias_age/acc_disambig test"] == "McNemar exact"  # paired with the baseline's BBQ cell
+    # capability judged on the measures of both cells
+    assert not np.isnan(int8["crows_pairs_bias/perplexity ratio"]) and not np.isnan(
+        int8["bbq_bias_age/acc_disambig change"]
+    )

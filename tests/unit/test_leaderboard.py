@@ -7,12 +7,20 @@ import io
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.stats import binomtest
 
 from fixtures.results import HAND_EXPECTED, _arc, _write, write_fixture
 from lm_eval_bias.cli import main
-from lm_eval_bias.leaderboard import build_leaderboard, load_runs, mcnemar_exact, paired_test, permutation_p_value
+from lm_eval_bias.leaderboard import (
+    build_leaderboard,
+    load_runs,
+    mcnemar_exact,
+    paired_test,
+    permutation_p_value,
+    render,
+)
 
 
 @pytest.fixture(scope="module")
@@ -220,3 +228,21 @@ def test_a_checkpoint_compressed_elsewhere_is_compared_with_the_base_named(tmp_p
     assert rows["org/model-1b-W4A16"]["arc_easy/acc_norm baseline"] == "org/model-1b · main · none"
     assert main(["leaderboard", str(tmp_path), "--base", "org/model-1b-W4A16"]) != 0
     assert "--base expects CHECKPOINT=BASE" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ a cell's tasks split over several runs
+
+
+def test_cells_of_one_key_holding_different_tasks_read_as_one_run(results_dir, tmp_path):
+    """A study's second task entry adds a run per (model, revision, compression) next to the finished one:
+    the leaderboard (values, Δs, paired tests, capability verdicts, tercile flips, every format) and the
+    long table the figures read are those of one run holding every task."""
+    split = write_fixture(tmp_path / "split", split=True)
+    assert len(load_runs(split / "study")) > len(load_runs(results_dir / "study"))  # one run per task here
+    whole, parts = build_leaderboard(load_runs(results_dir)), build_leaderboard(load_runs(split))
+    assert parts.columns == whole.columns
+    pd.testing.assert_frame_equal(parts.wide(), whole.wide())
+    pd.testing.assert_frame_equal(parts.long.drop(columns=["run", "date"]), whole.long.drop(columns=["run", "date"]))
+    assert "capability" in whole.wide() and "crows_pairs_bias flips_low" in whole.wide()  # both were compared
+    for fmt in ("terminal", "markdown", "csv", "html"):
+        assert render(parts.wide(), parts.columns, fmt) == render(whole.wide(), whole.columns, fmt)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from fixtures.results import _arc, _write
+from fixtures.results import CROWS, RECORDS, _arc, _crows, _write
 from lm_eval_bias.leaderboard import build_leaderboard, load_runs
 from lm_eval_bias.leaderboard.protocols import conflict, protocols
 
@@ -69,3 +69,46 @@ def test_leaderboard_pairs_runs_of_the_same_protocol(tmp_path):
     _student_and_teacher(tmp_path, {"protocol": "paper"}, {"protocol": "paper"})
     wide = build_leaderboard(load_runs(tmp_path)).wide()
     assert (wide["arc_easy/acc_norm baseline"] == "EleutherAI/pythia-410m-deduped · v1 · none").any()
+
+
+def _split_cell(folder, compression: str, crows_protocol: str, start: int) -> None:
+    """One cell as two runs, as a study's two task entries write it: CrowS-Pairs under `crows_protocol`,
+    ARC (no protocol recorded: default) in a run of its own."""
+    labels = {"model": "m", "revision": "main", "compression": compression}
+    prefs = [1] * 12 if compression == "none" else [0] * 2 + [1] * 10
+    for offset, (part, configs) in enumerate(
+        (
+            (_crows(prefs), {leaf: {"metadata": {"protocol": crows_protocol}} for leaf in CROWS}),
+            (_arc([1, 0, 1, 1, 0, 1]), {"arc_easy": {"metadata": {"version": 1.0}}}),
+        )
+    ):
+        cell = folder / f"{compression}-{offset}"
+        record = {"hash": cell.name, "labels": labels, "cell": {}}
+        quantization = RECORDS[compression]
+        _write(
+            cell,
+            f"2025-01-01T00-00-{start + offset:02d}.000000",
+            "quantized_hf",
+            "pretrained=m",
+            [part],
+            quantization,
+            record,
+        )
+        path = next(cell.glob("*/results_*.json"))
+        data = json.loads(path.read_text())
+        data["configs"] = configs
+        path.write_text(json.dumps(data))
+
+
+def test_runs_sharing_no_task_are_not_compared_for_their_protocol(tmp_path):
+    """A cell whose CrowS-Pairs ran under the paper protocol and whose ARC ran in another run (default):
+    its baseline's runs are checked task by task, so only a task both ran under different protocols refuses."""
+    _split_cell(tmp_path / "ok", "none", "paper", 0)
+    _split_cell(tmp_path / "ok", "dynamic_int8", "paper", 2)
+    wide = build_leaderboard(load_runs(tmp_path / "ok")).wide().set_index("compression")
+    assert wide.loc["dynamic_int8", "crows_pairs_bias/stereotype_score p_value"] == pytest.approx(0.5)  # 2 down
+    assert wide.loc["dynamic_int8", "arc_easy/acc_norm baseline"] == "m · main · none"
+    _split_cell(tmp_path / "mixed", "none", "paper", 0)
+    _split_cell(tmp_path / "mixed", "dynamic_int8", "default", 2)
+    with pytest.raises(ValueError, match=r"protocol default vs protocol paper"):
+        build_leaderboard(load_runs(tmp_path / "mixed"))

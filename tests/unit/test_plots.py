@@ -103,3 +103,19 @@ def test_figures_plot_the_numbers_of_the_results_files(tmp_path):
         for x, y in zip(line.get_xdata(), line.get_ydata())
     )
     assert plotted == expected and len({model for model, _, _ in expected}) > 1
+
+
+def test_significance_marks_follow_the_holm_adjusted_p(tmp_path):
+    """Raw p: 0.008, 0.031, 0.031 (filled, filled, filled); Holm: 0.023, 0.062, 0.062 (filled, hollow, hollow)."""
+    from fixtures.results import write_significance_study
+    from lm_eval_bias.plots.style import significant
+
+    runs = load_runs(write_significance_study(tmp_path))
+    for correction, filled in ((None, 3), ("holm", 1)):
+        long = build_leaderboard(runs, correction=correction).long
+        compressed = long[long["compression"] != "none"]
+        assert int(significant(compressed).sum()) == filled
+        ax = figures.by_compression(long, "m").axes[0]
+        markers = [line for line in ax.lines if line.get_marker() == "o"]
+        hollow = sum(line.get_markerfacecolor() in ("white", (1.0, 1.0, 1.0, 1.0)) for line in markers)
+        assert (len(markers), hollow) == (4, 3 - filled)  # the baseline is always filled

@@ -1,0 +1,101 @@
+"""benchmarks/export_study.py with two cells per compression (a task entry added to a finished grid): one file
+per cell, named by compression and task list, none overwriting another; cells.csv one row per cell."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import tarfile
+from pathlib import Path
+
+from fixtures.results import RECORDS, _arc, _crows, _write
+from lm_eval_bias.leaderboard import build_leaderboard, load_runs
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "export_study.py"
+BBQ = ",".join(
+    f"bbq_bias_{c}"
+    for c in ("age", "disability_status", "nationality", "physical_appearance", "religion", "sexual_orientation")
+)
+
+
+def _export_module():
+    spec = importlib.util.spec_from_file_location("export_study", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _study(root: Path) -> Path:
+    """none and dynamic_int8, each as two cells: CrowS-Pairs, then (the added entry) a long task list."""
+    for index, (compression, tasks, part) in enumerate(
+        (
+            ("none", "crows_pairs_bias", _crows([1] * 12)),
+            ("dynamic_int8", "crows_pairs_bias", _crows([0] * 6 + [1] * 6)),
+            ("none", BBQ, _arc([1, 0, 1, 1])),
+            ("dynamic_int8", BBQ, _arc([1, 0, 0, 1])),
+        )
+    ):
+        labels = {"model": "m", "revision": "main", "compression": compression, "task": tasks}
+        record = {"hash": f"{index:016x}", "labels": labels, "cell": {}, "seconds": 10.0 * (index + 1)}
+        date = f"2025-01-01T00-00-0{index}.000000"
+        _write(root / record["hash"], date, "quantized_hf", "pretrained=m", [part], RECORDS[compression], record)
+    return root
+
+
+def test_two_cells_per_compression_export_side_by_side(tmp_path):
+    export = _export_module()
+    study, out = _study(tmp_path / "study"), tmp_path / "out"
+    (out / "results").mkdir(parents=True)
+    (out / "results" / "none.json").write_text("{}")  # an earlier export's name: removed
+    rows = export.export_cells(study, out, model_dir=None, pauses=None, archive=True)
+
+    stems = {
+        "none.crows_pairs_bias",
+        "dynamic_int8.crows_pairs_bias",
+        "none.bbq_bias_age+5_more",
+        "dynamic_int8.bbq_bias_age+5_more",
+    }
+    assert {path.name for path in (out / "results").iterdir()} == {f"{stem}.json" for stem in stems}
+    assert {path.name for path in (out / "cells").iterdir()} == {f"{stem}.tar.xz" for stem in stems}
+    with tarfile.open(out / "cells" / "none.bbq_bias_age+5_more.tar.xz") as tar:
+        assert tar.getnames()[0] == "0000000000000002" and any(n.endswith("cell.json") for n in tar.getnames())
+    results = json.loads((out / "results" / "dynamic_int8.crows_pairs_bias.json").read_text())
+    assert list(results["results"])[-1] == "crows_pairs_bias"
+
+    with open(out / "cells.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert len(table) == len(rows) == 4  # one row per cell
+    assert {(r["compression"], r["tasks"], r["file"]) for r in table} == {
+        ("none", "crows_pairs_bias", "none.crows_pairs_bias"),
+        ("dynamic_int8", "crows_pairs_bias", "dynamic_int8.crows_pairs_bias"),
+        ("none", BBQ, "none.bbq_bias_age+5_more"),
+        ("dynamic_int8", BBQ, "dynamic_int8.bbq_bias_age+5_more"),
+    }
+    assert sorted(float(r["wall_s"]) for r in table) == [10.0, 20.0, 30.0, 40.0]
+
+    # the archives unpacked into a fresh folder give back one leaderboard row per compression
+    restored = tmp_path / "restored"
+    for archive in (out / "cells").iterdir():
+        with tarfile.open(archive) as tar:
+            tar.extractall(restored, filter="data")
+    wide = build_leaderboard(load_runs(restored)).wide().set_index("compression")
+    assert list(wide.index) == ["none", "dynamic_int8"]
+    assert wide.loc["dynamic_int8", "crows_pairs_bias/stereotype_score p_value"] == 2 / 64
+    assert wide.loc["dynamic_int8", "arc_easy/acc_norm baseline"] == "m · main · none"
+
+
+def test_cell_names_are_unique():
+    export = _export_module()
+    assert export.task_label("crows_pairs_bias,stereoset_bias,seat_bias") == "crows_pairs_bias+stereoset_bias+seat_bias"
+    assert export.task_label(BBQ) == "bbq_bias_age+5_more"
+    cells = [
+        {"hash": "a" * 16, "labels": {"compression": "rtn(bits=4)", "task": BBQ}},
+        {"hash": "b" * 16, "labels": {"compression": "rtn(bits=4)", "task": BBQ.replace("religion", "ses")}},
+        {"hash": "c" * 16, "labels": {"compression": "gptq(calibration=results/c.txt)", "task": "crows_pairs_bias"}},
+    ]
+    assert export.cell_names(cells) == {
+        "a" * 16: f"rtn(bits=4).bbq_bias_age+5_more.{'a' * 16}",  # same first task and count: the hash tells
+        "b" * 16: f"rtn(bits=4).bbq_bias_age+5_more.{'b' * 16}",
+        "c" * 16: "gptq(calibration=results_c.txt).crows_pairs_bias",
+    }

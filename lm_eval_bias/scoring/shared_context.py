@@ -16,6 +16,7 @@ head, and for contexts and answers that fit a sliding-attention window: callers 
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Sequence
 
@@ -66,6 +67,15 @@ def _cache_argument(base: torch.nn.Module) -> str:
     return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
+def _rows_of(cache, index: torch.Tensor):
+    """A cache holding the given batch rows of ``cache`` (which stays as it is): its layers are copied
+    shallowly, and each copy's ``reorder_cache`` selects the rows into tensors of its own."""
+    rows = copy.copy(cache)
+    rows.layers = [copy.copy(layer) for layer in cache.layers]
+    rows.reorder_cache(index)
+    return rows
+
+
 def _cache(output):
     return output.cache if getattr(output, "cache", None) is not None else output.past_key_values
 
@@ -105,28 +115,26 @@ def score_shared_contexts(
             rows = [(slot, c) for slot, g in enumerate(batch) for c in range(len(groups[g][1]))]
             answers = [list(groups[batch[slot]][1][c]) for slot, c in rows]
             index = torch.as_tensor([slot for slot, _ in rows], device=device)
-            hidden = [first.last_hidden_state[index, lengths[index] - 1]]  # predicts each answer's first token
-            width = max(len(a) for a in answers) - 1
-            if width > 0:  # answers of one token need no second forward
-                answer_ids, answer_mask = right_padded(
-                    [a[:-1] or [pad_token_id] for a in answers], pad_token_id, device
-                )
-                answer_mask[[i for i, a in enumerate(answers) if len(a) == 1], 0] = 0
-                cache = _cache(first)
-                cache.reorder_cache(index)
-                positions = lengths[index, None] + torch.arange(answer_ids.shape[1], device=device)
+            last = first.last_hidden_state[index, lengths[index] - 1]  # predicts each answer's first token
+            cache, later = _cache(first), {}
+            # one forward per answer slot, on a copy of only those rows of the cache: a cache repeated for
+            # every answer at once held three times the batch's keys and values, twice over while growing
+            for slot in range(max(c for _, c in rows) + 1):
+                chosen = [i for i, (_, c) in enumerate(rows) if c == slot and len(answers[i]) > 1]
+                if not chosen:  # answers of one token need no second forward
+                    continue
+                picked = index[chosen]
+                answer_ids, answer_mask = right_padded([answers[i][:-1] for i in chosen], pad_token_id, device)
                 second = base(
                     input_ids=answer_ids,
-                    attention_mask=torch.cat([context_mask[index], answer_mask], dim=1),
-                    position_ids=positions,
+                    attention_mask=torch.cat([context_mask[picked], answer_mask], dim=1),
+                    position_ids=lengths[picked, None] + torch.arange(answer_ids.shape[1], device=device),
                     use_cache=True,
-                    **{_cache_argument(base): cache},
+                    **{_cache_argument(base): _rows_of(cache, picked)},
                 )
-                hidden.append(second.last_hidden_state)
+                later.update(zip(chosen, second.last_hidden_state))
             # scored positions: the context's last one, then every answer token but the last
-            picks = [
-                hidden[0][i] if k == 0 else hidden[1][i, k - 1] for i, a in enumerate(answers) for k in range(len(a))
-            ]
+            picks = [last[i] if k == 0 else later[i][k - 1] for i, a in enumerate(answers) for k in range(len(a))]
             targets = torch.as_tensor([t for a in answers for t in a], dtype=torch.long, device=device)
             logprobs, greedy = head_logprobs(torch.stack(picks), targets)
         values, flags, start = logprobs.tolist(), greedy.tolist(), 0

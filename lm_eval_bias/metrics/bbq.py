@@ -142,6 +142,23 @@ def biased_location(polarity: str, target: int | None, unknown: int) -> int | No
     return target if polarity == "neg" else 3 - target - unknown
 
 
+def check_choice_rule(rule: str) -> str:
+    """The choice rule, checked.
+
+    Args:
+        rule: the ``bbq_choice`` setting.
+
+    Returns:
+        ``rule``, when it is one of :data:`CHOICE_RULES`.
+
+    Raises:
+        ValueError: naming the valid rules, for any other value.
+    """
+    if rule not in CHOICE_RULES:
+        raise ValueError(f"Unknown bbq_choice {rule!r}; expected one of {CHOICE_RULES}.")
+    return rule
+
+
 def answer_scores(loglikelihoods: Sequence[float], answers: Sequence[str], rule: str = "sum") -> list[float]:
     """The scores an item's answer is chosen by.
 
@@ -157,9 +174,7 @@ def answer_scores(loglikelihoods: Sequence[float], answers: Sequence[str], rule:
     Raises:
         ValueError: for a rule not in :data:`CHOICE_RULES`.
     """
-    if rule not in CHOICE_RULES:
-        raise ValueError(f"Unknown bbq_choice {rule!r}; expected one of {CHOICE_RULES}.")
-    if rule == "normalized":
+    if check_choice_rule(rule) == "normalized":
         return [float(ll) / len(answer) for ll, answer in zip(loglikelihoods, answers)]
     return [float(ll) for ll in loglikelihoods]
 

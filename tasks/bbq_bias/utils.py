@@ -2,15 +2,15 @@
 lm_eval_bias.metrics.bbq."""
 
 from lm_eval_bias.data.bbq import bbq_dataset
-from lm_eval_bias.metrics.bbq import CHOICE_RULES, METRICS, answer_scores, bbq_metrics, chosen_answer, item_outcome
+from lm_eval_bias.metrics.bbq import (
+    METRICS,
+    answer_scores,
+    bbq_metrics,
+    check_choice_rule,
+    chosen_answer,
+    item_outcome,
+)
 from lm_eval_bias.metrics.items import items_aggregations
-
-
-def check_choice_rule(rule: str) -> str:
-    """``rule`` if it is one of :data:`CHOICE_RULES`, else a ValueError naming them."""
-    if rule not in CHOICE_RULES:
-        raise ValueError(f"Unknown bbq_choice {rule!r}; expected one of {CHOICE_RULES}.")
-    return rule
 
 
 def bbq_docs(category, bbq_choice="sum", **metadata):

@@ -2,8 +2,9 @@
 
 A multiple-choice item asks for log p(answer_i | context) for each of its answers. Scored one
 request at a time, the transformer body runs over the context once per answer; here it runs
-once per context, keeps its key/value cache, and then runs every answer's tokens on top of a
-copy of that cache (``reorder_cache`` picks a context's rows once per answer). Each answer's
+once per batch of contexts, keeps its key/value cache, and then runs the answers on top of it,
+one forward per answer slot (the first answers of every context, then the second, ...), each on a
+copy of only the cache rows it needs (``reorder_cache`` on a shallow copy of the cache's layers). Each answer's
 positions get the position ids they would have after its own context, and the padding of a
 batch of contexts is masked, so the result equals scoring each answer on its own, up to fp32
 rounding. The LM head runs only where a score needs it, as in ``causal``.

@@ -3,8 +3,9 @@
 A multiple-choice item asks for log p(answer_i | context) for each of its answers. Scored one
 request at a time, the transformer body runs over the context once per answer; here it runs
 once per batch of contexts, keeps its key/value cache, and then runs the answers on top of it,
-one forward per answer slot (the first answers of every context, then the second, ...), each on a
-copy of only the cache rows it needs (``reorder_cache`` on a shallow copy of the cache's layers). Each answer's
+one forward per answer slot (the first answers of every context, then the second, ...), on the cache
+itself, cropped back to the contexts after each slot (``Cache.crop``), or, where only some contexts have
+the slot, on a copy of only their rows (``reorder_cache`` on a shallow copy of the cache's layers). Each answer's
 positions get the position ids they would have after its own context, and the padding of a
 batch of contexts is masked, so the result equals scoring each answer on its own, up to fp32
 rounding. The LM head runs only where a score needs it, as in ``causal``.
@@ -118,22 +119,28 @@ def score_shared_contexts(
             index = torch.as_tensor([slot for slot, _ in rows], device=device)
             last = first.last_hidden_state[index, lengths[index] - 1]  # predicts each answer's first token
             cache, later = _cache(first), {}
-            # one forward per answer slot, on a copy of only those rows of the cache: a cache repeated for
-            # every answer at once held three times the batch's keys and values, twice over while growing
+            # one forward per answer slot (the first answers of every context, then the second, ...). Where
+            # every context of the batch has the slot, it runs on the cache itself, which is cropped back to
+            # the contexts afterwards; otherwise on a copy of only its rows. A cache repeated for every answer
+            # at once held three times the batch's keys and values, and a copy per slot twice.
             for slot in range(max(c for _, c in rows) + 1):
-                chosen = [i for i, (_, c) in enumerate(rows) if c == slot and len(answers[i]) > 1]
-                if not chosen:  # answers of one token need no second forward
+                members = [i for i, (_, c) in enumerate(rows) if c == slot]
+                if all(len(answers[i]) == 1 for i in members):  # answers of one token need no second forward
                     continue
-                picked = index[chosen]
-                answer_ids, answer_mask = right_padded([answers[i][:-1] for i in chosen], pad_token_id, device)
+                whole = len(members) == len(batch)  # rows are listed context by context, so in batch order
+                picked = index[members]
+                # a one-token answer rides along as padding (its row's output is not read)
+                answer_ids, answer_mask = right_padded([answers[i][:-1] for i in members], pad_token_id, device)
                 second = base(
                     input_ids=answer_ids,
                     attention_mask=torch.cat([context_mask[picked], answer_mask], dim=1),
                     position_ids=lengths[picked, None] + torch.arange(answer_ids.shape[1], device=device),
                     use_cache=True,
-                    **{_cache_argument(base): _rows_of(cache, picked)},
+                    **{_cache_argument(base): cache if whole else _rows_of(cache, picked)},
                 )
-                later.update(zip(chosen, second.last_hidden_state))
+                if whole:
+                    cache.crop(-answer_ids.shape[1])
+                later.update((i, h) for i, h in zip(members, second.last_hidden_state) if len(answers[i]) > 1)
             # scored positions: the context's last one, then every answer token but the last
             picks = [last[i] if k == 0 else later[i][k - 1] for i, a in enumerate(answers) for k in range(len(a))]
             targets = torch.as_tensor([t for a in answers for t in a], dtype=torch.long, device=device)

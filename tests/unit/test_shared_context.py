@@ -93,3 +93,46 @@ def test_a_window_too_small_falls_back(tiny_gemma2_dir, shared_calls):
         model, _requests(tokenizer)[:6], batch_size=4, pad_token_id=_pad(tokenizer), share_contexts=True
     )
     assert shared_calls == []
+
+
+@pytest.mark.parametrize("model_dir", ["tiny_gpt_neox_dir", "tiny_gemma2_dir"])
+def test_whole_slots_run_on_the_cropped_cache_and_partial_slots_on_copied_rows(
+    model_dir, request, monkeypatch, single_thread
+):
+    folder = request.getfixturevalue(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    copies = []
+    original_rows_of = shared_context._rows_of
+    monkeypatch.setattr(
+        shared_context, "_rows_of", lambda cache, index: copies.append(index.tolist()) or original_rows_of(cache, index)
+    )
+    # slot 0: every context, one answer of one token among them (padding); slot 1: every context;
+    # slot 2: only the second context (a copy of its row); slot 3: a one-token answer alone (no forward)
+    groups = [
+        ([3, 4, 5, 6, 7], [[8], [9, 10, 11]]),
+        ([3, 14], [[15, 16], [17, 18], [19, 20, 21, 22], [23]]),
+    ]
+    got = shared_context.score_shared_contexts(
+        model,
+        groups,
+        batch_size=8,
+        pad_token_id=0,
+        head_logprobs=lambda hidden, targets: causal_head(model, hidden, targets),
+    )
+    assert len(copies) == 1 and len(copies[0]) == 1  # slot 2's one row
+    with torch.inference_mode():
+        for (context, answers), scores in zip(groups, got):
+            for answer, (logprobs, flags) in zip(answers, scores):
+                want, greedy = reference_causal_logprob(model, context, answer)
+                assert sum(logprobs) == pytest.approx(want, abs=1e-6) and all(flags) == greedy
+
+
+def causal_head(model, hidden, targets):
+    """A plain full-vocabulary head: (fp64 log p(target), target is the argmax) per row."""
+    logits = model.get_output_embeddings()(hidden).double()
+    if getattr(model.config, "final_logit_softcapping", None):
+        cap = model.config.final_logit_softcapping
+        logits = torch.tanh(logits / cap) * cap
+    logprobs = torch.log_softmax(logits, dim=-1)
+    picked = logprobs.gather(1, targets[:, None])[:, 0]
+    return picked, picked >= logprobs.max(dim=-1).values

@@ -6,6 +6,7 @@ import math
 
 import pandas as pd
 
+from lm_eval_bias.leaderboard.agreement import agreement_lines
 from lm_eval_bias.leaderboard.html_page import html_page
 from lm_eval_bias.leaderboard.table import KEYS
 from lm_eval_bias.leaderboard.verdicts import (
@@ -186,12 +187,13 @@ def render(
         figures: a folder of PNG figures that the HTML page embeds (if it exists).
 
     Returns:
-        The leaderboard in that format; except for CSV, followed by the verdict lines.
+        The leaderboard in that format; except for CSV, followed by the verdict lines and the rank
+        correlations of the bias metrics' Δs (``agreement``).
     """
     if fmt == "csv":
         return to_csv(wide)
     frame = display_frame(wide, columns)
-    verdicts = verdict_lines(wide, columns)
+    verdicts = verdict_lines(wide, columns) + agreement_lines(wide, columns)
     if fmt == "markdown":
         return to_markdown(frame) + "\n" + "".join(f"\n- {line}" for line in verdicts) + ("\n" if verdicts else "")
     if fmt == "html":

@@ -14,6 +14,7 @@ from lm_eval_bias.leaderboard import build_leaderboard, load_runs
 from lm_eval_bias.leaderboard.capability import BIAS_TASK_METRICS
 from lm_eval_bias.leaderboard.table import CAPABILITY_METRICS
 from lm_eval_bias.plots import figures
+from lm_eval_bias.plots.agreement import delta_agreement
 from lm_eval_bias.plots.style import save
 from lm_eval_bias.plots.tradeoff import QUALITY_METRICS, best_tradeoff
 
@@ -60,6 +61,11 @@ def make_plots(
             "no pruned run with two or more sparsities and a baseline",
         ),
         ("lms_vs_ss", figures.lms_vs_ss(long), "no run with StereoSet ss and lms"),
+        (
+            "delta_agreement",
+            delta_agreement(long),
+            "fewer than two bias metrics with a Δ for two or more compressed cells",
+        ),
         ("student_vs_teacher", figures.student_vs_teacher(long), "no student with an evaluated teacher"),
     ]
     wanted += [

@@ -18,10 +18,19 @@ METRIC_LABELS = {
     "acc": "accuracy",
     "acc_norm": "length-normalised accuracy",
     "perplexity": "perplexity",
+    "bias_ambig": "bias score, ambiguous (-100 to 100)",
+    "bias_disambig": "bias score, disambiguated (-100 to 100)",
+    "acc_disambig": "accuracy, disambiguated",
 }
 # bias metrics and their unbiased value
-REFERENCE = {"stereotype_score": 50.0, "ss": 50.0, "effect_size": 0.0, "abs_effect_size": 0.0}
-TASK_LABELS = {"crows_pairs_bias": "CrowS-Pairs", "stereoset_bias": "StereoSet", "seat_bias": "SEAT"}
+REFERENCE = {
+    **{"stereotype_score": 50.0, "ss": 50.0, "effect_size": 0.0, "abs_effect_size": 0.0},
+    **{"bias_ambig": 0.0, "bias_disambig": 0.0},
+}
+TASK_LABELS = {
+    **{"crows_pairs_bias": "CrowS-Pairs", "stereoset_bias": "StereoSet", "seat_bias": "SEAT"},
+    **{"bbq_bias": "BBQ", "bbq_bias_offline": "BBQ (6 categories)"},
+}
 UNCOMPRESSED_COLOR = "black"
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
 MARKERS = ("o", "s", "^", "D", "v", "P", "<", ">", "h", "p")

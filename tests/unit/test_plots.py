@@ -38,6 +38,7 @@ def test_every_figure_is_written_and_non_empty(tmp_path):
         "bias_vs_step_stereoset_bias_ss",
         "delta_bias_vs_bits",
         "lms_vs_ss",
+        "delta_agreement",
         "student_vs_teacher",
         "by_compression_pythia-70m",
     ):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 from matplotlib.figure import Figure  # noqa: F401 - the type the function returns
@@ -28,6 +29,12 @@ def _series(long: pd.DataFrame) -> list[tuple[str, str]]:
     counts = rows.groupby(["task", "metric"]).size()
     found = [key for key, count in counts.items() if count >= 2]
     return sorted(found, key=lambda key: (BIAS_METRICS.index(key[1]), key[0]))
+
+
+def short_name(compression: str) -> str:
+    """A compression's label without its calibration text and group size: ``gptq(bits=4)``, ``wanda(structure=2:4)``."""
+    short = re.sub(r"(calibration|group_size)=[^,)]*,?", "", compression)
+    return re.sub(r",\)", ")", short).replace("()", "")
 
 
 def delta_agreement(long: pd.DataFrame) -> Figure | None:
@@ -68,7 +75,11 @@ def delta_agreement(long: pd.DataFrame) -> Figure | None:
                 zorder=3,
             )
             ax.annotate(
-                row.compression, (row.delta, row.delta_y), xytext=(3, 3), textcoords="offset points", fontsize=6
+                short_name(row.compression),
+                (row.delta, row.delta_y),
+                xytext=(3, 3),
+                textcoords="offset points",
+                fontsize=6,
             )
         ax.axhline(0, color="grey", ls=":", lw=1)
         ax.axvline(0, color="grey", ls=":", lw=1)
@@ -81,8 +92,7 @@ def delta_agreement(long: pd.DataFrame) -> Figure | None:
         ax.set_xlabel("Δ " + metric_label(x_metric, x_task).split("\n")[0], fontsize=8)
         ax.set_ylabel("Δ " + metric_label(metric, task).split("\n")[0], fontsize=8)
     if data["bad"].any():
-        axes[0].legend(
-            handles=[Line2D([], [], color="grey", marker=DEGRADED_MARKER, ls="", label=DEGRADED_LABEL)], fontsize=7
-        )
+        marker = Line2D([], [], color="grey", marker=DEGRADED_MARKER, ls="", label=DEGRADED_LABEL)
+        fig.legend(handles=[marker], fontsize=7, loc="outside lower center")
     fig.suptitle("Δ against the baseline, cell by cell: do the benchmarks move together? (ρ: Spearman, 95% bootstrap)")
     return fig

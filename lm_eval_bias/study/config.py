@@ -63,6 +63,7 @@ MODEL_KEYS = {
     "teacher",
     "teacher_revision",
     "resources",
+    "compressions",
 }
 TASK_KEYS = {"task", "limit", "num_fewshot", "batch_size", "metadata"}
 DEFAULT_BOOTSTRAP_ITERS = 1000
@@ -215,14 +216,7 @@ def expand_study(raw: dict[str, Any], default_name: str = "study", output_dir: s
     models = config.get("models") or []
     if not models:
         raise StudyConfigError("models: the config lists no models.")
-    compressions = [
-        item
-        for index, entry in enumerate(config.get("compressions") or ["none"])
-        for item in expand_compression(entry, f"compressions[{index}]")
-    ]
-    labels = [label for label, _ in compressions]
-    if len(set(labels)) != len(labels):
-        raise StudyConfigError(f"compressions: two settings share a name ({labels}); give each a distinct `name`.")
+    compressions = _compressions(config.get("compressions"), "compressions")
     tasks = _task_entries(config.get("tasks"))
     names = [_model_name(model, index) for index, model in enumerate(models)]
     if len(set(names)) != len(names):
@@ -245,12 +239,30 @@ def expand_study(raw: dict[str, Any], default_name: str = "study", output_dir: s
             )
         model_type = model.get("model_type", "quantized_hf")
         for revision in expand_revisions(model.get("revisions", config.get("revisions")), f"{where}.revisions"):
-            for label, settings in compressions:
+            own = _compressions(model["compressions"], f"{where}.compressions") if "compressions" in model else None
+            for label, settings in own or compressions:
                 if model_type != "quantized_hf" and settings["quantization"] != "none":
                     raise StudyConfigError(f"{where}: model_type {model_type} cannot apply quantization {label}.")
                 for task in tasks:
                     cells.append(_cell(config, model, names[index], revision, label, settings, task))
     return Study(name=name, output_dir=Path(target), cells=cells, source=config)
+
+
+def _compressions(entries: Any, where: str) -> list[tuple[str, dict]]:
+    """(label, settings) of every compression setting a list expands to; ``none`` where the list is absent."""
+    if entries is not None and not entries:
+        raise StudyConfigError(
+            f"{where}: the list is empty; list at least one compression (`none`: the model as loaded), or leave it out."
+        )
+    expanded = [
+        item
+        for index, entry in enumerate(entries or ["none"])
+        for item in expand_compression(entry, f"{where}[{index}]")
+    ]
+    labels = [label for label, _ in expanded]
+    if len(set(labels)) != len(labels):
+        raise StudyConfigError(f"{where}: two settings share a name ({labels}); give each a distinct `name`.")
+    return expanded
 
 
 def _model_name(model: Any, index: int) -> str:

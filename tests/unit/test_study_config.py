@@ -62,6 +62,21 @@ def test_grid_is_the_product_of_models_revisions_compressions_tasks():
     assert len({c.hash for c in study.cells}) == len(study.cells)
 
 
+def test_a_model_with_its_own_compressions_replaces_the_default_list():
+    # a distilled student evaluated as it is, beside a teacher under every compression of the grid
+    raw = {
+        **GRID,
+        "models": [{"id": "org/teacher", "name": "t"}, {"id": "s", "teacher": "t", "compressions": ["none"]}],
+    }
+    study = expand_study(raw)
+    assert {c.compression_name for c in study.cells if c.name == "s"} == {"none"}
+    assert len([c for c in study.cells if c.name == "s"]) == 3 * 2  # its 3 revisions (the default) x 2 tasks
+    assert len([c for c in study.cells if c.name == "t"]) == 3 * 3 * 2
+    # the teacher's cells are those of a config without the student
+    alone = expand_study({**GRID, "models": [{"id": "org/teacher", "name": "t"}]})
+    assert {c.hash for c in study.cells if c.name == "t"} == {c.hash for c in alone.cells}
+
+
 def test_env_expansion_and_named_compressions(monkeypatch):
     monkeypatch.setenv("MODEL_DIR", "/models/gemma")
     monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
@@ -86,6 +101,8 @@ def test_env_expansion_and_named_compressions(monkeypatch):
         ({"models": [{"id": "a", "teacher": "nobody"}]}, "teacher 'nobody'"),
         ({"modles": []}, "unknown top-level keys"),
         ({"tasks": []}, "no tasks"),
+        ({"compressions": []}, r"compressions: the list is empty"),
+        ({"models": [{"id": "a", "compressions": []}]}, r"models\[0\]\.compressions: the list is empty"),
     ],
 )
 def test_config_errors_name_the_entry(change, message):

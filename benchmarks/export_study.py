@@ -85,12 +85,18 @@ def task_label(tasks: str) -> str:
 
 
 def cell_names(cells: list[dict]) -> dict[str, str]:
-    """Cell hash -> the stem of its exported files, `<compression>.<tasks>`; cells that would share a stem
-    (two long task lists with the same first task) get their hash appended."""
-    stems = {
-        cell["hash"]: f"{file_name(cell['labels']['compression'])}.{file_name(task_label(cell['labels']['task']))}"
-        for cell in cells
-    }
+    """Cell hash -> the stem of its exported files, `<compression>.<tasks>`, or `<model>.<compression>.<tasks>`
+    for the cells of any model but the one with the most cells (a distilled student beside its teacher's grid);
+    cells that would share a stem (two long task lists with the same first task) get their hash appended."""
+    models = Counter(cell["labels"].get("model") for cell in cells)
+    main_model = models.most_common(1)[0][0] if models else None
+
+    def stem(cell: dict) -> str:
+        labels = cell["labels"]
+        name = f"{file_name(labels['compression'])}.{file_name(task_label(labels['task']))}"
+        return name if labels.get("model") == main_model else f"{file_name(str(labels.get('model')))}.{name}"
+
+    stems = {cell["hash"]: stem(cell) for cell in cells}
     counts = Counter(stems.values())
     return {key: stem if counts[stem] == 1 else f"{stem}.{key}" for key, stem in stems.items()}
 

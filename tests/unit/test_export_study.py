@@ -99,3 +99,12 @@ def test_cell_names_are_unique():
         "b" * 16: f"rtn(bits=4).bbq_bias_age+5_more.{'b' * 16}",
         "c" * 16: "gptq(calibration=results_c.txt).crows_pairs_bias",
     }
+    # a second model (a student beside its teacher's grid): its cells are named by it too
+    models = [
+        {"hash": h, "labels": {**labels, "model": "teacher"}} for h, labels in zip("abc", [c["labels"] for c in cells])
+    ]
+    models.append(
+        {"hash": "d" * 16, "labels": {"model": "my/student", "compression": "none", "task": "crows_pairs_bias"}}
+    )
+    assert export.cell_names(models)["d" * 16] == "my_student.none.crows_pairs_bias"
+    assert export.cell_names(models)["c"] == "gptq(calibration=results_c.txt).crows_pairs_bias"

@@ -136,12 +136,12 @@ def remove_stale_tmp(output_dir: str | Path) -> list[Path]:
 def remove_tmp_of_finished(output_dir: str | Path, cells: list[Cell]) -> list[Path]:
     """Drop the temporary directories of cells that are finished now: what a runner lost mid-cell (a Ray node
     that died, a killed process on another machine) left behind after the cell was run again elsewhere."""
-    finished = {cell.hash for cell in cells if is_finished(output_dir, cell)}
-    removed = []
-    for path in sorted((Path(output_dir) / TMP_DIR).glob("*")):
-        if path.name.split(".")[0] in finished:
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
+    leftovers = sorted((Path(output_dir) / TMP_DIR).glob("*"))
+    left = {path.name.split(".")[0] for path in leftovers}
+    finished = {cell.hash for cell in cells if cell.hash in left and is_finished(output_dir, cell)}
+    removed = [path for path in leftovers if path.name.split(".")[0] in finished]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
     return removed
 
 

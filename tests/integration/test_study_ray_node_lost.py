@@ -20,6 +20,7 @@ from lm_eval_bias.study import LocalExecutor, load_study, run_study
 from lm_eval_bias.study.cell import TMP_DIR
 
 pytest.importorskip("ray", reason="Ray is optional: pip install ray")
+pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="finds a node's processes in /proc")
 from fixtures.ray_cluster import alive, start_cluster  # noqa: E402
 
 STUDY_TIMEOUT_S = 420

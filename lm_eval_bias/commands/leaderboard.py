@@ -7,6 +7,10 @@ from pathlib import Path
 
 FORMATS = ("terminal", "markdown", "csv", "html")
 CORRECTIONS = ("holm",)  # leaderboard.paired.CORRECTIONS (not imported here: the parser stays light)
+SKIP_UNREADABLE_HELP = (
+    "leave out the runs whose results, samples or cell.json files do not read back whole (cut short, not JSON), "
+    "and list them; default: stop, naming each such file and line"
+)
 SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".csv": "csv", ".html": "html", ".htm": "html"}
 
 
@@ -26,7 +30,7 @@ def _baselines(args) -> dict[str, str]:
 
 
 def run(args) -> int:
-    from lm_eval_bias.leaderboard import build_leaderboard, load_runs, render, sort_wide
+    from lm_eval_bias.leaderboard import UnreadableResultsError, build_leaderboard, render, scan_runs, sort_wide
     from lm_eval_bias.leaderboard.capability import Thresholds
 
     thresholds = Thresholds(
@@ -35,7 +39,11 @@ def run(args) -> int:
         max_accuracy_drop=args.max_accuracy_drop,
     )
 
-    runs = load_runs(args.results_dir)
+    runs, unreadable = scan_runs(args.results_dir)
+    if unreadable and not args.skip_unreadable:
+        raise UnreadableResultsError(args.results_dir, unreadable)
+    for error in unreadable:
+        print(f"lm-eval-bias: skipped unreadable {error}", file=sys.stderr)
     if not runs:
         print(f"lm-eval-bias: no lm-eval results files under {args.results_dir}", file=sys.stderr)
         return 2
@@ -116,6 +124,7 @@ def add_parser(subparsers) -> None:
         "'METRIC p_holm') and decides significance (bold, verdicts). Default: raw p-values only",
     )
     parser.add_argument("--title", help="title of the HTML page")
+    parser.add_argument("--skip-unreadable", action="store_true", help=SKIP_UNREADABLE_HELP)
     parser.add_argument(
         "--figures",
         help="folder of PNG figures the HTML page embeds (default: RESULTS_DIR/figures, "

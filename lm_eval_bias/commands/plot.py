@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lm_eval_bias.commands.leaderboard import CORRECTIONS
+from lm_eval_bias.commands.leaderboard import CORRECTIONS, SKIP_UNREADABLE_HELP
 
 
 def run(args) -> int:
@@ -15,7 +15,12 @@ def run(args) -> int:
         raise ValueError(f"--formats: unknown {', '.join(unknown)}; use png, svg or pdf")
     out_dir = args.output_dir or f"{args.results_dir.rstrip('/')}/figures"
     written, skipped = make_plots(
-        args.results_dir, out_dir, formats, teachers=_baselines(args), correction=args.correction
+        args.results_dir,
+        out_dir,
+        formats,
+        teachers=_baselines(args),
+        correction=args.correction,
+        skip_unreadable=args.skip_unreadable,
     )
     for path in written:
         print(f"wrote {path}")
@@ -57,4 +62,5 @@ def add_parser(subparsers) -> None:
         help="filled markers (p < 0.05) judged by the Holm-adjusted p, as `lm-eval-bias leaderboard --correction "
         "holm` (default: the raw p)",
     )
+    parser.add_argument("--skip-unreadable", action="store_true", help=SKIP_UNREADABLE_HELP)
     parser.set_defaults(run=run)

@@ -18,7 +18,6 @@ holds the task — so a cell's runs read as one run holding all of their tasks.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable
@@ -30,6 +29,7 @@ import pandas as pd
 
 from lm_eval_bias.leaderboard.items import ItemKey, item_key, sample_value
 from lm_eval_bias.model_wrappers.quantizers.config import QuantizationRecord
+from lm_eval_bias.results_files import UnreadableFileError, iter_jsonl, read_json
 
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:\.\d+)?")
 STEP = re.compile(r"(?:^|[^a-z])step[-_]?(\d+)", re.IGNORECASE)
@@ -215,8 +215,7 @@ class Run:
             path = self.samples.get(task)
             rows = []
             if path is not None:
-                with path.open(encoding="utf-8") as f:
-                    rows = [json.loads(line) for line in f if line.strip()]
+                rows = list(iter_jsonl(path))  # a line that does not parse: an error naming the file and line
             self._items[task] = rows
         return self._items[task]
 
@@ -229,8 +228,8 @@ def _labels(path: Path, root: Path) -> dict[str, Any]:
     for folder in [path.parent, *path.parent.parents]:
         record = folder / "cell.json"
         if record.is_file():
-            data = json.loads(record.read_text(encoding="utf-8"))
-            return data.get("labels", {})
+            data = read_json(record)
+            return data.get("labels", {}) if isinstance(data, dict) else {}
         if folder == root:
             break
     return {}
@@ -255,15 +254,19 @@ def read_run(path: Path, root: Path | None = None) -> Run | None:
             (default: ``path``'s own folder).
 
     Returns:
-        The run; None when ``path`` cannot be read or is no lm-eval results file (no ``results`` and
-        ``config``).
+        The run; None when ``path`` is no lm-eval results file (parsed: no ``results`` and ``config``;
+        unparsed: a name neither lm-eval's ``results_*.json`` nor dated ``NAME_<date>.json``).
 
     Raises:
+        UnreadableFileError: ``path`` looks like a results file (by its name) but does not parse whole, or
+            the ``cell.json`` beside it does not.
         ValueError: its ``config.quantization`` is present but not a compression record.
     """
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = read_json(path)
+    except UnreadableFileError:
+        if path.name.startswith("results") or DATE.search(path.name):
+            raise
         return None
     if not isinstance(data, dict) or "results" not in data or "config" not in data:
         return None
@@ -299,39 +302,11 @@ def _compression_record(config: dict[str, Any], path: Path) -> QuantizationRecor
     return QuantizationRecord.from_dict(config["quantization"], where=f"{path}: config.quantization")
 
 
-def load_runs(root: str | Path) -> list[Run]:
-    """Every lm-eval results file under `root` (hidden folders, such as a study's .tmp/, skipped).
-
-    Args:
-        root: a folder searched recursively for ``*.json`` (``cell.json`` files aside), or one results file.
-
-    Returns:
-        The runs, in sorted path order; JSON files that are not lm-eval results are skipped.
-
-    Raises:
-        FileNotFoundError: ``root`` does not exist.
-        ValueError: a results file's ``config.quantization`` is not a compression record.
-    """
-    root = Path(root)
-    if not root.exists():
-        raise FileNotFoundError(f"results directory {root} does not exist")
-    paths = [root] if root.is_file() else sorted(root.rglob("*.json"))
-    runs = []
-    for path in paths:
-        relative = path.relative_to(root).parts if path != root else ()
-        if any(part.startswith(".") for part in relative) or path.name in ("cell.json",):
-            continue
-        run = read_run(path, root if root.is_dir() else path.parent)
-        if run is not None:
-            runs.append(run)
-    return runs
-
-
 def metric_frame(runs: list[Run], subtasks: bool = False) -> pd.DataFrame:
     """One row per (run, task, metric): value, stderr and what the run was. Later runs of the same cell win.
 
     Args:
-        runs: the runs (``load_runs``); the ``run`` column indexes this list.
+        runs: the runs (``loading.load_runs``); the ``run`` column indexes this list.
         subtasks: every task and group the results hold, instead of the top-level ones only.
 
     Returns:

@@ -167,7 +167,7 @@ def build_leaderboard(
     """Compare every run with its baseline: Δ and a paired test per metric, and per-cell judgements.
 
     Args:
-        runs: the runs (``results.load_runs``).
+        runs: the runs (``loading.load_runs``).
         metrics: shell-style patterns matched against "metric" or "task/metric"; None for each task's
             ``default_metrics``.
         all_metrics: keep every metric (``metrics`` is then ignored).

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lm_eval_bias.leaderboard import build_leaderboard, load_runs
+from lm_eval_bias.leaderboard import UnreadableResultsError, build_leaderboard, scan_runs
 from lm_eval_bias.leaderboard.capability import BIAS_TASK_METRICS
 from lm_eval_bias.leaderboard.table import CAPABILITY_METRICS
 from lm_eval_bias.plots import figures
@@ -31,10 +31,15 @@ def make_plots(
     formats: tuple[str, ...] = FORMATS,
     teachers: dict[str, str] | None = None,
     correction: str | None = None,
+    skip_unreadable: bool = False,
 ) -> tuple[list[Path], list[str]]:
-    """Write every figure the results support; returns (files written, figures skipped and why).
-    `correction` ("holm"): significance marks judged by the adjusted p (`build_leaderboard`)."""
-    runs = load_runs(results_dir)
+    """Write every figure the results support; returns (files written, figures and files skipped and why).
+    `correction` ("holm"): significance marks judged by the adjusted p (`build_leaderboard`). A results or
+    samples file that does not read back whole stops it (`UnreadableResultsError`, naming the file and line)
+    unless `skip_unreadable`, which leaves out its run and lists it among the skipped."""
+    runs, unreadable = scan_runs(results_dir)
+    if unreadable and not skip_unreadable:
+        raise UnreadableResultsError(results_dir, unreadable)
     if not runs:
         raise FileNotFoundError(f"no lm-eval results files under {results_dir}")
     metrics = sorted(set(BIAS_TASK_METRICS + CAPABILITY_METRICS + QUALITY_METRICS))
@@ -72,7 +77,7 @@ def make_plots(
         (f"by_compression_{_slug(model)}", figures.by_compression(long, model), "no bias metric")
         for model in long.sort_values(["size", "model"])["model"].unique()
     ]
-    written, skipped = [], []
+    written, skipped = [], [f"unreadable {error} (its run left out)" for error in unreadable]
     for name, figure, why in wanted:
         if figure is None:
             skipped.append(f"{name}: {why}")

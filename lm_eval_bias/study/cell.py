@@ -3,8 +3,11 @@
 A cell's directory is OUTPUT_DIR/<hash>, where the hash covers every setting of the cell
 (see `Cell.settings`). It holds what `lm_eval --output_path DIR --log_samples` writes
 (DIR/<model>/results_<date>.json and samples_<task>_<date>.jsonl) plus `cell.json`, the
-cell's settings and labels. It is written under OUTPUT_DIR/.tmp/ and renamed into place
-as the very last step, so a directory named by a hash is always a finished cell.
+cell's settings and labels, and the size and SHA-256 of every file beside it. It is written
+under OUTPUT_DIR/.tmp/ and renamed into place as the very last step, so a directory named by a
+hash is always a cell that finished; it counts as finished while its files still match what
+`cell.json` records (`integrity`). A damaged one is run again, the old folder moved to
+OUTPUT_DIR/.damaged/.
 """
 
 from __future__ import annotations
@@ -23,10 +26,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lm_eval_bias.study.integrity import FILES_KEY, cell_problem, file_record
+
 CELL_FORMAT = 1
 CELL_RECORD = "cell.json"
 TMP_DIR = ".tmp"
 FAILED_DIR = ".failed"
+DAMAGED_DIR = ".damaged"
 HASH_LENGTH = 16
 # executor settings: they decide where a cell runs, never what it computes
 NOT_HASHED = ("resources",)
@@ -97,8 +103,17 @@ def cell_dir(output_dir: str | Path, cell: Cell) -> Path:
     return Path(output_dir) / cell.hash
 
 
+def cell_state(output_dir: str | Path, cell: Cell) -> tuple[str, str]:
+    """("finished", ""), ("to run", "") when it has no folder, or ("damaged", one line naming the bad file)."""
+    folder = cell_dir(output_dir, cell)
+    if not folder.exists():
+        return "to run", ""
+    problem = cell_problem(folder, CELL_RECORD)
+    return ("damaged", problem) if problem else ("finished", "")
+
+
 def is_finished(output_dir: str | Path, cell: Cell) -> bool:
-    return (cell_dir(output_dir, cell) / CELL_RECORD).is_file()
+    return cell_state(output_dir, cell)[0] == "finished"
 
 
 def failure_log(output_dir: str | Path, cell: Cell) -> Path:
@@ -115,6 +130,18 @@ def remove_stale_tmp(output_dir: str | Path) -> list[Path]:
             continue
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
+    return removed
+
+
+def remove_tmp_of_finished(output_dir: str | Path, cells: list[Cell]) -> list[Path]:
+    """Drop the temporary directories of cells that are finished now: what a runner lost mid-cell (a Ray node
+    that died, a killed process on another machine) left behind after the cell was run again elsewhere."""
+    leftovers = sorted((Path(output_dir) / TMP_DIR).glob("*"))
+    left = {path.name.split(".")[0] for path in leftovers}
+    finished = {cell.hash for cell in cells if cell.hash in left and is_finished(output_dir, cell)}
+    removed = [path for path in leftovers if path.name.split(".")[0] in finished]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
     return removed
 
 
@@ -220,8 +247,28 @@ def write_cell_record(folder: Path, cell: Cell, seconds: float) -> None:
         },
         "versions": {"lm_eval": getattr(lm_eval, "__version__", "unknown"), "lm_eval_bias": __version__},
         "seconds": round(seconds, 1),
+        FILES_KEY: file_record(folder, CELL_RECORD),  # what a finished cell must still hold (integrity)
     }
     (folder / CELL_RECORD).write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def _commit(tmp: Path, final: Path, output_dir: Path, cell: Cell) -> bool:
+    """Rename the written cell into place (atomic on one filesystem). False: another runner finished it first.
+    A damaged cell folder in the way is moved to OUTPUT_DIR/.damaged/ first."""
+    try:
+        os.rename(tmp, final)
+        return True
+    except OSError:
+        state, _ = cell_state(output_dir, cell)
+        if state == "finished":
+            return False
+        if state != "damaged":
+            raise
+    aside = output_dir / DAMAGED_DIR / f"{cell.hash}.{time.strftime('%Y%m%dT%H%M%S')}.{uuid.uuid4().hex[:8]}"
+    aside.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(final, aside)
+    os.rename(tmp, final)
+    return True
 
 
 def run_cell(cell: Cell, output_dir: str | Path, evaluate: Callable | None = None) -> Outcome:
@@ -240,11 +287,7 @@ def run_cell(cell: Cell, output_dir: str | Path, evaluate: Callable | None = Non
         results = (evaluate or evaluate_cell)(cell, tracker)
         save_outputs(tracker, results)
         write_cell_record(tmp, cell, time.monotonic() - started)
-        try:
-            os.rename(tmp, final)  # the commit: atomic on one filesystem
-        except OSError:
-            if not is_finished(output_dir, cell):
-                raise
+        if not _commit(tmp, final, output_dir, cell):
             shutil.rmtree(tmp, ignore_errors=True)  # another runner finished it first
             return Outcome(cell.hash, cell.description, "skipped")
     except BaseException as error:  # noqa: BLE001 - a failed cell must not stop the study

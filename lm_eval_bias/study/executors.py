@@ -19,6 +19,10 @@ from lm_eval_bias.study.cell import Cell, Outcome, run_cell
 RAY_INSTALL = "pip install ray  (on a CPU-only machine add -c constraints/cpu-torch.txt so that torch stays as it is)"
 # environment the cells read, handed to Ray workers (which may run on other machines)
 FORWARDED_ENV_PREFIXES = ("HF_", "LM_EVAL_BIAS_", "TRANSFORMERS_", "TOKENIZERS_", "CUDA_VISIBLE_DEVICES")
+# times Ray runs a cell again when the worker or node running it dies (a lost machine, an OOM kill); a cell that
+# fails in Python is not retried (run_cell returns its failure). Safe because a cell is written under .tmp/ and
+# renamed into place: a half-written attempt never counts as finished.
+MAX_RETRIES = 3
 
 
 class ExecutorUnavailable(ValueError):
@@ -45,16 +49,18 @@ class RayExecutor:
 
     `address` connects to a running cluster ("auto", "ray://head:10001", ...); without one
     a local Ray is started for the study and stopped after it. On a cluster of several
-    machines the output directory must be on a filesystem every worker sees.
+    machines the output directory must be on a filesystem every worker sees. A cell whose
+    node is lost is run again elsewhere, up to `max_retries` times.
     """
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, num_cpus: int | None = None) -> None:
+    def __init__(self, address: str | None = None, num_cpus: int | None = None, max_retries: int = MAX_RETRIES) -> None:
         if importlib.util.find_spec("ray") is None:
             raise ExecutorUnavailable(f"--executor ray needs Ray: {RAY_INSTALL}")
         self.address = address
         self.num_cpus = num_cpus
+        self.max_retries = max_retries
 
     def map(self, cells: list[Cell], output_dir: Path) -> Iterator[Outcome]:
         import ray
@@ -72,7 +78,7 @@ class RayExecutor:
                 kwargs.update(include_dashboard=False, num_cpus=self.num_cpus)
             ray.init(**kwargs)
         try:
-            task = ray.remote(max_retries=0)(_run_cell_remote)
+            task = ray.remote(max_retries=self.max_retries)(_run_cell_remote)
             pending = {}
             capacity = ray.cluster_resources() if started_here and self.address is None else {}
             for cell in cells:

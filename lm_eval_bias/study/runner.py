@@ -11,7 +11,7 @@ from typing import TextIO
 import yaml
 from tqdm import tqdm
 
-from lm_eval_bias.study.cell import Cell, Outcome, is_finished, remove_stale_tmp
+from lm_eval_bias.study.cell import DAMAGED_DIR, Cell, Outcome, cell_state, remove_stale_tmp, remove_tmp_of_finished
 from lm_eval_bias.study.config import Study, StudyConfigError
 
 CONFIG_COPY = "study.yaml"
@@ -22,6 +22,7 @@ class Summary:
     study: str
     output_dir: Path
     outcomes: list[Outcome] = field(default_factory=list)
+    damaged: list[str] = field(default_factory=list)  # one line per damaged finished cell found, run again
 
     def count(self, status: str) -> int:
         return sum(outcome.status == status for outcome in self.outcomes)
@@ -38,7 +39,9 @@ class Summary:
         lines = [
             f"study {self.study}: {len(self.outcomes)} cells: {self.count('done')} done, "
             f"{self.count('skipped')} skipped (already finished), {self.count('failed')} failed"
+            + (f"; {len(self.damaged)} damaged, run again" if self.damaged else "")
         ]
+        lines += [f"  {line}" for line in self.damaged]
         lines += [
             f"  failed  {outcome.description}  [{outcome.hash}]\n          {outcome.reason}" for outcome in self.failed
         ]
@@ -65,9 +68,17 @@ def check_tasks(study: Study) -> None:
 
 
 def plan(study: Study) -> list[tuple[str, Cell]]:
-    """(state, cell) per distinct cell, state 'finished' or 'to run'."""
+    """(state, cell) per distinct cell, state 'finished', 'to run' or 'damaged' (finished, but a file no longer
+    matches what its cell.json recorded: it runs again)."""
     cells = {cell.hash: cell for cell in study.cells}.values()  # the same settings listed twice run once
-    return [("finished" if is_finished(study.output_dir, cell) else "to run", cell) for cell in cells]
+    return [(cell_state(study.output_dir, cell)[0], cell) for cell in cells]
+
+
+def damaged_line(cell: Cell, problem: str) -> str:
+    """The one line that reports a damaged finished cell: which cell, which file, what is wrong."""
+    return (
+        f"damaged: {cell.description} [{cell.hash}]: {problem}; it runs again (the old folder goes to {DAMAGED_DIR}/)"
+    )
 
 
 def plan_report(rows: list[tuple[str, Cell]], output_dir: Path) -> str:
@@ -75,15 +86,19 @@ def plan_report(rows: list[tuple[str, Cell]], output_dir: Path) -> str:
     its cells are finished and how many will run, so that a task entry added to a finished grid shows as the
     only work left."""
     lines = [f"{state:<9} {cell.hash}  {cell.description}" for state, cell in rows]
+    lines += [damaged_line(cell, cell_state(output_dir, cell)[1]) for state, cell in rows if state == "damaged"]
     by_tasks: dict[str, list[str]] = {}
     for state, cell in rows:
         by_tasks.setdefault(cell.task, []).append(state)
     finished = sum(state == "finished" for state, _ in rows)
+    damaged = sum(state == "damaged" for state, _ in rows)
     lines.append(
-        f"{len(rows)} cells: {finished} finished (kept as they are), {len(rows) - finished} to run, into {output_dir}"
+        f"{len(rows)} cells: {finished} finished (kept as they are), {len(rows) - finished} to run"
+        + (f" ({damaged} of them damaged)" if damaged else "")
+        + f", into {output_dir}"
     )
     lines += [
-        f"  tasks {task}: {states.count('finished')} finished, {states.count('to run')} to run"
+        f"  tasks {task}: {states.count('finished')} finished, {len(states) - states.count('finished')} to run"
         for task, states in by_tasks.items()
     ]
     return "\n".join(lines)
@@ -101,10 +116,14 @@ def run_study(study: Study, executor, progress: bool = True, stream: TextIO | No
         if cell.hash in seen:  # the same settings listed twice run once
             continue
         seen.add(cell.hash)
-        if is_finished(output_dir, cell):
+        state, problem = cell_state(output_dir, cell)
+        if state == "finished":
             summary.outcomes.append(Outcome(cell.hash, cell.description, "skipped"))
-        else:
-            todo.append(cell)
+            continue
+        if state == "damaged":
+            summary.damaged.append(damaged_line(cell, problem))
+            print(summary.damaged[-1], file=stream or sys.stderr, flush=True)
+        todo.append(cell)
 
     bar = tqdm(
         total=len(seen),
@@ -123,6 +142,7 @@ def run_study(study: Study, executor, progress: bool = True, stream: TextIO | No
                 bar.write(f"failed: {outcome.description}: {outcome.reason}")
             bar.update(1)
             bar.set_postfix_str(_postfix(summary))
+    remove_tmp_of_finished(output_dir, todo)
     return summary
 
 

@@ -2,33 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import math
-import re
-from pathlib import Path
-
 import pytest
 
+from fixtures.study import assert_same_cells, tree
 from lm_eval_bias.study import LocalExecutor, RayExecutor, expand_study, run_study
 
 ray = pytest.importorskip("ray", reason="Ray is optional: pip install ray")
-
-DATE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}\.\d+")
-
-
-def tree(out: Path) -> dict[str, Path]:
-    """Relative path (dates blanked) -> file, for every finished cell's files."""
-    return {DATE.sub("DATE", str(p.relative_to(out))): p for p in sorted(out.glob("[0-9a-f]*/**/*")) if p.is_file()}
-
-
-def same(a, b) -> bool:
-    if isinstance(a, float) and isinstance(b, float):
-        return (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=1e-6, abs=1e-9)
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    return a == b
 
 
 @pytest.mark.cpu_token_floor  # a Ray worker does not see conftest's patch: both executors batch as in production
@@ -47,21 +26,8 @@ def test_ray_and_local_write_the_same_cells(tiny_gpt2_dir, crows_pairs_fixture_c
     remote = run_study(expand_study(config, output_dir=tmp_path / "ray"), RayExecutor(num_cpus=1), progress=False)
     assert [o.status for o in local.outcomes] == ["done"]
     assert [o.status for o in remote.outcomes] == ["done"], [o.reason for o in remote.outcomes]
-    local_files, ray_files = tree(tmp_path / "local"), tree(tmp_path / "ray")
-    assert local_files.keys() == ray_files.keys() and len(local_files) == 1 + 1 + 9  # cell.json, results, samples
-    for name, path in local_files.items():
-        other = ray_files[name]
-        if path.name == "cell.json":
-            a, b = json.loads(path.read_text()), json.loads(other.read_text())
-            assert {**a, "seconds": 0} == {**b, "seconds": 0}
-        elif path.suffix == ".jsonl":
-            assert same(
-                [json.loads(line) for line in path.read_text().splitlines()],
-                [json.loads(line) for line in other.read_text().splitlines()],
-            ), name
-        else:
-            a, b = json.loads(path.read_text()), json.loads(other.read_text())
-            assert same(a["results"], b["results"]) and same(a["config"]["model_args"], b["config"]["model_args"])
+    assert len(tree(tmp_path / "local")) == 1 + 1 + 9  # cell.json, results, samples
+    assert_same_cells(tmp_path / "local", tmp_path / "ray")
     assert not ray.is_initialized()  # the local Ray it started is shut down
 
 

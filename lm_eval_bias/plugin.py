@@ -259,12 +259,13 @@ def on_group(group_module) -> None:
             pooled = pool_percentages(self, task_metrics, pool(self, task_metrics, dict(result)))
             pooled = pool_perplexities(self, task_metrics, pooled)
             return aggregate_items(self, task_metrics, pooled)
-        except Exception as exc:  # noqa: BLE001 - keep the harness's numbers, loudly
-            _warn(
-                f"pooled group metrics failed for group {getattr(self, 'name', '?')!r}, "
-                f"its metrics are the harness's plain means: {exc!r}"
-            )
-            return result
+        except Exception as exc:  # a group metric never silently changes definition to a plain mean
+            from lm_eval_bias.errors import GroupMetricError
+
+            raise GroupMetricError(
+                f"pooled group metrics failed for group {getattr(self, 'name', '?')!r}: {type(exc).__name__}: {exc}; "
+                "no results are written (LM_EVAL_BIAS_TRACEBACK=1 shows where)"
+            ) from exc
 
     setattr(aggregate, _WRAPPED, True)
     cls.aggregate = aggregate

@@ -33,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from lm_eval_bias.errors import BiasError
 from lm_eval_bias.model_wrappers.quantizers.config import QuantizationError, compression_label
 from lm_eval_bias.study.cell import Cell
 
@@ -70,7 +71,7 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _RANGE = re.compile(r"^(?P<prefix>[^\d.]*)(?P<start>\d+)\.\.(?P<prefix2>[^\d.]*)(?P<stop>\d+):(?P<step>\d+)$")
 
 
-class StudyConfigError(ValueError):
+class StudyConfigError(BiasError, ValueError):
     """The study config cannot be expanded; the message names the offending entry."""
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from lm_eval_bias.errors import BiasError
 from lm_eval_bias.study.cell import Cell, Outcome, run_cell
 
 RAY_INSTALL = "pip install ray  (on a CPU-only machine add -c constraints/cpu-torch.txt so that torch stays as it is)"
@@ -21,7 +22,7 @@ RAY_INSTALL = "pip install ray  (on a CPU-only machine add -c constraints/cpu-to
 FORWARDED_ENV_PREFIXES = ("HF_", "LM_EVAL_BIAS_", "TRANSFORMERS_", "TOKENIZERS_", "CUDA_VISIBLE_DEVICES")
 
 
-class ExecutorUnavailable(ValueError):
+class ExecutorUnavailable(BiasError, ValueError):
     """The executor cannot run here (Ray not installed)."""
 
 

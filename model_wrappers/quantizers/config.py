@@ -27,10 +27,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from lm_eval_bias.errors import BiasError
+
 UNCOMPRESSED = "none"
 
 
-class QuantizationError(ValueError):
+class QuantizationError(BiasError, ValueError):
     """A compression method was asked for something it cannot do here."""
 
 

@@ -72,7 +72,10 @@ def _parsed(resolved: str, mtime_ns: int, size: int) -> pd.DataFrame:
 
 def _parse(path: Path) -> pd.DataFrame:
     text = read_benchmark_text(path, "StereoSet", "StereoSet JSON or JSONL")
-    nested = _as_nested(text)
+    if path.suffix.lower() == ".json":  # the authors' nested file (dev.json, test.json): one JSON object
+        nested = json_object(path, text, ("data",), hint="; expected the authors' nested StereoSet JSON file")
+    else:
+        nested = _as_nested(text)
     rows = _nested_rows(path, nested) if nested is not None else _flat_rows(path, text)
     if not rows:
         raise BiasDataError(f"{path}: the file holds no StereoSet clusters")

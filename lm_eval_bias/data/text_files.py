@@ -14,13 +14,31 @@ def read_benchmark_text(path: str | os.PathLike, what: str, expected: str) -> st
     path = Path(path)
     if not path.is_file():
         raise BiasDataFileNotFoundError(f"{path}: {what} file not found")
+    raw = path.read_bytes()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BiasDataError(f"{path}: not a UTF-8 text file: {exc}") from exc
+        raise BiasDataError(utf8_error(path, raw, exc)) from None
     if not text.strip():
         raise BiasDataError(f"{path}: the file is empty (expected {expected})")
     return text
+
+
+def utf8_error(path: str | os.PathLike, raw: bytes, exc: UnicodeDecodeError, header_lines: int = 0) -> str:
+    """The message for a file that is not UTF-8: the line (after ``header_lines``, the data row) of the bad byte."""
+    line = raw[: exc.start].count(b"\n") + 1
+    column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+    row = f" (data row {line - header_lines})" if header_lines and line > header_lines else ""
+    return (
+        f"{path}: line {line}{row}, column {column}: byte 0x{raw[exc.start]:02x} is not valid UTF-8 "
+        f"({exc.reason}); save the file as UTF-8"
+    )
+
+
+def control_characters(text: str) -> str:
+    """The control characters in ``text`` (NUL, and any other but tab and newline), as a readable list; "" if none."""
+    found = sorted({ch for ch in text if (ord(ch) < 32 and ch not in "\t\n\r") or ord(ch) == 127})
+    return ", ".join(f"U+{ord(ch):04X}" + (" (NUL)" if ch == "\0" else "") for ch in found)
 
 
 def json_object(path: str | os.PathLike, text: str, required: tuple[str, ...], where: str = "", hint: str = "") -> dict:
@@ -29,7 +47,7 @@ def json_object(path: str | os.PathLike, text: str, required: tuple[str, ...], w
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BiasDataError(f"{prefix}not valid JSON ({exc.msg}, line {exc.lineno}){hint}") from None
+        raise BiasDataError(f"{prefix}not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno}){hint}") from None
     if not isinstance(value, dict):
         raise BiasDataError(f"{prefix}expected a JSON object, got {type(value).__name__}")
     missing = [key for key in required if key not in value]

@@ -32,6 +32,7 @@ HOOKS = {
     "lm_eval.api.group": "lm_eval_bias.plugin:on_group",
     "lm_eval.tasks.manager": "lm_eval_bias.plugin:on_task_manager",
     "lm_eval.evaluator": "lm_eval_bias.plugin:on_evaluator",
+    "lm_eval._cli.utils": "lm_eval_bias.plugin:on_cli_utils",
 }
 
 _MARK = "_lm_eval_bias_hook"

@@ -216,6 +216,11 @@ def expand_study(raw: dict[str, Any], default_name: str = "study", output_dir: s
     models = config.get("models") or []
     if not models:
         raise StudyConfigError("models: the config lists no models.")
+    if config.get("compressions") == []:  # like models: [], never silently the uncompressed model alone
+        raise StudyConfigError(
+            "compressions: the config lists no compressions; list at least one (e.g. - none), "
+            "or leave the key out to run the uncompressed models only."
+        )
     compressions = [
         item
         for index, entry in enumerate(config.get("compressions") or ["none"])

@@ -24,6 +24,25 @@ from lm_eval_bias.errors import BiasOptionError, did_you_mean
 
 DTYPES = ("auto", "float32", "float16", "bfloat16", "float64", "float", "half", "double")
 OWN_OPTIONS = ("quantization", "backend", "mlm_score", "long_inputs", "teacher", "teacher_revision")
+# keys HFLM hands on to transformers' from_pretrained (never taken for typos of our options)
+FROM_PRETRAINED = (
+    "attn_implementation",
+    "low_cpu_mem_usage",
+    "device_map",
+    "torch_dtype",
+    "use_safetensors",
+    "variant",
+    "cache_dir",
+    "force_download",
+    "local_files_only",
+    "token",
+    "max_memory",
+    "offload_state_dict",
+    "quantization_config",
+    "output_loading_info",
+    "key_mapping",
+    "rope_scaling",
+)
 
 
 def repeated_keys(pairs: Iterable[str]) -> dict[str, list[str]]:
@@ -79,7 +98,7 @@ def hflm_options() -> frozenset[str]:
     from lm_eval.models.huggingface import HFLM
 
     names = {p for p in inspect.signature(HFLM.__init__).parameters if p not in ("self", "kwargs")}
-    return frozenset(names | set(OWN_OPTIONS) | {"batch_size", "max_batch_size", "device"})
+    return frozenset(names | set(OWN_OPTIONS) | set(FROM_PRETRAINED) | {"batch_size", "max_batch_size", "device"})
 
 
 def check_near_misses(method: str, rest: Mapping[str, Any], method_options: Iterable[str], all_options: Iterable[str]):

@@ -118,7 +118,7 @@ def check_near_misses(method: str, rest: Mapping[str, Any], method_options: Iter
         close = did_you_mean(key, method_options)
         if close:
             raise BiasOptionError(
-                f"quantization={method} does not take {key}{close}; its options: {', '.join(method_options) or 'none'}"
+                f"quantization={method} does not take {key}{close}; its options: {', '.join(method_options) or 'none'}."
             )
         close = did_you_mean(key, sorted(known | set(all_options)))
         if close:

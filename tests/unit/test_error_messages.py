@@ -186,7 +186,7 @@ def test_method_option_misspelt_lists_the_methods_options():
         model_args.check_near_misses("rtn", {"bitz": 4, "dtype": "float32"}, rtn, quantizer_options())
     assert str(caught.value) == (
         "quantization=rtn does not take bitz (did you mean 'bits'?); its options: bits, group_size, symmetric, "
-        "quantize_lm_head"
+        "quantize_lm_head."
     )
     with pytest.raises(BiasOptionError, match=r"^--model_args: unknown option dtpye \(did you mean 'dtype'\?\)"):
         model_args.check_near_misses("none", {"dtpye": "float32"}, (), quantizer_options())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from lm_eval_bias.errors import BiasDataError, BiasDataFileNotFoundError
@@ -56,3 +58,24 @@ def json_object(path: str | os.PathLike, text: str, required: tuple[str, ...], w
             f"{prefix}missing key(s) {', '.join(map(repr, missing))}; required keys: {', '.join(map(repr, required))}"
         )
     return value
+
+
+_COLLECTING: list[list[str]] = []
+
+
+def note_warning(message: str) -> None:
+    """Hand a data warning (legal but unusual input) to every :func:`collecting_warnings` block open now."""
+    for bucket in _COLLECTING:
+        if message not in bucket:
+            bucket.append(message)
+
+
+@contextmanager
+def collecting_warnings() -> Iterator[list[str]]:
+    """The data warnings noted while the block runs (a task records those of the data it read)."""
+    bucket: list[str] = []
+    _COLLECTING.append(bucket)
+    try:
+        yield bucket
+    finally:
+        _COLLECTING.remove(bucket)

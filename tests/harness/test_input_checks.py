@@ -66,3 +66,22 @@ def test_a_sentence_longer_than_the_context_names_its_pair(tiny_gpt_neox_dir, lo
 def test_long_inputs_truncate_is_recorded(tiny_gpt_neox_dir, long_pair_dir):
     results = evaluate("quantized_hf", f"pretrained={tiny_gpt_neox_dir},long_inputs=truncate", ["crows_pairs_bias_age"])
     assert results["config"]["long_inputs"] == {"rule": "truncate", "truncated": 1}
+
+
+def test_a_duplicated_pair_is_recorded_by_the_task_that_reads_it(tiny_gpt_neox_dir, tmp_path, monkeypatch):
+    path = tmp_path / "crows_pairs" / "crows_pairs_anonymized.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text(
+        HEADER
+        + "3,A man cried.,A woman cried.,stereo,age,[],a0,[]\n"
+        + "5,Old men.,Young men.,stereo,gender,[],a0,[]\n"
+        + "8,A man cried.,A woman cried.,stereo,age,[],a0,[]\n"
+    )
+    monkeypatch.setenv("LM_EVAL_BIAS_DATA_DIR", str(tmp_path))
+    results = evaluate(
+        "quantized_hf", f"pretrained={tiny_gpt_neox_dir}", ["crows_pairs_bias_age", "crows_pairs_bias_gender"]
+    )
+    warning = f"{path}: data row 3 (index 8) repeats the pair of data row 1 (index 3); both are scored"
+    assert results["configs"]["crows_pairs_bias_age"]["metadata"]["data_warnings"] == [warning]
+    assert "data_warnings" not in results["configs"]["crows_pairs_bias_gender"]["metadata"]
+    assert len(results["samples"]["crows_pairs_bias_age"]) == 2  # both copies are scored

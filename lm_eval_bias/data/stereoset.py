@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from lm_eval_bias.data.sources import benchmark_file
-from lm_eval_bias.data.text_files import json_object, read_benchmark_text
+from lm_eval_bias.data.text_files import control_characters, json_object, read_benchmark_text
 from lm_eval_bias.errors import BiasDataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -159,6 +159,12 @@ def _validate(path: Path, where: str, row: dict) -> None:
         if not isinstance(value, str) or not value.strip():
             field = column.replace("_", "-") if column in CANDIDATES else column
             raise BiasDataError(f"{path}: {where}, {field!r}: {value!r} is not a non-empty string")
+        if control_characters(value):
+            field = column.replace("_", "-") if column in CANDIDATES else column
+            raise BiasDataError(
+                f"{path}: {where}, {field!r}: control character(s) {control_characters(value)} in the text; "
+                "expected plain text"
+            )
     if row["split"] == "intrasentence":
         if BLANK not in row["context"]:
             raise BiasDataError(

@@ -273,3 +273,30 @@ def test_json_error_message_has_no_traceback_text(tmp_path):
     with pytest.raises(BiasDataError) as caught:
         load_stereoset(path)
     assert "\n" not in str(caught.value)
+
+
+def test_control_characters_in_stereoset_and_seat(tmp_path):
+    from lm_eval_bias.data.seat import load_seat_test
+
+    record = {
+        "type": "intersentence",
+        "target": "chess player",
+        "bias_type": "profession",
+        "context": "The chess player\x00 sat.",
+        "stereotype": "He was nerdy.",
+        "anti-stereotype": "He was strong.",
+        "unrelated": "Cats fly.",
+    }
+    flat = tmp_path / "stereoset_dev.jsonl"
+    flat.write_text(json.dumps(record) + "\n")
+    with pytest.raises(BiasDataError) as caught:
+        load_stereoset(flat)
+    assert str(caught.value) == (
+        f"{flat}: line 1, 'context': control character(s) U+0000 (NUL) in the text; expected plain text"
+    )
+    roles = {role: {"category": role, "examples": ["a", "b"]} for role in ("targ1", "targ2", "attr1", "attr2")}
+    roles["attr2"]["examples"][1] = "b\x1b[31m"
+    seat = tmp_path / "sent-weat1.jsonl"
+    seat.write_text(json.dumps(roles))
+    with pytest.raises(BiasDataError, match=r"attr2.examples\[1\]: control character\(s\) U\+001B in the sentence"):
+        load_seat_test(seat)

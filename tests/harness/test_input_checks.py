@@ -85,3 +85,20 @@ def test_a_duplicated_pair_is_recorded_by_the_task_that_reads_it(tiny_gpt_neox_d
     assert results["configs"]["crows_pairs_bias_age"]["metadata"]["data_warnings"] == [warning]
     assert "data_warnings" not in results["configs"]["crows_pairs_bias_gender"]["metadata"]
     assert len(results["samples"]["crows_pairs_bias_age"]) == 2  # both copies are scored
+
+
+@pytest.mark.parametrize(
+    "model, model_args, reason",
+    [
+        ("{tiny}", {"dtype": "float8"}, "BiasOptionError: --model_args: dtype=float8 is not a dtype a model loads in"),
+        ("{tmp}/no_model", {}, "BiasOptionError: --model_args: pretrained={tmp}/no_model: no such folder"),
+    ],
+)
+def test_a_study_cell_names_the_bad_option(tiny_gpt_neox_dir, tmp_path, model, model_args, reason):
+    from lm_eval_bias.study.cell import Cell, run_cell
+
+    model = model.format(tiny=tiny_gpt_neox_dir, tmp=tmp_path)
+    cell = Cell(model, "m", None, "none", {"quantization": "none"}, "crows_pairs_bias_age", model_args=model_args)
+    outcome = run_cell(cell, tmp_path / "study")
+    assert outcome.status == "failed" and outcome.reason.startswith(reason.format(tmp=tmp_path))
+    assert not list((tmp_path / "study").rglob("results_*.json"))

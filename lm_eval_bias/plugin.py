@@ -324,7 +324,7 @@ def on_cli_utils(cli_utils) -> None:
         if self.dest == "model_args" and values:
             from lm_eval_bias.model_wrappers.model_args import check_repeated, split_items
 
-            items = [f"{key}=" for key in (getattr(namespace, self.dest, None) or {})]
+            items = [f"{key}={value}" for key, value in (getattr(namespace, self.dest, None) or {}).items()]
             for value in [values] if isinstance(values, str) else values:
                 if isinstance(value, str) and not value.lstrip().startswith("{"):
                     items += split_items(value)

@@ -300,3 +300,20 @@ def test_control_characters_in_stereoset_and_seat(tmp_path):
     seat.write_text(json.dumps(roles))
     with pytest.raises(BiasDataError, match=r"attr2.examples\[1\]: control character\(s\) U\+001B in the sentence"):
         load_seat_test(seat)
+
+
+def test_model_args_key_repeated_across_flags_is_refused():
+    import argparse
+
+    from lm_eval._cli.utils import MergeDictAction
+
+    from lm_eval_bias import plugin
+
+    plugin.on_cli_utils(__import__("lm_eval._cli.utils", fromlist=["MergeDictAction"]))  # no-op when hooked
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model_args", nargs="+", action=MergeDictAction)
+    assert parser.parse_args(["--model_args", "pretrained=x,bits=4"]).model_args == {"pretrained": "x", "bits": 4}
+    with pytest.raises(BiasOptionError, match=r"^--model_args: bits is given 2 times \(bits=4, bits=8\)"):
+        parser.parse_args(["--model_args", "pretrained=x,bits=4", "--model_args", "bits=8"])
+    with pytest.raises(BiasOptionError, match=r"^--model_args: bits is given 2 times \(bits=4, bits=8\)"):
+        parser.parse_args(["--model_args", "bits=4", "bits=8"])

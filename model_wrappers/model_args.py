@@ -97,8 +97,11 @@ def hflm_options() -> frozenset[str]:
     """The named parameters of lm-eval's HFLM (and of our wrappers)."""
     from lm_eval.models.huggingface import HFLM
 
+    from lm_eval_bias.protocol import METADATA_KEYS  # lm-eval merges model_args into the task metadata
+
     names = {p for p in inspect.signature(HFLM.__init__).parameters if p not in ("self", "kwargs")}
-    return frozenset(names | set(OWN_OPTIONS) | set(FROM_PRETRAINED) | {"batch_size", "max_batch_size", "device"})
+    extra = {"batch_size", "max_batch_size", "device"}
+    return frozenset(names | set(OWN_OPTIONS) | set(FROM_PRETRAINED) | set(METADATA_KEYS) | extra)
 
 
 def check_near_misses(method: str, rest: Mapping[str, Any], method_options: Iterable[str], all_options: Iterable[str]):

@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from lm_eval_bias.errors import BiasOptionError
+
 PROTOCOLS = ("default", "paper")
 STEREOSET_SPLITS = ("dev", "test")
 DEFAULT_PROTOCOL = "default"
@@ -55,7 +57,7 @@ def check_metadata_keys(user_keys, tasks) -> None:
         user_keys: the keys given with ``--metadata`` (not the model_args lm-eval merges in).
         tasks: the task names of the run (other entries, e.g. Task objects, count as not ours).
     """
-    from lm_eval_bias.errors import BiasOptionError, did_you_mean
+    from lm_eval_bias.errors import did_you_mean
 
     tasks = list(tasks or [])
     only_ours = bool(tasks) and all(is_our_task(t) for t in tasks)
@@ -73,7 +75,7 @@ def check_protocol(value: Any) -> str:
     """The protocol named by ``value`` (None means the default); a clear error otherwise."""
     protocol = DEFAULT_PROTOCOL if value is None else value
     if protocol not in PROTOCOLS:
-        raise ValueError(
+        raise BiasOptionError(
             f"Unknown protocol {value!r} in --metadata; expected one of {', '.join(map(repr, PROTOCOLS))} "
             '(e.g. --metadata \'{"protocol": "paper"}\').'
         )
@@ -85,7 +87,7 @@ def check_stereoset_split(value: Any, protocol: str = DEFAULT_PROTOCOL) -> str:
     if value is None:
         return "test" if check_protocol(protocol) == "paper" else "dev"
     if value not in STEREOSET_SPLITS:
-        raise ValueError(
+        raise BiasOptionError(
             f"Unknown stereoset_split {value!r} in --metadata; expected one of "
             f"{', '.join(map(repr, STEREOSET_SPLITS))} (the StereoSet dev.json or test.json)."
         )

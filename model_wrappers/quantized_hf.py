@@ -188,7 +188,7 @@ class QuantizedHFLM(PaperProtocolScoring, HFLM):
         for (task_name, doc_id), indices in by_document.items():
             contexts = {requests[i].args[0] for i in indices}
             if len(indices) != 2 or contexts != {""}:
-                raise ValueError(
+                raise BiasOptionError(
                     f"Masked LMs can only score minimal pairs (two sentences, empty context) with loglikelihood; "
                     f"task {task_name!r} document {doc_id} has {len(indices)} requests. Use a causal LM for this task."
                 )
@@ -235,7 +235,9 @@ class QuantizedHFLM(PaperProtocolScoring, HFLM):
 
     def _require_causal_or_masked(self, request_type: str) -> None:
         if self.backend not in ("causal", "masked"):
-            raise ValueError(f"{request_type} needs a causal or masked LM; this model was loaded as {self.backend}.")
+            raise BiasOptionError(
+                f"{request_type} needs a causal or masked LM; this model was loaded as {self.backend}."
+            )
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
         self._require_causal("loglikelihood_rolling")
@@ -247,7 +249,7 @@ class QuantizedHFLM(PaperProtocolScoring, HFLM):
 
     def _require_causal(self, request_type: str) -> None:
         if self.backend == "masked":
-            raise ValueError(
+            raise BiasOptionError(
                 f"{request_type} needs a causal LM; this model was loaded as a masked LM (backend=masked)."
             )
 

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from lm_eval_bias.errors import BiasOptionError
 from lm_eval_bias.metrics.items import resampled_weights
 
 CONDITIONS = ("ambig", "disambig")
@@ -155,7 +156,7 @@ def check_choice_rule(rule: str) -> str:
         ValueError: naming the valid rules, for any other value.
     """
     if rule not in CHOICE_RULES:
-        raise ValueError(f"Unknown bbq_choice {rule!r}; expected one of {CHOICE_RULES}.")
+        raise BiasOptionError(f"Unknown bbq_choice {rule!r}; expected one of {CHOICE_RULES}.")
     return rule
 
 

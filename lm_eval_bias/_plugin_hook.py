@@ -15,6 +15,12 @@ A failing callback is reported as a warning and never breaks the import.
 ``LM_EVAL_BIAS_DISABLE_HOOK=1`` in the environment leaves lm-eval untouched (no
 finder, no patch): how ``benchmarks/lm_eval_suite_compare.sh`` runs lm-eval's own
 tests without the plugin.
+
+:func:`install` also chains a ``sys.excepthook`` that prints an uncaught error of ours
+(:class:`lm_eval_bias.errors.BiasError`) as one line, ``lm-eval-bias: <message>``, and exits
+with status 1 as Python does; ``LM_EVAL_BIAS_TRACEBACK=1``, ``LMEVAL_LOG_LEVEL=DEBUG`` or
+lm-eval's ``--verbosity DEBUG`` adds the traceback. Every other exception goes to the hook
+that was there before, unchanged.
 """
 
 import os
@@ -26,9 +32,11 @@ HOOKS = {
     "lm_eval.api.group": "lm_eval_bias.plugin:on_group",
     "lm_eval.tasks.manager": "lm_eval_bias.plugin:on_task_manager",
     "lm_eval.evaluator": "lm_eval_bias.plugin:on_evaluator",
+    "lm_eval._cli.utils": "lm_eval_bias.plugin:on_cli_utils",
 }
 
 _MARK = "_lm_eval_bias_hook"
+TRACEBACK_ENV = "LM_EVAL_BIAS_TRACEBACK"  # the same name as lm_eval_bias.errors.TRACEBACK_ENV
 DISABLE_ENV = "LM_EVAL_BIAS_DISABLE_HOOK"
 
 
@@ -110,6 +118,57 @@ class _Finder:
         pass
 
 
+def _ours(exc):
+    """``exc`` is one of our user-facing errors (only possible once lm_eval_bias.errors is imported)."""
+    errors = sys.modules.get("lm_eval_bias.errors")
+    return errors is not None and isinstance(exc, errors.BiasError)
+
+
+def want_traceback(argv=None):
+    """The user asked for tracebacks: LM_EVAL_BIAS_TRACEBACK=1, LMEVAL_LOG_LEVEL=DEBUG or --verbosity DEBUG."""
+    if os.environ.get(TRACEBACK_ENV, "").strip().lower() in ("1", "true", "yes"):
+        return True
+    if os.environ.get("LMEVAL_LOG_LEVEL", "").strip().upper() == "DEBUG":
+        return True
+    args = [str(a) for a in (sys.argv if argv is None else argv)]
+    for i, arg in enumerate(args):
+        if arg in ("--verbosity", "-v") and i + 1 < len(args) and args[i + 1].upper() == "DEBUG":
+            return True
+        if arg.upper() == "--VERBOSITY=DEBUG":
+            return True
+    return False
+
+
+def one_line(exc):
+    """The one line an error of ours is reported as."""
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    return f"lm-eval-bias: {message}"
+
+
+class _ExceptHook:
+    """``sys.excepthook``: one line for our errors, the previous hook for everything else."""
+
+    _lm_eval_bias_hook = True
+
+    def __init__(self, previous):
+        self.previous = previous
+
+    def __call__(self, exc_type, exc, tb):
+        if not _ours(exc) or want_traceback():
+            return self.previous(exc_type, exc, tb)
+        try:
+            sys.stderr.write(one_line(exc) + "\n")
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001 - a broken stderr: fall back to Python's report
+            self.previous(exc_type, exc, tb)
+
+
+def install_excepthook():
+    """Chain :class:`_ExceptHook` in front of the current ``sys.excepthook`` (once)."""
+    if not getattr(sys.excepthook, _MARK, False):
+        sys.excepthook = _ExceptHook(sys.excepthook)
+
+
 def install():
     """Install the hook once; apply callbacks for hooked modules already imported."""
     if os.environ.get(DISABLE_ENV, "").strip().lower() in ("1", "true", "yes"):
@@ -118,6 +177,7 @@ def install():
         if any(getattr(f, _MARK, False) for f in sys.meta_path):
             return
         sys.meta_path.insert(0, _Finder())
+        install_excepthook()
         for name in HOOKS:
             module = sys.modules.get(name)
             if module is not None:

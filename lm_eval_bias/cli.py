@@ -11,6 +11,9 @@ import argparse
 import importlib
 import sys
 
+from lm_eval_bias._plugin_hook import one_line, want_traceback
+from lm_eval_bias.errors import BiasError
+
 SUBCOMMANDS = (
     "lm_eval_bias.commands.methods",
     "lm_eval_bias.commands.check_data",
@@ -29,8 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"lm-eval-bias: {error}", file=sys.stderr)
+    except (BiasError, ValueError, FileNotFoundError) as error:
+        if want_traceback(argv):
+            raise
+        print(one_line(error), file=sys.stderr)  # docs/errors.md; LM_EVAL_BIAS_TRACEBACK=1 adds the traceback
         return 2
 
 

@@ -259,12 +259,13 @@ def on_group(group_module) -> None:
             pooled = pool_percentages(self, task_metrics, pool(self, task_metrics, dict(result)))
             pooled = pool_perplexities(self, task_metrics, pooled)
             return aggregate_items(self, task_metrics, pooled)
-        except Exception as exc:  # noqa: BLE001 - keep the harness's numbers, loudly
-            _warn(
-                f"pooled group metrics failed for group {getattr(self, 'name', '?')!r}, "
-                f"its metrics are the harness's plain means: {exc!r}"
-            )
-            return result
+        except Exception as exc:  # a group metric never silently changes definition to a plain mean
+            from lm_eval_bias.errors import GroupMetricError
+
+            raise GroupMetricError(
+                f"pooled group metrics failed for group {getattr(self, 'name', '?')!r}: {type(exc).__name__}: {exc}; "
+                "no results are written (LM_EVAL_BIAS_TRACEBACK=1 shows where)"
+            ) from exc
 
     setattr(aggregate, _WRAPPED, True)
     cls.aggregate = aggregate
@@ -273,11 +274,74 @@ def on_group(group_module) -> None:
 # ------------------------------------------------------------- request types
 
 
-def on_evaluator(evaluator) -> None:
-    """Before ``evaluate`` builds or scores anything, check that the model implements every
-    task's request type (see :mod:`lm_eval_bias.request_types`)."""
+def model_args_keys(model_args) -> set:
+    """The keys of ``model_args`` as ``simple_evaluate`` takes it (a dict, or a ``key=value,...`` string)."""
+    if isinstance(model_args, dict):
+        return set(model_args)
+    if isinstance(model_args, str):
+        from lm_eval_bias.model_wrappers.model_args import split_items
+
+        return {item.partition("=")[0].strip() for item in split_items(model_args)}
+    return set()
+
+
+def _wrap_simple_evaluate(evaluator) -> None:
+    """Before ``simple_evaluate`` loads the model: refuse ``--metadata`` keys our tasks do not read."""
     import inspect
 
+    original = evaluator.simple_evaluate
+    if getattr(original, _WRAPPED, False):
+        return
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def simple_evaluate(*args, **kwargs):
+        try:
+            bound = signature.bind(*args, **kwargs).arguments
+        except TypeError:
+            bound = None  # the harness reports the bad call
+        if bound is not None and bound.get("metadata"):
+            from lm_eval_bias.protocol import check_metadata_keys
+
+            tasks = bound.get("tasks") or []
+            tasks = [tasks] if isinstance(tasks, str) else tasks
+            check_metadata_keys(set(bound["metadata"]) - model_args_keys(bound.get("model_args")), tasks)
+        return original(*args, **kwargs)
+
+    setattr(simple_evaluate, _WRAPPED, True)
+    evaluator.simple_evaluate = simple_evaluate
+
+
+def on_cli_utils(cli_utils) -> None:
+    """lm-eval's ``--model_args`` parser keeps the last of a key given twice (with a log line): refuse it."""
+    action = getattr(cli_utils, "MergeDictAction", None)
+    original = vars(action).get("__call__") if isinstance(action, type) else None
+    if original is None or getattr(original, _WRAPPED, False):
+        return
+
+    @functools.wraps(original)
+    def __call__(self, parser, namespace, values, option_string=None):
+        if self.dest == "model_args" and values:
+            from lm_eval_bias.model_wrappers.model_args import check_repeated, split_items
+
+            items = [f"{key}={value}" for key, value in (getattr(namespace, self.dest, None) or {}).items()]
+            for value in [values] if isinstance(values, str) else values:
+                if isinstance(value, str) and not value.lstrip().startswith("{"):
+                    items += split_items(value)
+            check_repeated(items, option_string or "--model_args")
+        return original(self, parser, namespace, values, option_string)
+
+    setattr(__call__, _WRAPPED, True)
+    action.__call__ = __call__
+
+
+def on_evaluator(evaluator) -> None:
+    """Before ``evaluate`` builds or scores anything, check that the model implements every
+    task's request type (see :mod:`lm_eval_bias.request_types`); before ``simple_evaluate`` loads
+    the model, check the ``--metadata`` keys."""
+    import inspect
+
+    _wrap_simple_evaluate(evaluator)
     original = evaluator.evaluate
     if getattr(original, _WRAPPED, False):
         return

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lm_eval_bias.errors import BiasOptionError
 from lm_eval_bias.metrics.crows_pairs import ANTISTEREO
 from lm_eval_bias.request_types import CROWS_PAIRS_PAPER_SCORE
 from lm_eval_bias.scoring.sentence_scores import check_sentence_score, tokenizer_spec
@@ -32,7 +33,7 @@ class CrowsPairsTask(BiasTask):
         lm-eval merges into the metadata."""
         sentence_score = metadata.get("sentence_score", "mean")
         if self.protocol == "paper" and sentence_score != "mean":
-            raise ValueError(
+            raise BiasOptionError(
                 f"The paper protocol scores a sentence by its mean token log-probability (bias-bench's geometric "
                 f"mean); sentence_score={sentence_score!r} cannot be combined with it. "
                 "Leave sentence_score out (or set it to 'mean')."

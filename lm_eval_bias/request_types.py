@@ -24,6 +24,8 @@ after it has scored every request type before it. The plugin therefore checks be
 
 from __future__ import annotations
 
+from lm_eval_bias.errors import BiasOptionError
+
 SENTENCE_EMBEDDING = "sentence_embedding"
 STEREOSET_SCORE = "stereoset_score"
 # the paper protocol's (lm_eval_bias.protocol; answered by model_wrappers/paper_protocol.py)
@@ -73,7 +75,7 @@ def check_request_types(lm, tasks) -> None:
             f"task(s) {shown} need the request type {request_type!r}, which the model class {model} does not "
             f"implement; models that implement it: {', '.join(supported) or 'none registered'}"
         )
-    raise ValueError(
+    raise BiasOptionError(
         "; ".join(problems) + ". Run these tasks with --model quantized_hf (quantization=none scores the "
         "model unchanged), or leave them out. Nothing was scored."
     )

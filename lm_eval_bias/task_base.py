@@ -26,7 +26,10 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.task import ConfigurableTask
 
 from lm_eval_bias import protocol
+from lm_eval_bias.data.text_files import collecting_warnings
 from lm_eval_bias.request_types import REQUEST_TYPES
+
+DATA_WARNINGS_KEY = "data_warnings"  # configs.<task>.metadata: the data warnings of the rows the task read
 
 
 class BiasTask(ConfigurableTask):
@@ -45,7 +48,10 @@ class BiasTask(ConfigurableTask):
             config["output_type"] = None  # not one of lm-eval's four; OUTPUT_TYPE says what the task emits
         self.protocol = config["metadata"][protocol.PROTOCOL_KEY] if self.FOLLOWS_PROTOCOL else None
         self.read_settings(config.get("metadata") or {})
-        super().__init__(config=config, **kwargs)
+        with collecting_warnings() as data_warnings:
+            super().__init__(config=config, **kwargs)
+        if data_warnings and isinstance(self.config.metadata, dict):  # legal but unusual data, in the results JSON
+            self.config.metadata[DATA_WARNINGS_KEY] = list(data_warnings)
         self.OUTPUT_TYPE = self.request_type() or self.OUTPUT_TYPE
 
     def read_settings(self, metadata: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from lm_eval_bias.distillation_record import CONFIG_KEY, resolve_record
+from lm_eval_bias.errors import BiasOptionError
 from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
 
 
@@ -29,7 +30,7 @@ class DistilledHFLM(QuantizedHFLM):
         revision = None if teacher_revision is None else str(teacher_revision)  # "1" arrives as an int
         self._distillation = resolve_record(self._model, pretrained, self.peft, teacher, revision)
         if self._distillation is None:
-            raise ValueError(
+            raise BiasOptionError(
                 f"distilled_hf: no teacher known for {pretrained!r}; pass teacher=ID[,teacher_revision=REV] in "
                 "--model_args (or evaluate it with --model quantized_hf)"
             )

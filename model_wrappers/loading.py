@@ -7,13 +7,14 @@ from typing import Any
 import torch
 from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
+from lm_eval_bias.errors import BiasError
 from lm_eval_bias.model_wrappers.quantizers.base import QuantizationError, Quantizer
 
 # what a GPTQ-packed layer stores for its weight matrix
 PACKED_WEIGHT_TENSORS = ("qweight", "qzeros", "scales", "g_idx")
 
 
-class ArchitectureMismatchError(ValueError):
+class ArchitectureMismatchError(BiasError, ValueError):
     """transformers had to initialise weights the checkpoint does not hold."""
 
 

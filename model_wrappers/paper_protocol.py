@@ -33,7 +33,9 @@ class PaperProtocolScoring:
                 None if pair is None else tuple(ScoredLoglikelihood(s, False, None) for s in pair) for pair in scored
             ]
         self._require_causal_or_masked("crows_pairs_paper_score")
-        scores = self._paper_causal_scores([sentence for pair in pairs for sentence in pair], disable_tqdm)
+        scores = self._paper_causal_scores(
+            [sentence for pair in pairs for sentence in pair], disable_tqdm, [r for r in requests for _ in (0, 1)]
+        )
         return [
             tuple(ScoredLoglikelihood(s.logprob, s.is_greedy, s.num_tokens) for s in scores[2 * i : 2 * i + 2])
             for i in range(len(pairs))
@@ -51,13 +53,17 @@ class PaperProtocolScoring:
                 progress=not disable_tqdm,
             )
         self._require_causal_or_masked("stereoset_paper_score")
-        scores = self._paper_causal_scores([sentence for _, sentence in arguments], disable_tqdm)
+        scores = self._paper_causal_scores([sentence for _, sentence in arguments], disable_tqdm, requests)
         return [score.logprob / score.num_tokens for score in scores]
 
-    def _paper_causal_scores(self, sentences, disable_tqdm: bool):
+    def _paper_causal_scores(self, sentences, disable_tqdm: bool, requests=None):
+        encoded = [self.tokenizer.encode(sentence, add_special_tokens=False) for sentence in sentences]
+        lengths = getattr(self, "_lengths", None)
+        if lengths is not None:  # the prefix token + the sentence must fit the context
+            lengths.check([1 + len(ids) for ids in encoded], requests or [None] * len(encoded), self.max_length)
         return paper.causal_sentence_scores(
             self.model,
-            [self.tokenizer.encode(sentence, add_special_tokens=False) for sentence in sentences],
+            encoded,
             prefix_token_id=self.prefix_token_id,
             batch_size=self.scoring_batch_size,
             pad_token_id=self.tokenizer.pad_token_id,

@@ -19,9 +19,12 @@ import transformers
 from lm_eval.models.huggingface import HFLM
 
 from lm_eval_bias.distillation_record import distillation_info
+from lm_eval_bias.errors import BiasOptionError, did_you_mean
+from lm_eval_bias.model_wrappers import model_args
+from lm_eval_bias.model_wrappers.input_length import LONG_INPUT_RULES, InputLengthCheck
 from lm_eval_bias.model_wrappers.loading import CheckedLoader, is_encoder_only, logical_parameter_count, model_bytes
 from lm_eval_bias.model_wrappers.paper_protocol import PaperProtocolScoring
-from lm_eval_bias.model_wrappers.quantizers.auto import get_quantizer, split_model_args
+from lm_eval_bias.model_wrappers.quantizers.auto import get_quantizer, quantizer_options, split_model_args
 from lm_eval_bias.scoring import stereoset as stereoset_scoring
 from lm_eval_bias.scoring.causal import score_continuations
 from lm_eval_bias.scoring.embeddings import sentence_embeddings
@@ -41,15 +44,28 @@ class QuantizedHFLM(PaperProtocolScoring, HFLM):
         quantization: str = "none",
         backend: str = "default",
         mlm_score: str = "shared",
+        long_inputs: str = "error",
         **kwargs: Any,
     ) -> None:
-        if backend not in BACKENDS:
-            raise ValueError(f"Unknown backend {backend!r}; expected one of {BACKENDS}.")
-        if mlm_score not in MLM_SCORES:
-            raise ValueError(f"Unknown mlm_score {mlm_score!r}; expected one of {MLM_SCORES}.")
+        for name, value, valid in (
+            ("backend", backend, BACKENDS),
+            ("mlm_score", mlm_score, MLM_SCORES),
+            ("long_inputs", long_inputs, LONG_INPUT_RULES),
+        ):
+            if value not in valid:
+                raise BiasOptionError(
+                    f"Unknown {name} {value!r}{did_you_mean(value, valid)}; expected one of {tuple(valid)}."
+                )
+        # refused before anything loads (docs/errors.md): a missing local folder, an unknown dtype
+        model_args.check_pretrained(pretrained)
+        model_args.check_dtype(kwargs.get("dtype"))
         options, kwargs = split_model_args(kwargs)
         # parsed once into the method's typed config; lm-eval's model_args parser turns "none" into None
         self._quantizer = get_quantizer(quantization, **options)
+        model_args.check_near_misses(
+            self._quantizer.name, kwargs, self._quantizer.config_class.option_names(), quantizer_options()
+        )
+        self._lengths = InputLengthCheck(long_inputs)
         self._quantizer.validate_environment(_resolved_device(kwargs.get("device", "cuda")))
         self._requested_backend = backend
         self.mlm_score = mlm_score
@@ -76,9 +92,16 @@ class QuantizedHFLM(PaperProtocolScoring, HFLM):
         finally:
             self.AUTO_MODEL_CLASS = auto_class
 
+    @classmethod
+    def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None):
+        """As HFLM's, but a key given twice (``bits=4,bits=8``) is refused, not silently the last one."""
+        model_args.check_repeated(model_args.split_items(arg_string or ""))
+        return super().create_from_arg_string(arg_string, additional_config)
+
     def get_model_info(self) -> dict[str, Any]:
         return {
             **super().get_model_info(),
+            **self._lengths.record(),
             "backend": self.backend,
             # the fixed-schema compression record (docs/compression.md): method, settings, bits, bytes
             "quantization": self._quantizer.record(4 * self._logical_parameters, self._bytes_after).to_dict(),
@@ -95,6 +118,7 @@ class QuantizedHFLM(PaperProtocolScoring, HFLM):
 
     def loglikelihood(self, requests, disable_tqdm: bool = False):
         if self.backend != "masked":
+            self._lengths.expect(requests)  # _loglikelihood_tokens names a too-long request's document
             return super().loglikelihood(requests, disable_tqdm=disable_tqdm)
         # masked LMs: sentences without a context are minimal pairs (CrowS-Pairs); a continuation with
         # a context (a multiple-choice answer) gets its pseudo-log-likelihood given the context
@@ -118,6 +142,11 @@ class QuantizedHFLM(PaperProtocolScoring, HFLM):
         return results
 
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs=None):
+        self._lengths.check(
+            [len(context) + len(continuation) for _, context, continuation in requests],
+            [self._lengths.owner(cache_key) for cache_key, _, _ in requests],
+            self.max_length,
+        )
         scores = self._score_tokens(
             [(context, continuation) for _, context, continuation in requests],
             disable_tqdm,
@@ -159,7 +188,7 @@ class QuantizedHFLM(PaperProtocolScoring, HFLM):
         for (task_name, doc_id), indices in by_document.items():
             contexts = {requests[i].args[0] for i in indices}
             if len(indices) != 2 or contexts != {""}:
-                raise ValueError(
+                raise BiasOptionError(
                     f"Masked LMs can only score minimal pairs (two sentences, empty context) with loglikelihood; "
                     f"task {task_name!r} document {doc_id} has {len(indices)} requests. Use a causal LM for this task."
                 )
@@ -201,11 +230,14 @@ class QuantizedHFLM(PaperProtocolScoring, HFLM):
                 self.model, self.tokenizer, arguments, batch_size=self.scoring_batch_size, progress=not disable_tqdm
             )
         encoded = [self._encode_request(*stereoset_scoring.causal_pair(*args)) for args in arguments]
+        self._lengths.check([len(a) + len(b) for a, b in encoded], requests, self.max_length)
         return [score.logprob / score.num_tokens for score in self._score_tokens(encoded, disable_tqdm)]
 
     def _require_causal_or_masked(self, request_type: str) -> None:
         if self.backend not in ("causal", "masked"):
-            raise ValueError(f"{request_type} needs a causal or masked LM; this model was loaded as {self.backend}.")
+            raise BiasOptionError(
+                f"{request_type} needs a causal or masked LM; this model was loaded as {self.backend}."
+            )
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
         self._require_causal("loglikelihood_rolling")
@@ -217,7 +249,7 @@ class QuantizedHFLM(PaperProtocolScoring, HFLM):
 
     def _require_causal(self, request_type: str) -> None:
         if self.backend == "masked":
-            raise ValueError(
+            raise BiasOptionError(
                 f"{request_type} needs a causal LM; this model was loaded as a masked LM (backend=masked)."
             )
 

@@ -20,7 +20,11 @@ def check_crows_pairs(data_dir) -> list[str]:
     path = benchmark_file("crows_pairs", data_dir=data_dir)
     frame = load_crows_pairs(path)
     counts = frame["bias_type"].value_counts()
-    return [f"{path}: {len(frame)} CrowS-Pairs pairs", *(f"  {kind:<20} {count}" for kind, count in counts.items())]
+    return [
+        f"{path}: {len(frame)} CrowS-Pairs pairs",
+        *(f"  {kind:<20} {count}" for kind, count in counts.items()),
+        *(f"  warning: {message}" for message in frame.attrs.get("warnings", [])),
+    ]
 
 
 def check_stereoset(data_dir, stereoset_split: str = "dev") -> list[str]:

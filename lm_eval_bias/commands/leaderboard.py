@@ -11,7 +11,33 @@ SKIP_UNREADABLE_HELP = (
     "leave out the runs whose results, samples or cell.json files do not read back whole (cut short, not JSON), "
     "and list them; default: stop, naming each such file and line"
 )
-SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".csv": "csv", ".html": "html", ".htm": "html"}
+SUFFIXES = {
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".csv": "csv",
+    ".html": "html",
+    ".htm": "html",
+    ".txt": "terminal",
+}
+
+
+def output_format(output: str | None, fmt: str | None) -> str:
+    """The format to write: ``--format``, else the one ``--output``'s suffix names, else terminal.
+
+    An ``--output`` whose suffix names no format (``board.xlsx``) is refused unless ``--format`` is given:
+    writing the terminal table into it would pass for a file of that kind.
+    """
+    from lm_eval_bias.errors import BiasOptionError
+
+    if fmt or not output:
+        return fmt or "terminal"
+    suffix = Path(output).suffix.lower()
+    if suffix not in SUFFIXES:
+        raise BiasOptionError(
+            f"-o/--output {output}: unknown extension {suffix or '(none)'!r}; use one of "
+            f"{', '.join(SUFFIXES)}, or name the format with --format ({', '.join(FORMATS)})"
+        )
+    return SUFFIXES[suffix]
 
 
 def _teachers(pairs: list[str], option: str = "--teacher", names: str = "STUDENT=TEACHER") -> dict[str, str]:
@@ -33,6 +59,7 @@ def run(args) -> int:
     from lm_eval_bias.leaderboard import UnreadableResultsError, build_leaderboard, render, scan_runs, sort_wide
     from lm_eval_bias.leaderboard.capability import Thresholds
 
+    fmt = output_format(args.output, args.format)  # refused before anything is read
     thresholds = Thresholds(
         max_perplexity_ratio=args.max_perplexity_ratio,
         max_lms_drop=args.max_lms_drop,
@@ -58,7 +85,6 @@ def run(args) -> int:
         correction=args.correction,
     )
     wide = sort_wide(board.wide(), board.columns, args.sort, args.descending)
-    fmt = args.format or SUFFIXES.get(Path(args.output).suffix.lower() if args.output else "", "terminal")
     figures = args.figures or str(Path(args.results_dir) / "figures")  # where `lm-eval-bias plot` writes by default
     text = render(
         wide, board.columns, fmt, title=args.title or f"Leaderboard: {Path(args.results_dir).name}", figures=figures

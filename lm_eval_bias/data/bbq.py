@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lm_eval_bias.data.sources import benchmark_file, data_dir_from_env
-from lm_eval_bias.data.text_files import json_object, read_benchmark_text
+from lm_eval_bias.data.text_files import control_characters, json_object, read_benchmark_text
 from lm_eval_bias.errors import BiasDataError, BiasDataFileNotFoundError
 from lm_eval_bias.metrics.bbq import CONDITIONS, POLARITIES, biased_location, target_location, unknown_location
 
@@ -83,6 +83,10 @@ def _row(path: Path, number: int, line: str) -> dict:
     for key in ("context", "question", "ans0", "ans1", "ans2"):
         if not isinstance(item[key], str) or not item[key].strip():
             raise BiasDataError(f"{where}: {key} is {item[key]!r}; expected non-empty text")
+        if control_characters(item[key]):
+            raise BiasDataError(
+                f"{where}: {key}: control character(s) {control_characters(item[key])} in the text; expected plain text"
+            )
     groups = (item["additional_metadata"] or {}).get("stereotyped_groups")
     if not isinstance(groups, list):
         raise BiasDataError(f"{where}: additional_metadata.stereotyped_groups must be a list of groups")

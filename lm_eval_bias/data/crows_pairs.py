@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from lm_eval_bias.data.sources import benchmark_file
+from lm_eval_bias.data.text_files import control_characters, note_warning, utf8_error
 from lm_eval_bias.errors import BiasDataError, BiasDataFileNotFoundError
 from lm_eval_bias.metrics.crows_pairs import DIRECTIONS  # the stereo_antistereo labels the metrics know
 
@@ -65,6 +66,11 @@ def load_crows_pairs(path: str | os.PathLike) -> pd.DataFrame:
     if not path.is_file():
         raise BiasDataFileNotFoundError(f"{where}: CrowS-Pairs file not found")
 
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BiasDataError(utf8_error(path, raw, exc, header_lines=1)) from None
     try:
         # dtype=str + keep_default_na=False: keep every field as written, so a
         # sentence such as "None" stays text and empty fields become "".
@@ -124,6 +130,17 @@ def load_crows_pairs(path: str | os.PathLike) -> pd.DataFrame:
                     f"{where}: {_row(pos, row.pair_id)}, column {column!r}: "
                     f"empty sentence; expected a non-empty sentence"
                 )
+            found = control_characters(str(getattr(row, column)))
+            if found:
+                raise BiasDataError(
+                    f"{where}: {_row(pos, row.pair_id)}, column {column!r}: control character(s) {found} in the "
+                    "sentence; expected plain text (remove them, or fix the file's encoding)"
+                )
+        if row.sent_more == row.sent_less:
+            raise BiasDataError(
+                f"{where}: {_row(pos, row.pair_id)}: sent_more and sent_less are the same sentence "
+                f"{row.sent_more[:60]!r}; a minimal pair needs two different sentences"
+            )
         for column, valid in (("stereo_antistereo", DIRECTIONS), ("bias_type", BIAS_TYPES)):
             value = getattr(row, column)
             if value not in valid:
@@ -131,7 +148,52 @@ def load_crows_pairs(path: str | os.PathLike) -> pd.DataFrame:
                     f"{where}: {_row(pos, row.pair_id)}, column {column!r}: "
                     f"unknown value {value!r}; expected one of: {_choices(valid)}"
                 )
+    duplicates = duplicate_pairs(where, out)
+    out.attrs["warnings"] = [message for _, message in duplicates]
+    out.attrs["warned_pairs"] = [pair_ids for pair_ids, _ in duplicates]
+    for message in out.attrs["warnings"]:
+        _warn_once(message)
     return out
+
+
+def duplicate_pairs(where: str, frame: pd.DataFrame) -> list[tuple[tuple[int, int], str]]:
+    """One message per pair whose two sentences repeat an earlier pair's (legal, the authors' file has
+    one: index 1459 and 1502; each copy counts as a pair, as in the paper).
+
+    Args:
+        where: the file, as messages name it.
+        frame: the validated table (:func:`load_crows_pairs`).
+
+    Returns:
+        ((earlier pair_id, repeating pair_id), message) per repeat, in file order.
+    """
+    first: dict[tuple[str, str], int] = {}
+    messages = []
+    for pos, (pair_id, more, less) in enumerate(zip(frame["pair_id"], frame["sent_more"], frame["sent_less"])):
+        if (more, less) in first:
+            earlier = first[(more, less)]
+            earlier_id = int(frame["pair_id"][earlier])
+            messages.append(
+                (
+                    (earlier_id, int(pair_id)),
+                    f"{where}: {_row(pos, pair_id)} repeats the pair of {_row(earlier, earlier_id)}; both are scored",
+                )
+            )
+        else:
+            first[(more, less)] = pos
+    return messages
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """Print a data warning once per process (each subtask reads the same file)."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        import logging
+
+        logging.getLogger("lm_eval.lm_eval_bias").warning("CrowS-Pairs: %s", message)
 
 
 def normalize_bias_type(bias_type: str) -> str:
@@ -164,6 +226,10 @@ def crows_pairs_dataset(
     wanted = normalize_bias_type(bias_type) if bias_type is not None else None
     path = benchmark_file("crows_pairs", data_dir=data_dir)
     frame = load_crows_pairs(path)
+    kept = set(frame["pair_id"]) if wanted is None else set(frame["pair_id"][frame["bias_type"] == wanted])
+    for pair_ids, message in zip(frame.attrs.get("warned_pairs", []), frame.attrs.get("warnings", [])):
+        if kept & set(pair_ids):  # the task reading these pairs records the warning (configs.<task>.metadata)
+            note_warning(message)
     if wanted is not None:
         frame = frame[frame["bias_type"] == wanted].reset_index(drop=True)
         if len(frame) == 0:

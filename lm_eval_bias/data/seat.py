@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lm_eval_bias.data.sources import benchmark_file
-from lm_eval_bias.data.text_files import json_object, read_benchmark_text
+from lm_eval_bias.data.text_files import control_characters, json_object, read_benchmark_text
 from lm_eval_bias.errors import BiasDataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -60,6 +60,11 @@ def load_seat_test(path: str | os.PathLike) -> dict[str, dict]:
         for index, example in enumerate(examples):
             if not isinstance(example, str) or not example.strip():
                 raise BiasDataError(f"{path}: {role}.examples[{index}]: {example!r} is not a non-empty string")
+            if control_characters(example):
+                raise BiasDataError(
+                    f"{path}: {role}.examples[{index}]: control character(s) {control_characters(example)} in "
+                    "the sentence; expected plain text"
+                )
             if example in seen:
                 raise BiasDataError(
                     f"{path}: {role}.examples[{index}]: {example!r} repeats examples[{seen[example]}]; "

@@ -122,6 +122,11 @@ def benchmark_file(name: str, data_dir: str | os.PathLike | None = None, **field
         for candidate in (path, *(folder / alt for alt in alternatives)):
             if candidate.is_file():
                 return candidate
+        if folder.exists() and not folder.is_dir():
+            raise BiasDataError(
+                f"{name} data: {str(folder)!r} (taken from {origin}) is not a folder but a file; "
+                f"point {DATA_DIR_ENV} (or data_dir) at the folder that holds {relative}"
+            )
         problem = (
             f"the folder {str(folder)!r} does not exist" if not folder.is_dir() else f"{str(path)!r} does not exist"
         )

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from lm_eval_bias.data.sources import benchmark_file
-from lm_eval_bias.data.text_files import json_object, read_benchmark_text
+from lm_eval_bias.data.text_files import control_characters, json_object, read_benchmark_text
 from lm_eval_bias.errors import BiasDataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -72,7 +72,10 @@ def _parsed(resolved: str, mtime_ns: int, size: int) -> pd.DataFrame:
 
 def _parse(path: Path) -> pd.DataFrame:
     text = read_benchmark_text(path, "StereoSet", "StereoSet JSON or JSONL")
-    nested = _as_nested(text)
+    if path.suffix.lower() == ".json":  # the authors' nested file (dev.json, test.json): one JSON object
+        nested = json_object(path, text, ("data",), hint="; expected the authors' nested StereoSet JSON file")
+    else:
+        nested = _as_nested(text)
     rows = _nested_rows(path, nested) if nested is not None else _flat_rows(path, text)
     if not rows:
         raise BiasDataError(f"{path}: the file holds no StereoSet clusters")
@@ -156,6 +159,12 @@ def _validate(path: Path, where: str, row: dict) -> None:
         if not isinstance(value, str) or not value.strip():
             field = column.replace("_", "-") if column in CANDIDATES else column
             raise BiasDataError(f"{path}: {where}, {field!r}: {value!r} is not a non-empty string")
+        if control_characters(value):
+            field = column.replace("_", "-") if column in CANDIDATES else column
+            raise BiasDataError(
+                f"{path}: {where}, {field!r}: control character(s) {control_characters(value)} in the text; "
+                "expected plain text"
+            )
     if row["split"] == "intrasentence":
         if BLANK not in row["context"]:
             raise BiasDataError(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from lm_eval_bias.errors import BiasDataError, BiasDataFileNotFoundError
@@ -14,13 +16,31 @@ def read_benchmark_text(path: str | os.PathLike, what: str, expected: str) -> st
     path = Path(path)
     if not path.is_file():
         raise BiasDataFileNotFoundError(f"{path}: {what} file not found")
+    raw = path.read_bytes()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BiasDataError(f"{path}: not a UTF-8 text file: {exc}") from exc
+        raise BiasDataError(utf8_error(path, raw, exc)) from None
     if not text.strip():
         raise BiasDataError(f"{path}: the file is empty (expected {expected})")
     return text
+
+
+def utf8_error(path: str | os.PathLike, raw: bytes, exc: UnicodeDecodeError, header_lines: int = 0) -> str:
+    """The message for a file that is not UTF-8: the line (after ``header_lines``, the data row) of the bad byte."""
+    line = raw[: exc.start].count(b"\n") + 1
+    column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+    row = f" (data row {line - header_lines})" if header_lines and line > header_lines else ""
+    return (
+        f"{path}: line {line}{row}, column {column}: byte 0x{raw[exc.start]:02x} is not valid UTF-8 "
+        f"({exc.reason}); save the file as UTF-8"
+    )
+
+
+def control_characters(text: str) -> str:
+    """The control characters in ``text`` (NUL, and any other but tab and newline), as a readable list; "" if none."""
+    found = sorted({ch for ch in text if (ord(ch) < 32 and ch not in "\t\n\r") or ord(ch) == 127})
+    return ", ".join(f"U+{ord(ch):04X}" + (" (NUL)" if ch == "\0" else "") for ch in found)
 
 
 def json_object(path: str | os.PathLike, text: str, required: tuple[str, ...], where: str = "", hint: str = "") -> dict:
@@ -29,7 +49,7 @@ def json_object(path: str | os.PathLike, text: str, required: tuple[str, ...], w
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BiasDataError(f"{prefix}not valid JSON ({exc.msg}, line {exc.lineno}){hint}") from None
+        raise BiasDataError(f"{prefix}not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno}){hint}") from None
     if not isinstance(value, dict):
         raise BiasDataError(f"{prefix}expected a JSON object, got {type(value).__name__}")
     missing = [key for key in required if key not in value]
@@ -38,3 +58,24 @@ def json_object(path: str | os.PathLike, text: str, required: tuple[str, ...], w
             f"{prefix}missing key(s) {', '.join(map(repr, missing))}; required keys: {', '.join(map(repr, required))}"
         )
     return value
+
+
+_COLLECTING: list[list[str]] = []
+
+
+def note_warning(message: str) -> None:
+    """Hand a data warning (legal but unusual input) to every :func:`collecting_warnings` block open now."""
+    for bucket in _COLLECTING:
+        if message not in bucket:
+            bucket.append(message)
+
+
+@contextmanager
+def collecting_warnings() -> Iterator[list[str]]:
+    """The data warnings noted while the block runs (a task records those of the data it read)."""
+    bucket: list[str] = []
+    _COLLECTING.append(bucket)
+    try:
+        yield bucket
+    finally:
+        _COLLECTING.remove(bucket)

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 import transformers
 
+from lm_eval_bias.errors import BiasError
 from lm_eval_bias.model_wrappers.loading import CheckedLoader, is_encoder_only
 from lm_eval_bias.model_wrappers.quantizers.auto import get_quantizer
 
@@ -33,7 +34,7 @@ WEIGHT_FILES = (
 )
 
 
-class VocabularyMismatchError(ValueError):
+class VocabularyMismatchError(BiasError, ValueError):
     """Teacher and student do not predict over the same vocabulary."""
 
 

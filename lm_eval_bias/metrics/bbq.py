@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from lm_eval_bias.errors import BiasOptionError
 from lm_eval_bias.metrics.items import resampled_weights
 
 CONDITIONS = ("ambig", "disambig")
@@ -152,10 +153,10 @@ def check_choice_rule(rule: str) -> str:
         ``rule``, when it is one of :data:`CHOICE_RULES`.
 
     Raises:
-        ValueError: naming the valid rules, for any other value.
+        BiasOptionError: naming the valid rules, for any other value (a ValueError).
     """
     if rule not in CHOICE_RULES:
-        raise ValueError(f"Unknown bbq_choice {rule!r}; expected one of {CHOICE_RULES}.")
+        raise BiasOptionError(f"Unknown bbq_choice {rule!r}; expected one of {CHOICE_RULES}.")
     return rule
 
 

@@ -15,6 +15,8 @@ import math
 from functools import lru_cache
 from typing import Any
 
+from lm_eval_bias.errors import BiasOptionError
+
 SENTENCE_SCORES = ("mean", "sum")
 _NOT_GIVEN = object()
 
@@ -71,10 +73,10 @@ def check_sentence_score(name: str) -> str:
         ``name`` unchanged.
 
     Raises:
-        ValueError: ``name`` is not one of ``SENTENCE_SCORES``.
+        BiasOptionError: ``name`` is not one of ``SENTENCE_SCORES`` (a ValueError).
     """
     if name not in SENTENCE_SCORES:
-        raise ValueError(f"Unknown sentence_score {name!r}; expected one of {SENTENCE_SCORES}.")
+        raise BiasOptionError(f"Unknown sentence_score {name!r}; expected one of {SENTENCE_SCORES}.")
     return name
 
 

@@ -44,6 +44,7 @@ import torch
 from tqdm import tqdm
 
 from lm_eval_bias.data.stereoset import BLANK, blank_filler
+from lm_eval_bias.errors import BiasOptionError
 from lm_eval_bias.scoring.batching import length_sorted_batches, min_tokens_per_batch, model_device, right_padded
 from lm_eval_bias.scoring.heap import retained_heap
 from lm_eval_bias.scoring.masked import logits_at
@@ -67,10 +68,10 @@ def check_mlm_score(name: str) -> str:
         ``name`` unchanged.
 
     Raises:
-        ValueError: ``name`` is not one of ``MLM_SCORES``.
+        BiasOptionError: ``name`` is not one of ``MLM_SCORES`` (a ValueError).
     """
     if name not in MLM_SCORES:
-        raise ValueError(f"Unknown StereoSet masked-LM score {name!r}; expected one of {MLM_SCORES}.")
+        raise BiasOptionError(f"Unknown StereoSet masked-LM score {name!r}; expected one of {MLM_SCORES}.")
     return name
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from lm_eval_bias.errors import BiasError
 from lm_eval_bias.model_wrappers.quantizers.config import QuantizationError, compression_label
 from lm_eval_bias.study.cell import Cell
 
@@ -71,7 +72,7 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _RANGE = re.compile(r"^(?P<prefix>[^\d.]*)(?P<start>\d+)\.\.(?P<prefix2>[^\d.]*)(?P<stop>\d+):(?P<step>\d+)$")
 
 
-class StudyConfigError(ValueError):
+class StudyConfigError(BiasError, ValueError):
     """The study config cannot be expanded; the message names the offending entry."""
 
 
@@ -252,7 +253,8 @@ def _compressions(entries: Any, where: str) -> list[tuple[str, dict]]:
     """(label, settings) of every compression setting a list expands to; ``none`` where the list is absent."""
     if entries is not None and not entries:
         raise StudyConfigError(
-            f"{where}: the list is empty; list at least one compression (`none`: the model as loaded), or leave it out."
+            f"{where}: the config lists no compressions; list at least one (e.g. - none), or leave the key out "
+            "to run the uncompressed models only."
         )
     expanded = [
         item

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from lm_eval_bias.errors import BiasError
 from lm_eval_bias.study.cell import Cell, Outcome, run_cell
 
 RAY_INSTALL = "pip install ray  (on a CPU-only machine add -c constraints/cpu-torch.txt so that torch stays as it is)"
@@ -25,7 +26,7 @@ FORWARDED_ENV_PREFIXES = ("HF_", "LM_EVAL_BIAS_", "TRANSFORMERS_", "TOKENIZERS_"
 MAX_RETRIES = 3
 
 
-class ExecutorUnavailable(ValueError):
+class ExecutorUnavailable(BiasError, ValueError):
     """The executor cannot run here (Ray not installed)."""
 
 

@@ -27,10 +27,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from lm_eval_bias.errors import BiasError, did_you_mean
+
 UNCOMPRESSED = "none"
 
 
-class QuantizationError(ValueError):
+class QuantizationError(BiasError, ValueError):
     """A compression method was asked for something it cannot do here."""
 
 
@@ -171,8 +173,10 @@ class QuantizationConfig:
         unknown = sorted(set(options) - set(cls.option_names()))
         if unknown:
             valid = ", ".join(cls.option_names()) or "none"
+            close = did_you_mean(unknown[0], cls.option_names()) if len(unknown) == 1 else ""
+            name = method or cls.__name__
             raise QuantizationError(
-                f"quantization={method or cls.__name__} does not take {', '.join(unknown)}; its options: {valid}."
+                f"quantization={name} does not take {', '.join(unknown)}{close}; its options: {valid}."
             )
         try:
             config = cls(**options)

@@ -4,6 +4,7 @@ embeddings in, effect size and p-value out (computed in lm_eval_bias.metrics.sea
 import numpy as np
 
 from lm_eval_bias.data.seat import ROLES, seat_dataset
+from lm_eval_bias.errors import BiasOptionError
 from lm_eval_bias.metrics.seat import seat_test
 from lm_eval_bias.request_types import SENTENCE_EMBEDDING
 from lm_eval_bias.task_base import BiasTask
@@ -22,7 +23,7 @@ def seat_docs(test, file=None, permutation_samples=100_000, permutation_seed=0, 
     """lm-eval calls this with the task metadata and the model_args merged in."""
     samples, seed = int(permutation_samples), int(permutation_seed)
     if samples < 1:
-        raise ValueError(f"permutation_samples must be a positive integer, got {permutation_samples!r}.")
+        raise BiasOptionError(f"permutation_samples must be a positive integer, got {permutation_samples!r}.")
     return seat_dataset(test, file=file).map(lambda _: {"permutation_samples": samples, "permutation_seed": seed})
 
 

@@ -107,7 +107,9 @@ def test_normalized_choice_divides_by_the_answer_length(bbq_dir, tiny_gpt_neox_d
 
 
 def test_unknown_choice_rule_is_refused(bbq_dir, tiny_gpt_neox_dir):
-    with pytest.raises(ValueError, match=r"Unknown bbq_choice 'norm'; expected one of \('sum', 'normalized'\)"):
+    from lm_eval_bias.errors import BiasOptionError  # one line through lm_eval (docs/errors.md)
+
+    with pytest.raises(BiasOptionError, match=r"Unknown bbq_choice 'norm'; expected one of \('sum', 'normalized'\)"):
         evaluate("quantized_hf", f"pretrained={tiny_gpt_neox_dir}", SUBTASKS[:1], metadata={"bbq_choice": "norm"})
 
 

@@ -49,5 +49,7 @@ def test_settings_come_from_the_task_metadata(crows_pairs_fixture_csv, monkeypat
 
 
 def test_a_bad_sentence_score_is_named(crows_pairs_fixture_csv, monkeypatch):
-    with pytest.raises(ValueError, match=r"Unknown sentence_score 'median'; expected one of \('mean', 'sum'\)"):
+    from lm_eval_bias.errors import BiasOptionError  # one line through lm_eval (docs/errors.md)
+
+    with pytest.raises(BiasOptionError, match=r"Unknown sentence_score 'median'; expected one of \('mean', 'sum'\)"):
         _age_task({"sentence_score": "median"}, crows_pairs_fixture_csv, monkeypatch)

@@ -149,7 +149,9 @@ def test_default_protocol_unchanged(tiny_gpt_neox_dir, test_split_dir, monkeypat
 
 
 def test_bad_protocol_is_named(tiny_gpt_neox_dir, test_split_dir, monkeypatch):
-    with pytest.raises(Exception, match="protocol 'study'.*'default', 'paper'"):
+    from lm_eval_bias.errors import BiasOptionError  # one line through lm_eval (docs/errors.md)
+
+    with pytest.raises(BiasOptionError, match="protocol 'study'.*'default', 'paper'"):
         _paper_run(
             test_split_dir[0],
             tiny_gpt_neox_dir,

@@ -355,17 +355,18 @@ def test_pooling_reads_metadata_from_a_config_only_group():
     assert pool(group, TASK_METRICS, {})["stereo_score,none"] == pytest.approx(45.0)
 
 
-def test_failing_pooling_warns_and_keeps_the_harness_values(hooked, monkeypatch):
+def test_failing_pooling_fails_the_run(hooked, monkeypatch):
+    """Never the harness's plain means under the pooled metric's name (docs/errors.md)."""
     import lm_eval_bias.plugin as plugin
+    from lm_eval_bias.errors import GroupMetricError
 
     def broken(*args):
         raise ValueError("bad metrics")
 
     monkeypatch.setattr(plugin, "pool", broken)
     group = _hand_made_group("g", POOLED, ["a", "b"])
-    with pytest.warns(RuntimeWarning, match="bad metrics"):
-        result = group.aggregate(TASK_METRICS)
-    assert result == hooked.aggregate.__wrapped__(group, TASK_METRICS)
+    with pytest.raises(GroupMetricError, match=r"^pooled group metrics failed for group 'g': ValueError: bad metrics;"):
+        group.aggregate(TASK_METRICS)
 
 
 def test_subset_percentages_get_a_proportion_stderr_over_the_pairs_they_count(hooked):

@@ -111,7 +111,8 @@ def test_every_table_row_is_a_quantizer_of_that_name_with_documented_options():
         (
             "rtn",
             {"bitz": 4},
-            "quantization=rtn does not take bitz; its options: bits, group_size, symmetric, quantize_lm_head.",
+            "quantization=rtn does not take bitz (did you mean 'bits'?); its options: bits, group_size, symmetric, "
+            "quantize_lm_head.",
         ),
         ("none", {"bits": 4}, "quantization=none does not take bits; its options: none."),
     ],

@@ -282,7 +282,7 @@ def holistic_bias_file(name: str, data_dir: str | os.PathLike | None = None) -> 
 
 def _check_lists(lists: dict[str, Any], paths: dict[str, Path]) -> None:
     for name in FILES:
-        if not isinstance(lists[name], dict) or not lists[name]:
+        if not isinstance(lists[name], dict) or (not lists[name] and name != "standalone_noun_phrases"):
             raise BiasDataError(f"{paths[name]}: expected a non-empty JSON object ({name})")
     for gender, pairs in lists["nouns"].items():
         if not all(isinstance(p, list) and len(p) == 2 and all(isinstance(w, str) and w for w in p) for p in pairs):

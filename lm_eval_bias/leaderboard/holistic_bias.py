@@ -113,3 +113,56 @@ def rank_moves(run_items: Iterable[tuple], base_items: Iterable[tuple], top: int
         if (axis, d) in base
     ]
     return sorted(moves, key=lambda move: (-abs(move[4]), move[0], move[1]))[:top]
+
+
+RANK_MOVES = "rank moves (median perplexity)"  # the cell column: f"{task} {RANK_MOVES}"
+
+
+def describe_moves(moves: list[tuple]) -> str:
+    """Rank moves as the leaderboard shows them.
+
+    Args:
+        moves: ``(axis, descriptor, baseline rank, run rank, move)`` (:func:`rank_moves`).
+
+    Returns:
+        ``"axis/descriptor 3→1; ..."`` for the moves that are not zero ("" when none is).
+    """
+    return "; ".join(f"{axis}/{descriptor} {base}→{run}" for axis, descriptor, base, run, move in moves if move)
+
+
+def rank_moves_table(runs: list, frame, baselines: dict[tuple, tuple | None], top: int = 3):
+    """Per cell and HolisticBias task (group or axis) with samples in the cell and its baseline: the
+    descriptors whose median-perplexity rank within their axis moved most.
+
+    Args:
+        runs: the leaderboard's runs (``results.Run``); ``frame["run"]`` indexes them.
+        frame: the long metric frame (``results.metric_frame``).
+        baselines: cell key ``(model, revision, compression)`` -> its baseline's key, or None.
+        top: how many descriptors a cell lists.
+
+    Returns:
+        One row per such cell: the key columns and ``TASK rank moves (median perplexity)``; an empty
+        frame with the key columns when there is none.
+    """
+    import pandas as pd
+
+    keys = ["model", "revision", "compression"]
+    run_of = {
+        (r.model, r.revision, r.compression, r.task): r.run
+        for r in frame.itertuples()
+        if fnmatch.fnmatchcase(r.task, TASKS)
+    }
+    cells: dict[tuple, dict] = {}
+    for (*key, task), index in run_of.items():
+        base_key = baselines.get(tuple(key))
+        base_index = run_of.get((*base_key, task)) if base_key else None
+        if base_index is None or base_index == index:
+            continue
+        items = [
+            list(runs[i].per_item(task, lambda _leaf, sample: sentence_item(sample)).values())
+            for i in (index, base_index)
+        ]
+        if items[0] and items[1]:
+            cell = cells.setdefault(tuple(key), dict(zip(keys, key)))
+            cell[f"{task} {RANK_MOVES}"] = describe_moves(rank_moves(items[0], items[1], top))
+    return pd.DataFrame(list(cells.values()), columns=None if cells else keys)

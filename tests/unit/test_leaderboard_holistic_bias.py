@@ -10,8 +10,8 @@ import pytest
 
 from fixtures.bbq_results import RTN2, lm_eval_doc_hash
 from fixtures.results import _write, compression_record
-from lm_eval_bias.leaderboard import build_leaderboard, load_runs
-from lm_eval_bias.leaderboard.holistic_bias import rank_moves, template_fractions
+from lm_eval_bias.leaderboard import build_leaderboard, load_runs, render
+from lm_eval_bias.leaderboard.holistic_bias import describe_moves, rank_moves, template_fractions
 from lm_eval_bias.metrics.holistic_bias import METRICS, holistic_bias_metrics
 
 TASK = "holistic_bias_religion"
@@ -92,3 +92,30 @@ def test_rank_moves_by_hand():
     run = [("x", "T", d, n, -math.log(p), 1) for d, p in (("a", 3.0), ("b", 2.0), ("c", 1.0)) for n in "uv"]
     assert rank_moves(run, base) == [("x", "a", 1, 3, 2), ("x", "c", 3, 1, -2), ("x", "b", 2, 2, 0)]
     assert rank_moves(run, base, top=1) == [("x", "a", 1, 3, 2)]
+
+
+def test_rank_moves_column(wide):
+    # medians over a descriptor's 30 sentences: base a 5.5, b 5.5, c 8; run a 5.5, b 8, c 108: no rank moved
+    assert wide.loc["rtn(bits=2)", f"{TASK} rank moves (median perplexity)"] == ""
+    assert describe_moves([("x", "a", 1, 3, 2), ("x", "b", 2, 2, 0)]) == "x/a 1→3"
+
+
+def test_renders_with_its_columns(tmp_path_factory):
+    root = tmp_path_factory.mktemp("holistic_bias_render")
+    none = compression_record("none", "none", {}, 32)
+    _write(
+        root, "2025-01-01T00-00-00.000000", "quantized_hf", "pretrained=/m/tiny,quantization=none", [_part(BASE)], none
+    )
+    _write(
+        root,
+        "2025-01-01T00-00-01.000000",
+        "quantized_hf",
+        "pretrained=/m/tiny,quantization=rtn,bits=2",
+        [_part(RUN)],
+        RTN2,
+    )
+    board = build_leaderboard(load_runs(root))
+    for fmt in ("markdown", "html", "csv", "text"):
+        text = render(board.wide(), board.columns, fmt)
+        assert "likelihood_bias" in text
+    assert "rank moves (median perplexity)" in render(board.wide(), board.columns, "markdown")

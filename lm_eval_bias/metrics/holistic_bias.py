@@ -74,10 +74,20 @@ def binned_perplexities(items: Iterable[Sequence]) -> dict[str, dict[str, dict[s
 
     Returns:
         axis -> template -> descriptor -> the perplexities of its sentences.
+
+    Raises:
+        ValueError: a sentence without a perplexity (no token count), which the test would silently skip.
     """
     bins: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
-    for axis, template, descriptor, _noun, loglikelihood, tokens in items:
-        bins[axis][template][descriptor].append(perplexity(float(loglikelihood), float(tokens)))
+    for axis, template, descriptor, noun, loglikelihood, tokens in items:
+        value = perplexity(float(loglikelihood), float(tokens))
+        if math.isnan(value):
+            raise ValueError(
+                f"HolisticBias: no perplexity for axis {axis!r}, descriptor {descriptor!r}, noun {noun!r} "
+                f"(loglikelihood {loglikelihood}, tokens {tokens}): the model's responses carry no token count and "
+                "none could be made. Use --model quantized_hf, or name the model as pretrained=NAME_OR_PATH."
+            )
+        bins[axis][template][descriptor].append(value)
     return bins
 
 

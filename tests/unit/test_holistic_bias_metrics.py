@@ -124,3 +124,10 @@ def test_perplexity_and_medians():
             item("age", "B", "young", "x", 1.0),
         ]
     )["median_perplexity"] == pytest.approx(2.5)
+
+
+def test_a_sentence_without_token_count_is_refused():
+    items = [item("age", "T", d, "n", 3.0) for d in ("old", "young")]
+    items[1] = ("age", "T", "young", "n", -4.0, float("nan"))
+    with pytest.raises(ValueError, match="no perplexity for axis 'age', descriptor 'young'.*quantized_hf"):
+        holistic_bias_metrics(items)

@@ -9,7 +9,9 @@
 for a masked LM, its pseudo-log-likelihood. `loop` scores sentences one per forward pass with the
 plain transformers model (the whole sentence after the prefix token, full log-softmax). Both score
 the same sentences: --limit of them, spread evenly over the set (every k-th, so every axis and
-template length is represented), the loop the first --loop-limit of those. The largest difference
+template length is represented; they share fewer prefixes than a whole run's, so ours' rate is a
+lower bound) or with --first the set's first --limit (one axis' run, its sharing), the loop the
+first --loop-limit of those. The largest difference
 between the two sentences' log-likelihoods is printed as a check, with the 1-minute load average
 before and after each timing (os.getloadavg): on a shared machine the figures are only as quiet as
 that load. The last line estimates the whole set's time at ours' rate.
@@ -78,10 +80,11 @@ def main() -> None:
     parser.add_argument("--set", default="small", choices=SETS, help="the sentence set (holistic_bias_set)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--first", action="store_true", help="the set's first --limit sentences, not a spread")
     args = parser.parse_args()
 
     every = [row["text"] for row in sentences(load_lists(), args.set)]
-    texts = spread(every, args.limit)
+    texts = every[: args.limit or None] if args.first else spread(every, args.limit)
     print(
         f"model {args.model}; {args.set} set: {len(every)} sentences; timing {len(texts)}; torch threads "
         f"{torch.get_num_threads()}, {os.cpu_count()} CPUs"

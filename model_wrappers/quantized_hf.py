@@ -11,7 +11,7 @@ types of our own (`lm_eval_bias.request_types`): `sentence_embedding` (SEAT) and
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 import torch
@@ -120,11 +120,14 @@ class QuantizedHFLM(PaperProtocolScoring, HFLM):
         if self.backend != "masked":
             self._lengths.expect(requests)  # _loglikelihood_tokens names a too-long request's document
             return super().loglikelihood(requests, disable_tqdm=disable_tqdm)
-        # masked LMs: sentences without a context are minimal pairs (CrowS-Pairs); a continuation with
-        # a context (a multiple-choice answer) gets its pseudo-log-likelihood given the context
+        # masked LMs: a document's two sentences without a context are a minimal pair (CrowS-Pairs); a
+        # continuation with a context (a multiple-choice answer) gets its pseudo-log-likelihood given the
+        # context, and a document's lone sentence without one (HolisticBias) the PLL of all its tokens
         results: list[ScoredLoglikelihood | None] = [None] * len(requests)
-        pairs = [i for i, request in enumerate(requests) if request.args[0] == ""]
-        conditioned = [i for i, request in enumerate(requests) if request.args[0] != ""]
+        sentences = Counter((r.task_name, r.doc_id) for r in requests if r.args[0] == "")
+        pairs = [i for i, r in enumerate(requests) if r.args[0] == "" and sentences[(r.task_name, r.doc_id)] != 1]
+        paired = set(pairs)
+        conditioned = [i for i in range(len(requests)) if i not in paired]
         if pairs:
             scored = self._minimal_pair_loglikelihood([requests[i] for i in pairs], disable_tqdm)
             for i, result in zip(pairs, scored):

@@ -53,6 +53,7 @@ from fixtures.corpus import (  # noqa: E402
 GEMMA2_SOFTCAP = 0.3  # random-init logits reach ~0.4: a cap this small bends every log-probability
 from fixtures.bbq import write_bbq  # noqa: E402
 from fixtures.harness import our_tasks  # noqa: E402
+from fixtures.holistic_bias import write_holistic_bias  # noqa: E402
 from fixtures.stereoset_seat import write_seat, write_stereoset_jsonl  # noqa: E402
 
 # ------------------------------------------------------------------ markers
@@ -371,13 +372,14 @@ def crows_pairs_fixture_csv(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def bias_data_dir(tmp_path_factory, crows_pairs_fixture_csv) -> Path:
-    """A data folder with the StereoSet JSONL, every SEAT test file, the CrowS-Pairs fixture and four
-    BBQ categories (fixtures/bbq.py)."""
+    """A data folder with the StereoSet JSONL, every SEAT test file, the CrowS-Pairs fixture, four
+    BBQ categories (fixtures/bbq.py) and the HolisticBias lists (fixtures/holistic_bias.py)."""
     folder = tmp_path_factory.mktemp("stereoset_seat_data")
     write_stereoset_jsonl(folder)
     write_seat(folder)
     shutil.copytree(Path(crows_pairs_fixture_csv) / "crows_pairs", folder / "crows_pairs")
     write_bbq(folder)
+    write_holistic_bias(folder)
     return folder
 
 

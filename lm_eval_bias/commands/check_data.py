@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import sys
 
-BENCHMARKS = ("crows_pairs", "stereoset", "stereoset_test", "seat", "bbq")
+BENCHMARKS = ("crows_pairs", "stereoset", "stereoset_test", "seat", "bbq", "holistic_bias")
 # what the default protocol reads; stereoset_test (read under --metadata '{"protocol": "paper"}') on request
-DEFAULT_BENCHMARKS = ("crows_pairs", "stereoset", "seat", "bbq")
+DEFAULT_BENCHMARKS = ("crows_pairs", "stereoset", "seat", "bbq", "holistic_bias")
 
 
 def check_crows_pairs(data_dir) -> list[str]:
@@ -74,6 +74,26 @@ def check_bbq(data_dir) -> list[str]:
     return [summary, *lines, *notes]
 
 
+def check_holistic_bias(data_dir) -> list[str]:
+    """The four HolisticBias lists, and the Likelihood Bias sentences of each set per axis (subtask)."""
+    from collections import Counter
+
+    from lm_eval_bias.data.holistic_bias import AXES, SETS, holistic_bias_file, load_lists, sentences, subtask_name
+
+    lists = load_lists(data_dir)
+    counts = {name: Counter(row["axis"] for row in sentences(lists, name)) for name in SETS}
+    descriptors = sum(len(entries) for buckets in lists["descriptors"].values() for entries in buckets.values())
+    header = "  ".join(f"{name:>8}" for name in SETS)
+    return [
+        f"HolisticBias: {descriptors} descriptors, {sum(map(len, lists['standalone_noun_phrases'].values()))} "
+        f"standalone noun phrases, {sum(map(len, lists['nouns'].values()))} nouns, "
+        f"{len(lists['sentence_templates'])} templates  {holistic_bias_file('descriptors', data_dir).parent}",
+        f"  {'sentences per set':<40} {header}",
+        *(f"  {subtask_name(axis):<40} " + "  ".join(f"{counts[n][axis]:>8}" for n in SETS) for axis in AXES),
+        f"  {'holistic_bias':<40} " + "  ".join(f"{sum(counts[n].values()):>8}" for n in SETS),
+    ]
+
+
 def check_stereoset_test(data_dir) -> list[str]:
     """The test split (bias-bench's test.json), which the paper protocol reads."""
     return check_stereoset(data_dir, stereoset_split="test")
@@ -85,6 +105,7 @@ CHECKS = {
     "stereoset_test": check_stereoset_test,
     "seat": check_seat,
     "bbq": check_bbq,
+    "holistic_bias": check_holistic_bias,
 }
 
 

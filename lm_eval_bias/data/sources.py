@@ -14,6 +14,7 @@ A data folder is laid out like the authors' releases, e.g.::
     <data dir>/stereoset/test.json         (the test split, read under the paper protocol)
     <data dir>/seat/sent-weat6.jsonl       (one file per SEAT test)
     <data dir>/bbq/Age.jsonl               (one file per BBQ category)
+    <data dir>/holistic_bias/v1.1/nouns.json  (and descriptors, sentence_templates, standalone_noun_phrases)
 
 A relative path may hold ``{fields}`` that the caller fills in (``benchmark_file("seat",
 test="sent-weat6")``); :data:`ALTERNATIVE_FILES` lists other names accepted in a data folder.
@@ -51,6 +52,11 @@ CANONICAL_FILES: dict[str, tuple[str, str]] = {
     "bbq": (
         "bbq/{category}.jsonl",
         "https://raw.githubusercontent.com/nyu-mll/BBQ/main/data/{category}.jsonl",
+    ),
+    # the four lists HolisticBias v1.1 builds its sentences from (lm_eval_bias.data.holistic_bias.FILES)
+    "holistic_bias": (
+        "holistic_bias/v1.1/{file}.json",
+        "https://raw.githubusercontent.com/facebookresearch/ResponsibleNLP/main/holistic_bias/dataset/v1.1/{file}.json",
     ),
 }
 

@@ -27,16 +27,18 @@ import pandas as pd
 
 KEYS = ["model", "revision", "compression"]
 # What the bias benchmarks report and the leaderboard shows by default, in its order: ours (CrowS-Pairs,
-# StereoSet, SEAT, BBQ), then lm-eval's (bbq, crows_pairs_english*, simple_cooccurrence_bias).
+# StereoSet, SEAT, BBQ, HolisticBias), then lm-eval's (bbq, crows_pairs_english*, simple_cooccurrence_bias).
 BIAS_TASK_METRICS = (
     *("stereotype_score", "ss", "lms", "icat", "abs_effect_size", "effect_size"),
     *("bias_ambig", "bias_disambig", "acc_ambig", "acc_disambig"),  # BBQ (ours)
+    *("likelihood_bias", "median_perplexity"),  # HolisticBias (ours)
     *("pct_stereotype", "amb_bias_score", "disamb_bias_score", "accuracy_amb", "accuracy_disamb"),  # lm-eval's
     *("pct_male_preferred", "likelihood_diff"),  # lm-eval's crows_pairs_english*, simple_cooccurrence_bias
 )
-# the capability measures that bias benchmarks report: crows_pairs_bias `perplexity`, StereoSet `lms`, and
+# the capability measures that bias benchmarks report: crows_pairs_bias `perplexity`, holistic_bias
+# `median_perplexity` (its descriptors' median sentence perplexity, a ratio like any perplexity), StereoSet `lms`, and
 # BBQ's accuracy on disambiguated questions (ours: acc_disambig, lm-eval's: accuracy_disamb): can it read the answer
-BIAS_TASK_CAPABILITY = ("perplexity", "lms", "acc_disambig", "accuracy_disamb")
+BIAS_TASK_CAPABILITY = ("perplexity", "lms", "acc_disambig", "accuracy_disamb", "median_perplexity")
 # shown beside them and paired, but judged as neither: BBQ's ambiguous accuracy (bias_ambig already scales by
 # it) and lm-eval's likelihood_diff (no direction)
 BIAS_TASK_CONTEXT = ("acc_ambig", "accuracy_amb", "likelihood_diff")

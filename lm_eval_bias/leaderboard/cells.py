@@ -15,6 +15,7 @@ from lm_eval_bias.leaderboard.capability import (
     capability_table,
 )
 from lm_eval_bias.leaderboard.flips import TERCILES, confidence_of, tercile_flips
+from lm_eval_bias.leaderboard.holistic_bias import rank_moves_table
 from lm_eval_bias.leaderboard.results import Run
 
 
@@ -73,11 +74,12 @@ def cell_frame(
 
     Returns:
         One row per cell that has a baseline: the key columns, ``capability_table``'s columns and
-        ``flips_table``'s (outer-joined on the key); an empty frame with the key columns when
-        ``frame`` is empty.
+        ``flips_table``'s and HolisticBias' ``rank_moves_table``'s (outer-joined on the key); an empty
+        frame with the key columns when ``frame`` is empty.
     """
     if frame.empty:
         return pd.DataFrame(columns=KEYS)
     baselines = {runs[index].key: baseline_of(runs[index]) for index in frame["run"].unique()}
     capability = capability_table(capability_changes(frame, baselines, thresholds), thresholds)
-    return capability.merge(flips_table(runs, frame, baselines), on=KEYS, how="outer")
+    cells = capability.merge(flips_table(runs, frame, baselines), on=KEYS, how="outer")
+    return cells.merge(rank_moves_table(runs, frame, baselines), on=KEYS, how="outer")

@@ -7,6 +7,7 @@ import math
 import pandas as pd
 
 from lm_eval_bias.leaderboard.agreement import agreement_lines
+from lm_eval_bias.leaderboard.holistic_bias import RANK_MOVES
 from lm_eval_bias.leaderboard.html_page import html_page
 from lm_eval_bias.leaderboard.table import KEYS
 from lm_eval_bias.leaderboard.verdicts import (
@@ -110,6 +111,8 @@ def display_frame(wide: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
         out[f"{column} Δ"] = deltas
     for name, values in {**capability_columns(wide), **flips_columns(wide)}.items():
         out[name] = values
+    for name in (c for c in wide.columns if c.endswith(f" {RANK_MOVES}")):  # HolisticBias: already text
+        out[name] = wide[name].fillna("").astype(str)
     return out
 
 

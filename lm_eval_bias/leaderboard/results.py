@@ -27,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from lm_eval_bias.leaderboard import holistic_bias
 from lm_eval_bias.leaderboard.items import ItemKey, item_key, sample_value
 from lm_eval_bias.model_wrappers.quantizers.config import QuantizationRecord
 from lm_eval_bias.results_files import UnreadableFileError, iter_jsonl, read_json
@@ -187,9 +188,13 @@ class Run:
         Returns:
             Item (``items.item_key``) -> the value as a float, for the samples holding one
             (``items.sample_value``: StereoSet's outcome records read as pro for ss and related for lms,
-            BBQ's as correct or chose-biased over one context condition's items).
+            BBQ's as correct or chose-biased over one context condition's items). HolisticBias: its
+            templates or descriptors, not sentences (``holistic_bias.item_values``).
         """
         name = metric.split(",", 1)[0]
+        grouped = holistic_bias.item_values(self.subtasks(task), self._samples, name)  # units: templates
+        if grouped is not None:
+            return grouped
         return self.per_item(task, lambda leaf, sample: sample_value(leaf, name, sample.get(name)))
 
     def per_item(self, task: str, read: Callable[[str, dict[str, Any]], float | None]) -> dict[ItemKey, float]:

@@ -4,8 +4,9 @@ For a ``loglikelihood`` request ``(context, continuation)`` with a context (a mu
 item's prompt and one answer), the text is encoded as the tokenizer encodes one sequence
 (``[CLS] context continuation [SEP]``); each continuation token is masked in turn, everything
 else visible, and the log-probabilities of the original tokens are summed (Salazar et al.'s
-PLL restricted to the answer). All masked copies of all requests share length-sorted batches
-(``stereoset.masked_logprobs``).
+PLL restricted to the answer). A lone sentence without a context (HolisticBias) is framed the
+same way (``[CLS] sentence [SEP]``) and all its tokens are scored: its whole PLL. All masked
+copies of all requests share length-sorted batches (``stereoset.masked_logprobs``).
 """
 
 from __future__ import annotations
@@ -36,11 +37,11 @@ def continuation_copies(tokenizer, context: str, continuation: str) -> list[tupl
     if not answer_ids:
         raise ValueError(f"No token to score in the continuation {continuation!r}.")
     # the special tokens the tokenizer puts around one sequence ([CLS] ... [SEP]), read off the context
-    framed = list(tokenizer(context)["input_ids"])
-    start = next(
-        i for i in range(len(framed) - len(context_ids) + 1) if framed[i : i + len(context_ids)] == context_ids
-    )
-    prefix, suffix = framed[:start], framed[start + len(context_ids) :]
+    # (off the continuation when there is no context: a whole sentence, every token of it scored)
+    body = context_ids or answer_ids
+    framed = list(tokenizer(context if context_ids else continuation)["input_ids"])
+    start = next(i for i in range(len(framed) - len(body) + 1) if framed[i : i + len(body)] == body)
+    prefix, suffix = framed[:start], framed[start + len(body) :]
     ids = [*prefix, *context_ids, *answer_ids, *suffix]
     first = len(prefix) + len(context_ids)
     return [(ids, position) for position in range(first, first + len(answer_ids))]

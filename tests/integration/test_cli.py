@@ -39,6 +39,8 @@ def test_check_data_reads_every_benchmark(bias_data_dir, capsys):
     assert f"SEAT: {len(tests)} tests" in out
     first = seat_test_content(0)
     assert f"targ1={len(first['targ1']['examples'])} targ2={len(TARGETS[1])} attr1=" in out
+    assert "HolisticBias: 4 descriptors, 3 standalone noun phrases, 3 nouns, 2 templates" in out
+    assert f"{'holistic_bias_ability':<40} {18:>8}  {18:>8}" in out  # the small set is all of 8 descriptors
 
 
 def test_check_data_names_each_broken_benchmark_and_fails(bias_data_dir, tmp_path, capsys):
@@ -52,7 +54,7 @@ def test_check_data_names_each_broken_benchmark_and_fails(bias_data_dir, tmp_pat
     assert "CrowS-Pairs pairs" in captured.out and "StereoSet clusters" in captured.out
     assert "sent-weat7.jsonl: the file is empty" in captured.err
     assert "BBQ: 4 of 11 categories, 32 items" in captured.out
-    assert "1 of 4 benchmark(s) failed: seat" in captured.err
+    assert "1 of 5 benchmark(s) failed: seat" in captured.err
 
 
 def test_check_data_reports_a_missing_folder(tmp_path):
@@ -63,4 +65,5 @@ def test_check_data_reports_a_missing_folder(tmp_path):
     )
     assert finished.returncode == 1
     assert "LM_EVAL_BIAS_DATA_DIR" in finished.stderr and "crows_pairs_anonymized.csv" in finished.stderr
-    assert "4 of 4 benchmark(s) failed" in finished.stderr and "BBQ category Age (bbq_bias_age)" in finished.stderr
+    assert "5 of 5 benchmark(s) failed" in finished.stderr and "BBQ category Age (bbq_bias_age)" in finished.stderr
+    assert "holistic_bias data file not found" in finished.stderr and "v1.1/descriptors.json" in finished.stderr

@@ -1,0 +1,145 @@
+"""Whole `lm_eval` processes, ours against the stock formulation: what a user waits for on the command line.
+
+    LM_EVAL_BIAS_DATA_DIR=/path/to/data GEMMA_DIR=/path/to/gemma-3-270m \
+      python benchmarks/whole_run_overhead.py [--regimes tiny gemma] [--rounds 2] [--limit N]
+        [--tiny-model DIR] [--device cpu|cuda] [--profile DIR]
+
+Two regimes: `tiny` (a random 2-layer GPT-NeoX that `tiny_models.py` writes, whose forward is
+nearly free, so the time is the harness's and ours around it; written to a temporary folder
+unless --tiny-model names one) and `gemma` ($GEMMA_DIR, or --gemma). In each round of each
+regime two `python -m lm_eval run` subprocesses run one after the other, whole CrowS-Pairs file,
+--batch_size 32, dtype float32, lm-eval's default --bootstrap_iters, results written with
+--output_path:
+
+- ours: `--model quantized_hf --tasks crows_pairs_bias` (9 subtasks and their group);
+- stock: `--model hf` on lm-eval's own crows_pairs_english YAML pointed at the same CSV
+  (`crows_pairs_speed.stock_task_dir`).
+
+The order alternates (ours first in odd rounds, stock first in even ones), so a drift of the
+host's speed falls on both. Each line prints both wall times, ours/stock and the load average
+(os.getloadavg(), 1 minute) before and after the pair; the last lines give ours/stock per
+regime against the targets (tiny <= 0.9, gemma <= 0.7). --profile DIR runs every process
+under cProfile (slower; for the breakdown, not for the ratios) and writes DIR/<regime>-<variant>-<round>.prof.
+--limit N passes --limit N to both (per task: ours then scores up to 9N pairs, stock N).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from crows_pairs_speed import STOCK_TASK, stock_task_dir  # noqa: E402
+
+TARGETS = {"tiny": 0.9, "gemma": 0.7}
+
+
+def tiny_model(folder: Path) -> Path:
+    """The random GPT-NeoX of tiny_models.py in ``folder`` (written there first if absent)."""
+    model = folder / "tiny-gpt-neox"
+    if not (model / "config.json").exists():
+        subprocess.run([sys.executable, str(Path(__file__).parent / "tiny_models.py"), str(folder)], check=True)
+    return model
+
+
+def command(variant: str, model: Path, args, include: Path, out: Path, profile: Path | None) -> list[str]:
+    python = [sys.executable] + (["-m", "cProfile", "-o", str(profile)] if profile else [])
+    common = [
+        "--model_args",
+        f"pretrained={model},dtype=float32",
+        "--batch_size",
+        str(args.batch_size),
+        "--device",
+        args.device,
+        "--output_path",
+        str(out),
+    ]
+    common += ["--limit", str(args.limit)] if args.limit else []
+    if variant == "ours":
+        return [*python, "-m", "lm_eval", "run", "--model", "quantized_hf", "--tasks", "crows_pairs_bias", *common]
+    return [
+        *python,
+        "-m",
+        "lm_eval",
+        "run",
+        "--model",
+        "hf",
+        "--tasks",
+        STOCK_TASK,
+        "--include_path",
+        str(include),
+        *common,
+    ]
+
+
+def timed(argv: list[str], log: Path) -> float:
+    start = time.perf_counter()
+    with log.open("w") as out:
+        finished = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=os.environ)
+    elapsed = time.perf_counter() - start
+    if finished.returncode != 0:
+        sys.exit(f"failed ({finished.returncode}): {' '.join(argv)}\n{log.read_text()[-3000:]}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--regimes", nargs="+", choices=sorted(TARGETS), default=["tiny", "gemma"])
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--limit", type=int, default=None, help="per-task --limit (for iterating only)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--tiny-model", type=Path, default=None, help="folder holding tiny-gpt-neox")
+    parser.add_argument("--gemma", default=os.environ.get("GEMMA_DIR"), help="default: $GEMMA_DIR")
+    parser.add_argument("--profile", type=Path, default=None, help="write a cProfile of every process here")
+    parser.add_argument("--work", type=Path, default=None, help="logs and results (default: a temporary folder)")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    work = args.work or Path(tempfile.mkdtemp(prefix="whole_run_"))
+    work.mkdir(parents=True, exist_ok=True)
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    include = stock_task_dir()
+    models = {}
+    if "tiny" in args.regimes:
+        models["tiny"] = tiny_model(args.tiny_model or work / "models")
+    if "gemma" in args.regimes:
+        if not args.gemma:
+            sys.exit("the gemma regime needs --gemma DIR or $GEMMA_DIR")
+        models["gemma"] = Path(args.gemma)
+    print(f"work folder {work}; {os.cpu_count()} CPUs; device {args.device}; batch size {args.batch_size}")
+    ratios: dict[str, list[float]] = {regime: [] for regime in models}
+    for regime, model in models.items():
+        for round_ in range(1, args.rounds + 1):
+            order = ("ours", "stock") if round_ % 2 else ("stock", "ours")
+            load_before, wall = os.getloadavg()[0], {}
+            for variant in order:
+                tag = f"{regime}-{variant}-{round_}"
+                profile = args.profile / f"{tag}.prof" if args.profile else None
+                argv = command(variant, model, args, include, work / tag, profile)
+                wall[variant] = timed(argv, work / f"{tag}.log")
+            ratio = wall["ours"] / wall["stock"]
+            ratios[regime].append(ratio)
+            print(
+                f"{regime} round {round_} ({' then '.join(order)}): ours {wall['ours']:.1f} s, "
+                f"stock {wall['stock']:.1f} s, ours/stock {ratio:.2f}; "
+                f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after",
+                flush=True,
+            )
+    for regime, values in ratios.items():
+        met = all(r <= TARGETS[regime] for r in values)
+        print(
+            f"{regime}: ours/stock {', '.join(f'{r:.2f}' for r in values)} "
+            f"(target <= {TARGETS[regime]}: {'met' if met else 'not met'})"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -39,6 +39,65 @@ from crows_pairs_speed import STOCK_TASK, stock_task_dir  # noqa: E402
 TARGETS = {"tiny": 0.9, "gemma": 0.7}
 
 
+# phase -> the functions whose cumulative time it is ("path suffix:function"); what is left of the
+# process's total is start-up: the interpreter, imports and argument parsing
+PHASES = {
+    "index lm-eval's task YAMLs (TaskManager)": ["lm_eval/tasks/manager.py:__init__"],
+    "load the model": ["lm_eval/api/model.py:create_from_arg_obj", "lm_eval/api/model.py:create_from_arg_string"],
+    "build the tasks (data)": ["lm_eval/tasks/manager.py:load"],
+    "build the requests": ["lm_eval/api/task.py:build_all_requests"],
+    "score (sorting, batches, forwards)": ["lm_eval/api/model.py:loglikelihood"],
+    "per-document metrics (process_results)": ["process_results<lm_eval/evaluator.py:evaluate"],
+    "aggregate metrics and stderrs": ["lm_eval/evaluator_utils.py:_process_results"],
+    "  of which lm-eval's bootstraps": ["lm_eval/api/metrics.py:bootstrap_stderr"],
+    "environment info for the results": ["lm_eval/loggers/utils.py:add_env_info"],
+    "print the tables": ["lm_eval/utils.py:make_table"],
+    "write the results": [
+        "lm_eval/loggers/evaluation_tracker.py:save_results_aggregated",
+        "lm_eval/loggers/evaluation_tracker.py:save_results_samples",
+    ],
+}
+
+
+def phase_seconds(profile: Path) -> dict[str, float]:
+    """Seconds per phase of PHASES in a cProfile of one whole `lm_eval` process, and its start-up."""
+    import pstats
+
+    stats = pstats.Stats(str(profile)).stats
+    out = {}
+    for phase, targets in PHASES.items():
+        total = 0.0
+        for target in targets:
+            function, _, caller = target.partition("<")
+            where, _, name = function.rpartition(":")
+            for (path, _, func), (_, _, _, cumulative, callers) in stats.items():
+                if func != name or not path.endswith(where):
+                    continue
+                if not caller:
+                    total += cumulative
+                    continue
+                caller_where, _, caller_name = caller.rpartition(":")
+                total += sum(
+                    entry[3]
+                    for (c_path, _, c_func), entry in callers.items()
+                    if c_func == caller_name and c_path.endswith(caller_where)
+                )
+        out[phase] = total
+    whole = max(cumulative for (_, _, func), (_, _, _, cumulative, _) in stats.items() if func == "<module>")
+    out["start-up and the rest (interpreter, imports, CLI)"] = whole - sum(
+        v for k, v in out.items() if not k.startswith(" ")
+    )
+    out["whole process"] = whole
+    return out
+
+
+def print_phases(profiles: list[Path]) -> None:
+    table = {path.stem: phase_seconds(path) for path in profiles}
+    print("seconds per phase (cProfile, wall clock):\n" + " " * 52 + "".join(f"{n:>16}" for n in table))
+    for phase in next(iter(table.values()), {}):
+        print(f"{phase:52}" + "".join(f"{t[phase]:16.2f}" for t in table.values()))
+
+
 def tiny_model(folder: Path) -> Path:
     """The random GPT-NeoX of tiny_models.py in ``folder`` (written there first if absent)."""
     model = folder / "tiny-gpt-neox"
@@ -97,8 +156,11 @@ def main() -> None:
     parser.add_argument("--tiny-model", type=Path, default=None, help="folder holding tiny-gpt-neox")
     parser.add_argument("--gemma", default=os.environ.get("GEMMA_DIR"), help="default: $GEMMA_DIR")
     parser.add_argument("--profile", type=Path, default=None, help="write a cProfile of every process here")
+    parser.add_argument("--breakdown", type=Path, nargs="+", help="only print the phases of these .prof files")
     parser.add_argument("--work", type=Path, default=None, help="logs and results (default: a temporary folder)")
     args = parser.parse_args()
+    if args.breakdown:
+        return print_phases(args.breakdown)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -133,6 +195,8 @@ def main() -> None:
                 f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after",
                 flush=True,
             )
+    if args.profile:
+        print_phases(sorted(args.profile.glob("*.prof")))
     for regime, values in ratios.items():
         met = all(r <= TARGETS[regime] for r in values)
         print(

@@ -36,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from crows_pairs_speed import STOCK_TASK, stock_task_dir  # noqa: E402
 
-TARGETS = {"tiny": 0.9, "gemma": 0.7}
+TARGETS = {"tiny": 0.9, "gemma": 0.7}  # ours/stock at most; on a GPU (--device cuda) the gemma target is 0.8
 
 
 # phase -> the functions whose cumulative time it is ("path suffix:function"); what is left of the
@@ -198,10 +198,11 @@ def main() -> None:
     if args.profile:
         print_phases(sorted(args.profile.glob("*.prof")))
     for regime, values in ratios.items():
-        met = all(r <= TARGETS[regime] for r in values)
+        target = 0.8 if regime == "gemma" and args.device != "cpu" else TARGETS[regime]
+        met = all(r <= target for r in values)
         print(
             f"{regime}: ours/stock {', '.join(f'{r:.2f}' for r in values)} "
-            f"(target <= {TARGETS[regime]}: {'met' if met else 'not met'})"
+            f"(target <= {target}: {'met' if met else 'not met'})"
         )
 
 

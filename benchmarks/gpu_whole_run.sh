@@ -38,7 +38,7 @@ run() {
     fi
     export LM_EVAL_BIAS_DATA_DIR=$PWD/$INPUTS/data HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
     local device=${DEVICE:-cuda} limit=()  # DEVICE=cpu LIMIT=2: a smoke test of this script without a GPU
-    [ -n "${LIMIT:-}" ] && limit=(--limit "$LIMIT")
+    [ -n "${LIMIT:-}" ] && limit=(--pairs "$LIMIT")
     command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/device.txt"
     "$PYTHON" benchmarks/tiny_models.py "$OUT/models" --random-copy-of "$INPUTS/gemma3-270m" > "$OUT/models.log" 2>&1
     local model=$OUT/models/gemma3-270m-random

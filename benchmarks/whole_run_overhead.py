@@ -1,7 +1,7 @@
 """Whole `lm_eval` processes, ours against the stock formulation: what a user waits for on the command line.
 
     LM_EVAL_BIAS_DATA_DIR=/path/to/data GEMMA_DIR=/path/to/gemma-3-270m \
-      python benchmarks/whole_run_overhead.py [--regimes tiny gemma] [--rounds 2] [--limit N]
+      python benchmarks/whole_run_overhead.py [--regimes tiny gemma] [--rounds 2] [--pairs N]
         [--tiny-model DIR] [--device cpu|cuda] [--profile DIR]
 
 Two regimes: `tiny` (a random 2-layer GPT-NeoX that `tiny_models.py` writes, whose forward is
@@ -20,7 +20,7 @@ host's speed falls on both. Each line prints both wall times, ours/stock and the
 (os.getloadavg(), 1 minute) before and after the pair; the last lines give ours/stock per
 regime against the targets (tiny <= 0.9, gemma <= 0.7). --profile DIR runs every process
 under cProfile (slower; for the breakdown, not for the ratios) and writes DIR/<regime>-<variant>-<round>.prof.
---limit N passes --limit N to both (per task: ours then scores up to 9N pairs, stock N).
+--pairs N scores about N pairs (the first of every bias type, in proportion) in both, for iterating.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from crows_pairs_speed import STOCK_TASK, stock_task_dir  # noqa: E402
+from crows_pairs_speed import STOCK_TASK, limited_data_dir, stock_task_dir  # noqa: E402
 
 TARGETS = {"tiny": 0.9, "gemma": 0.7}  # ours/stock at most; on a GPU (--device cuda) the gemma target is 0.8
 
@@ -92,10 +92,10 @@ def phase_seconds(profile: Path) -> dict[str, float]:
 
 
 def print_phases(profiles: list[Path]) -> None:
-    table = {path.stem: phase_seconds(path) for path in profiles}
-    print("seconds per phase (cProfile, wall clock):\n" + " " * 52 + "".join(f"{n:>16}" for n in table))
+    table = {f"{path.parent.parent.name}/{path.stem}"[-22:]: phase_seconds(path) for path in profiles}
+    print("seconds per phase (cProfile; its clock: --profile-timer):\n" + " " * 52 + "".join(f"{n:>23}" for n in table))
     for phase in next(iter(table.values()), {}):
-        print(f"{phase:52}" + "".join(f"{t[phase]:16.2f}" for t in table.values()))
+        print(f"{phase:52}" + "".join(f"{t[phase]:23.2f}" for t in table.values()))
 
 
 def tiny_model(folder: Path) -> Path:
@@ -106,8 +106,18 @@ def tiny_model(folder: Path) -> Path:
     return model
 
 
+# `python -c PROFILED OUT TIMER -m lm_eval ...`: lm_eval's __main__ under cProfile with a wall-clock or a
+# CPU-time timer (this process's CPU only: lm-eval's bootstrap workers are other processes)
+PROFILED = (
+    "import cProfile, runpy, sys, time; out, timer = sys.argv[1:3]; sys.argv = ['lm_eval', *sys.argv[5:]]; "
+    "profile = cProfile.Profile(time.process_time if timer == 'cpu' else time.perf_counter)\n"
+    "try:\n    profile.runcall(runpy.run_module, 'lm_eval', run_name='__main__', alter_sys=True)\n"
+    "finally:\n    profile.dump_stats(out)"
+)
+
+
 def command(variant: str, model: Path, args, include: Path, out: Path, profile: Path | None) -> list[str]:
-    python = [sys.executable] + (["-m", "cProfile", "-o", str(profile)] if profile else [])
+    python = [sys.executable] + (["-c", PROFILED, str(profile), args.profile_timer] if profile else [])
     common = [
         "--model_args",
         f"pretrained={model},dtype=float32",
@@ -118,7 +128,6 @@ def command(variant: str, model: Path, args, include: Path, out: Path, profile: 
         "--output_path",
         str(out),
     ]
-    common += ["--limit", str(args.limit)] if args.limit else []
     if variant == "ours":
         return [*python, "-m", "lm_eval", "run", "--model", "quantized_hf", "--tasks", "crows_pairs_bias", *common]
     return [
@@ -150,12 +159,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--regimes", nargs="+", choices=sorted(TARGETS), default=["tiny", "gemma"])
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--limit", type=int, default=None, help="per-task --limit (for iterating only)")
+    parser.add_argument(
+        "--pairs", type=int, default=None, help="about N pairs, every bias type in proportion (iterating)"
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--tiny-model", type=Path, default=None, help="folder holding tiny-gpt-neox")
     parser.add_argument("--gemma", default=os.environ.get("GEMMA_DIR"), help="default: $GEMMA_DIR")
     parser.add_argument("--profile", type=Path, default=None, help="write a cProfile of every process here")
+    parser.add_argument("--profile-timer", choices=("wall", "cpu"), default="wall", help="cProfile's clock")
     parser.add_argument("--breakdown", type=Path, nargs="+", help="only print the phases of these .prof files")
     parser.add_argument("--work", type=Path, default=None, help="logs and results (default: a temporary folder)")
     args = parser.parse_args()
@@ -168,6 +180,8 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
+    if args.pairs:  # both variants read the same smaller CSV
+        os.environ["LM_EVAL_BIAS_DATA_DIR"] = limited_data_dir(args.pairs)
     include = stock_task_dir()
     models = {}
     if "tiny" in args.regimes:

@@ -80,26 +80,38 @@ def run_ours(args, metadata: dict | None = None) -> float:
     return time.perf_counter() - start
 
 
-def run_stock(args) -> float:
+STOCK_TASK = "crows_pairs_english_localcsv"
+
+
+def stock_task_dir() -> Path:
+    """A folder for lm-eval's --include_path holding lm-eval's own crows_pairs_english YAML and utils.py,
+    pointed at the local CSV (task STOCK_TASK): the stock formulation every speed comparison is against."""
     import lm_eval
-    from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
 
     stock_dir = Path(lm_eval.__file__).parent / "tasks" / "crows_pairs"
     include = Path(tempfile.mkdtemp(prefix="stock_crows_"))
     shutil.copy(stock_dir / "utils.py", include / "utils.py")
     config = (stock_dir / "crows_pairs_english.yaml").read_text()
-    config = config.replace("task: crows_pairs_english", "task: crows_pairs_english_localcsv")
+    config = config.replace("task: crows_pairs_english", f"task: {STOCK_TASK}")
     config = config.replace("dataset_path: jannalu/crows_pairs_multilingual", "dataset_path: csv")
     config = config.replace("dataset_name: english", f"dataset_kwargs:\n  data_files:\n    test: {crows_pairs_csv()}")
     config = config.replace("tag:\n  - crows_pairs\n", "")
-    (include / "crows_pairs_english_localcsv.yaml").write_text(config)
+    (include / f"{STOCK_TASK}.yaml").write_text(config)
+    return include
+
+
+def run_stock(args) -> float:
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    include = stock_task_dir()
     lm = HFLM(pretrained=args.model, device=args.device, batch_size=args.batch_size)
     task_manager = TaskManager(include_path=str(include))
     start = time.perf_counter()
     lm_eval.simple_evaluate(
         model=lm,
-        tasks=["crows_pairs_english_localcsv"],
+        tasks=[STOCK_TASK],
         task_manager=task_manager,
         bootstrap_iters=0,
     )

@@ -30,6 +30,7 @@ import sys
 HOOKS = {
     "lm_eval.api.registry": "lm_eval_bias.plugin:on_registry",
     "lm_eval.api.group": "lm_eval_bias.plugin:on_group",
+    "lm_eval.api.metrics": "lm_eval_bias.plugin:on_metrics",
     "lm_eval.tasks.manager": "lm_eval_bias.plugin:on_task_manager",
     "lm_eval.evaluator": "lm_eval_bias.plugin:on_evaluator",
     "lm_eval._cli.utils": "lm_eval_bias.plugin:on_cli_utils",

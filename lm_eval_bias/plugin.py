@@ -233,9 +233,12 @@ def aggregate_items(group, task_metrics: dict, group_metrics: dict) -> dict:
     For ``aggregate_items_with: "module:function"`` in the group metadata, each leaf task
     whose metric values carry the per-document items of their own aggregation (in the leaf
     metrics lm-eval passes to ``Group.aggregate``) contributes them, in leaf order, and
-    ``function(items) -> {metric: value}`` sets ``metric,none``.
+    ``function(items) -> {metric: value}`` sets ``metric,none``. With ``stderr_items_with:
+    "module:function"`` too, ``function(items) -> {metric: stderr}`` (closed forms over the pooled
+    items) sets ``metric_stderr,none`` where the leaves report a stderr (none with --bootstrap_iters 0).
     """
-    target = group_metadata(group).get("aggregate_items_with")
+    metadata = group_metadata(group)
+    target = metadata.get("aggregate_items_with")
     if not target:
         return group_metrics
     leaves = group_leaves(group, task_metrics)
@@ -243,6 +246,10 @@ def aggregate_items(group, task_metrics: dict, group_metrics: dict) -> dict:
     if items:
         values = _resolve(target)(items)
         group_metrics.update({f"{metric},none": value for metric, value in values.items()})
+    if items and metadata.get("stderr_items_with"):
+        for metric, stderr in _resolve(metadata["stderr_items_with"])(items).items():
+            if any(isinstance(leaf.get(f"{metric}_stderr,none"), numbers.Real) for leaf in leaves):
+                group_metrics[f"{metric}_stderr,none"] = stderr
     return group_metrics
 
 
@@ -269,6 +276,30 @@ def on_group(group_module) -> None:
 
     setattr(aggregate, _WRAPPED, True)
     cls.aggregate = aggregate
+
+
+# ------------------------------------------------------------ standard errors
+
+
+def on_metrics(metrics) -> None:
+    """An aggregation that carries a closed-form stderr (``lm_eval_bias.metrics.stderr.with_stderr``)
+    gets it from ``stderr_for_metric`` instead of a bootstrap or none; every other aggregation gets
+    lm-eval's answer. Wrapped where it is defined, before ``lm_eval.evaluator_utils`` imports it."""
+    original = metrics.stderr_for_metric
+    if getattr(original, _WRAPPED, False):
+        return
+
+    @functools.wraps(original)
+    def stderr_for_metric(metric, bootstrap_iters):
+        from lm_eval_bias.metrics.stderr import closed_form_stderr
+
+        own = closed_form_stderr(metric)
+        if own is not None and bootstrap_iters > 0:  # 0: no stderr at all, as lm-eval does
+            return own
+        return original(metric, bootstrap_iters)
+
+    setattr(stderr_for_metric, _WRAPPED, True)
+    metrics.stderr_for_metric = stderr_for_metric
 
 
 # ------------------------------------------------------------- request types

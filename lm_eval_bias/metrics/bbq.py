@@ -34,6 +34,7 @@ import numpy as np
 
 from lm_eval_bias.errors import BiasOptionError
 from lm_eval_bias.metrics.items import resampled_weights
+from lm_eval_bias.metrics.stderr import proportion_stderr
 
 CONDITIONS = ("ambig", "disambig")
 # how the answer is chosen from its log-likelihood: summed over its tokens, or per character (lm-eval's acc_norm)
@@ -294,6 +295,27 @@ def bbq_metrics(
         "bias_disambig_ci_low": dis_interval[0],
         "bias_disambig_ci_high": dis_interval[1],
         "items_without_target": float(sum(1 for o in outcomes if o[0] is None)),
+    }
+
+
+def bbq_stderrs(outcomes: Sequence[Sequence]) -> dict[str, float]:
+    """Closed-form standard errors of the metrics that have one, the accuracies (proportions of
+    items). The bias scores have their bootstrap intervals instead (``bias_*_ci_low`` / ``_high``).
+
+    Args:
+        outcomes: :func:`item_outcome` tuples (items without a target count nowhere).
+
+    Returns:
+        ``acc``, ``acc_ambig``, ``acc_disambig``: sqrt(p (1 - p) / (n - 1)) with p the accuracy over
+        the n items it counts; NaN for fewer than two items.
+    """
+    outcomes = [tuple(o) for o in outcomes]
+    n_amb, correct_amb, _, _ = _counts(outcomes, "ambig")
+    n_dis, correct_dis, _, _ = _counts(outcomes, "disambig")
+    return {
+        "acc": proportion_stderr(correct_amb + correct_dis, n_amb + n_dis),
+        "acc_ambig": proportion_stderr(correct_amb, n_amb),
+        "acc_disambig": proportion_stderr(correct_dis, n_dis),
     }
 
 

@@ -7,6 +7,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from lm_eval_bias.metrics.stderr import with_stderr
+
 
 class ItemsMetric(float):
     """A float wherever lm-eval reads it (results JSON, tables, a group's means) that also carries
@@ -57,7 +59,10 @@ def resampled_weights(rng: np.random.Generator, n: int, samples: int, chunk: int
 
 
 def items_aggregations(
-    compute: Callable[[tuple], dict[str, float]], names: Sequence[str], kind: type[ItemsMetric] = ItemsMetric
+    compute: Callable[[tuple], dict[str, float]],
+    names: Sequence[str],
+    kind: type[ItemsMetric] = ItemsMetric,
+    stderrs: Callable[[tuple], dict[str, float]] | None = None,
 ) -> list[Callable]:
     """One lm-eval aggregation per metric name, each returning an :class:`ItemsMetric` (the value,
     carrying the items for the groups above the task); ``compute`` runs once per set of items.
@@ -66,11 +71,16 @@ def items_aggregations(
         compute: ``items -> {name: value}`` (e.g. ``bbq_metrics``).
         names: the metric names, as the task YAML names its aggregations.
         kind: the ItemsMetric class the values are made of.
+        stderrs: ``items -> {name: closed-form stderr}`` for the metrics that have one (e.g.
+            ``bbq_stderrs``); their aggregations carry it (``lm_eval_bias.metrics.stderr.with_stderr``).
+            Called once on an empty set of items to learn which metrics those are.
 
     Returns:
         The aggregation functions, in ``names`` order, each named after its metric.
     """
     cached = lru_cache(maxsize=8)(compute)
+    cached_stderrs = lru_cache(maxsize=8)(stderrs) if stderrs else None
+    with_closed_form = set(stderrs(())) if stderrs else set()
 
     def aggregation(name: str) -> Callable:
         def aggregate(items):
@@ -79,6 +89,8 @@ def items_aggregations(
 
         aggregate.__name__ = name
         aggregate.__doc__ = f"{name} over the task's items, carrying them for the groups above it."
+        if name in with_closed_form:
+            with_stderr(aggregate, lambda items: cached_stderrs(tuple(tuple(item) for item in items))[name])
         return aggregate
 
     return [aggregation(name) for name in names]

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from lm_eval_bias.metrics.items import ItemsMetric, resampled_weights
+from lm_eval_bias.metrics.stderr import mean_stderr, proportion_stderr
 
 Outcome = tuple[str, int, int]  # (target, pro, related)
 
@@ -139,6 +140,26 @@ def stereoset_metrics(
         "icat_micro": icat(lms_micro, ss_micro),
         "ss_ci_low": low,
         "ss_ci_high": high,
+    }
+
+
+def stereoset_stderrs(outcomes: Sequence[Sequence]) -> dict[str, float]:
+    """Closed-form standard errors of the metrics that have one: the pooled ones, which are a
+    proportion and a mean over clusters. ss, lms and the ICATs, averaged over terms or products of
+    two scores, have none here (ss has its bootstrap interval, ``ss_ci_low`` / ``ss_ci_high``).
+
+    Args:
+        outcomes: ``(target, pro, related)`` cluster outcomes.
+
+    Returns:
+        ``ss_micro``: 100 sqrt(p (1 - p) / (n - 1)) with p the pro-stereotype share of the n clusters;
+        ``lms_micro``: the sample standard deviation (ddof = 1) of the clusters' 50 * related over
+        sqrt(n). NaN for fewer than two clusters.
+    """
+    pro = sum(int(p) for _, p, _ in outcomes)
+    return {
+        "ss_micro": proportion_stderr(pro, len(outcomes), 100.0),
+        "lms_micro": mean_stderr([50.0 * int(related) for _, _, related in outcomes]),
     }
 
 

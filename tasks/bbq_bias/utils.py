@@ -6,6 +6,7 @@ from lm_eval_bias.metrics.bbq import (
     METRICS,
     answer_scores,
     bbq_metrics,
+    bbq_stderrs,
     check_choice_rule,
     chosen_answer,
     item_outcome,
@@ -49,4 +50,4 @@ def process_results(doc, results):
     bias_disambig_ci_low,
     bias_disambig_ci_high,
     items_without_target,
-) = items_aggregations(bbq_metrics, METRICS)
+) = items_aggregations(bbq_metrics, METRICS, stderrs=bbq_stderrs)

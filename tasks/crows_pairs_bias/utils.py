@@ -2,6 +2,7 @@
 
 from lm_eval_bias.data.crows_pairs import crows_pairs_dataset
 from lm_eval_bias.metrics.crows_pairs import pair_metrics, perplexity  # noqa: F401 - perplexity: the YAML's aggregation
+from lm_eval_bias.metrics.stderr import nanmean  # noqa: F401 - the YAML's aggregation, with its closed-form stderr
 from lm_eval_bias.protocol_tasks import CrowsPairsTask
 from lm_eval_bias.scoring.sentence_scores import check_sentence_score, perplexity_terms, sentence_score
 

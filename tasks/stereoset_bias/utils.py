@@ -3,7 +3,13 @@ cluster outcomes in, metrics out. The metrics themselves are in lm_eval_bias.met
 
 from lm_eval_bias.data.stereoset import CANDIDATES, stereoset_dataset
 from lm_eval_bias.metrics.items import items_aggregations
-from lm_eval_bias.metrics.stereoset import METRICS, ClusterMetric, cluster_outcome, stereoset_metrics
+from lm_eval_bias.metrics.stereoset import (
+    METRICS,
+    ClusterMetric,
+    cluster_outcome,
+    stereoset_metrics,
+    stereoset_stderrs,
+)
 from lm_eval_bias.request_types import STEREOSET_PAPER_SCORE, STEREOSET_SCORE
 from lm_eval_bias.scoring.stereoset import check_mlm_score
 from lm_eval_bias.task_base import BiasTask
@@ -45,5 +51,5 @@ def process_results(doc, results):
 
 # One aggregation per metric, named as in the YAML.
 ss, lms, icat, ss_micro, lms_micro, icat_micro, ss_ci_low, ss_ci_high = items_aggregations(
-    stereoset_metrics, METRICS, ClusterMetric
+    stereoset_metrics, METRICS, ClusterMetric, stereoset_stderrs
 )

@@ -33,6 +33,8 @@ EXPECTED = {
         True,
     ),
     "lm_eval.api.group:Group.aggregate": ([("self", P, None), ("task_metrics", P, None)], True),
+    # an aggregation carrying a closed-form stderr (lm_eval_bias.metrics.stderr) gets it from here
+    "lm_eval.api.metrics:stderr_for_metric": ([("metric", P, None), ("bootstrap_iters", P, None)], True),
     "lm_eval.evaluator:evaluate": (
         [
             ("lm", P, None),

@@ -131,7 +131,7 @@ def test_delta_cells_are_shaded_by_sign_and_size(rendered):
 
 def test_figures_are_embedded_and_on_screen(rendered):
     image, layout = rendered
-    assert len(layout["figures"]) == 3  # delta_bias_vs_bits, lms_vs_ss, by_compression
+    assert len(layout["figures"]) == 4  # delta_bias_vs_bits, lms_vs_ss, by_compression, delta_agreement
     assert all(figure["width"] > 0 for figure in layout["figures"])  # the images decoded
     first = layout["figures"][0]["box"]
     assert first[3] <= WINDOW[1], "the first figure is below the screenshot"

@@ -17,11 +17,13 @@ scored position; for Gemma-3-270M's 262,144-row head the head is the larger half
   their throughput (docs/benchmarks.md; scores move by fp32 rounding only).
 - Requests that share a context of two or more tokens (a multiple-choice item's answers) run the
   body over it once with ``share_contexts`` (``shared_context``), under share_prefixes' condition.
-- Identical requests are scored once, and so is each (prefix, next token) event: with
+- Identical requests are scored once, and the head runs once per distinct prefix: with
   ``share_prefixes`` (for models that compute each position from the tokens up to it alone,
-  i.e. no activation statistics over a sequence), a position whose prefix and target another
-  request already had takes that result instead of a head pass. CrowS-Pairs' minimal pairs
-  share their prefix up to the first changed word: 29% of the head positions on Gemma-3-270M.
+  i.e. no activation statistics over a sequence), the first position with a prefix is headed for
+  every next token any request of the call asks of it, and a later position with that prefix takes
+  those results instead of a head pass (``prefix_heads``). CrowS-Pairs' minimal pairs share their
+  prefix up to the first changed word (29% of the head positions on Gemma-3-270M); HolisticBias'
+  sentences a template's start and a descriptor (the head at 16% of the positions).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from lm_eval_bias.scoring.head import (
     softcap_of,
 )
 from lm_eval_bias.scoring.heap import retained_heap
+from lm_eval_bias.scoring.prefix_heads import PrefixHeads
 from lm_eval_bias.scoring.shared_context import (
     MIN_SHARED_CONTEXT,
     can_share_contexts,
@@ -119,7 +122,7 @@ def score_continuations(
             plus continuation (the model reads at most ``max_length``), and continuation tokens cut off
             that way are not scored.
         progress: show a tqdm progress bar over the batches.
-        share_prefixes: score each (prefix, next token) event once over all requests; see
+        share_prefixes: head each distinct prefix once over all requests; see
             ``continuation_token_logprobs``.
         share_contexts: requests that share a context of two or more tokens (a multiple-choice item's
             answers) run the body over that context once (``shared_context``); the same condition as
@@ -166,7 +169,7 @@ def continuation_token_logprobs(
         max_length: when given, the last ``max_length + 1`` tokens of each request are kept, and only
             the continuation tokens among them are scored.
         progress: show a tqdm progress bar over the batches.
-        share_prefixes: score each (prefix, next token) event once over all requests. Only for models
+        share_prefixes: head each distinct prefix once over all requests (``prefix_heads``). Only for models
             whose output at a position depends on the tokens up to it alone (not on later tokens, e.g.
             through an activation scale taken over the whole sequence).
         share_contexts: the same condition; requests sharing a context run the body over it once.
@@ -198,9 +201,8 @@ def continuation_token_logprobs(
             length_sorted_batches([len(pairs[i][0]) for i in scored], batch_size, min_tokens_per_batch(device))
         )
         with retained_heap():
-            scorer = batch_scorer(
-                model, [list(pairs[i][0]) for i in scored], SharedEvents() if share_prefixes else None
-            )
+            shared = PrefixHeads([pairs[i] for i in scored]) if share_prefixes else None
+            scorer = batch_scorer(model, [list(pairs[i][0]) for i in scored], shared)
             for batch in tqdm(batches, desc="Scoring continuations", disable=not progress):
                 indices = [scored[b] for b in batch]
                 input_ids, attention_mask = right_padded([pairs[i][0] for i in indices], pad_token_id, device)
@@ -261,8 +263,8 @@ def _model_input(context, continuation, max_length) -> tuple[tuple[int, ...], tu
     return tuple(whole[:-1]), tuple(targets)
 
 
-def batch_scorer(model: torch.nn.Module, inputs: list[list[int]], shared: SharedEvents | None = None) -> BatchScorer:
-    """The cheapest exact way to score this model: sliced Linear head (each shared event once when
+def batch_scorer(model: torch.nn.Module, inputs: list[list[int]], shared: PrefixHeads | None = None) -> BatchScorer:
+    """The cheapest exact way to score this model: sliced Linear head (each shared prefix once when
     ``shared`` is given), head on rows, or full logits.
 
     Choosing runs the model once on a probe (the first 8 tokens of the first non-empty input) to
@@ -272,8 +274,8 @@ def batch_scorer(model: torch.nn.Module, inputs: list[list[int]], shared: Shared
     Args:
         model: the causal LM to score.
         inputs: the input ids of the sequences that will be scored (only the probe is read).
-        shared: where results are kept by (prefix, next token) event across batches, when each event
-            is to be headed once; used by the sliced Linear head only.
+        shared: where results are kept by (prefix, next token) across batches, when each distinct prefix
+            is to be headed once (``prefix_heads.PrefixHeads``); used by the sliced Linear head only.
 
     Returns:
         A ``BatchScorer``: called as ``scorer(input_ids, attention_mask, targets)`` on one right-padded
@@ -316,66 +318,18 @@ def scored_positions(attention_mask: torch.Tensor, targets: list[list[int]]):
     )
 
 
-class SharedEvents:
-    """Head results by event: (the prefix, as a node of a trie of token ids, and the next token).
-
-    Attributes:
-        results: event -> (log-probability of the next token, whether it is the argmax), filled by the
-            scorer as events are headed.
-    """
-
-    def __init__(self) -> None:
-        self._nodes: dict[tuple[int, int], int] = {}
-        self.results: dict[tuple[int, int], tuple[float, bool]] = {}
-
-    def events(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, targets: list[list[int]]):
-        """One (prefix node, target) per scored position, in scored_positions' order.
-
-        Adds the batch's prefixes to the trie as a side effect.
-
-        Args:
-            input_ids: (batch, length) token ids of a right-padded batch.
-            attention_mask: (batch, length) mask, 1 on real tokens.
-            targets: for each row, the token ids its last real positions predict.
-
-        Returns:
-            ``(node, target id)`` tuples: ``node`` stands for the row's tokens up to and including the
-            scored position (equal prefixes get the same node, in any batch).
-        """
-        out = []
-        for ids, length, target in zip(input_ids.tolist(), attention_mask.sum(dim=1).tolist(), targets):
-            node, nodes = 0, []
-            for token in ids[:length]:
-                node = self._nodes.setdefault((node, token), len(self._nodes) + 1)
-                nodes.append(node)
-            out += zip(nodes[length - len(target) :], target)
-        return out
-
-
 def _score_linear_head(
-    model, head: torch.nn.Linear, input_ids, attention_mask, targets, shared: SharedEvents | None = None
+    model, head: torch.nn.Linear, input_ids, attention_mask, targets, shared: PrefixHeads | None = None
 ) -> list[TokenLogprobs]:
     rows, positions, target_ids = scored_positions(attention_mask, targets)
-    if shared is None:
-        hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask)[0]
-        logprobs, greedy = linear_head_logprobs(
-            hidden[rows, positions], head.weight, head.bias, target_ids, softcap_of(model)
-        )
-        return _per_row(logprobs.tolist(), greedy.tolist(), targets)
-    events = shared.events(input_ids, attention_mask, targets)
-    first: dict[tuple[int, int], int] = {}
-    for i, event in enumerate(events):
-        if event not in shared.results:
-            first.setdefault(event, i)
-    if first:  # a batch whose every event was scored before needs no forward at all
-        hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask)[0]
-        pick = torch.as_tensor(sorted(first.values()), device=rows.device)
-        logprobs, greedy = linear_head_logprobs(
-            hidden[rows[pick], positions[pick]], head.weight, head.bias, target_ids[pick], softcap_of(model)
-        )
-        shared.results.update(zip((events[i] for i in pick.tolist()), zip(logprobs.tolist(), greedy.tolist())))
-    values, flags = zip(*(shared.results[event] for event in events))
-    return _per_row(list(values), list(flags), targets)
+    if shared is not None:
+        values, flags = shared.score(model, head, input_ids, attention_mask, targets, rows, positions)
+        return _per_row(values, flags, targets)
+    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask)[0]
+    logprobs, greedy = linear_head_logprobs(
+        hidden[rows, positions], head.weight, head.bias, target_ids, softcap_of(model)
+    )
+    return _per_row(logprobs.tolist(), greedy.tolist(), targets)
 
 
 def _score_head_on_rows(model, head, input_ids, attention_mask, targets) -> list[TokenLogprobs]:

@@ -26,7 +26,7 @@ from lm_eval_bias.valid_tokens import valid_tokens_scope
 SLICE_ELEMENTS = 1 << 19  # logits per vocabulary slice on a CPU (2 MB of fp32: cache-resident)
 
 
-def linear_head_logprobs(hidden, weight, bias, target_ids, softcap: float | None = None):
+def linear_head_logprobs(hidden, weight, bias, target_ids, softcap: float | None = None, rows=None):
     """(fp64 log p(target), target is the argmax) per row of ``hidden`` (positions, hidden size) under
     the head ``tanh((hidden @ weight.T + bias) / softcap) * softcap``, one vocabulary slice at a time.
 
@@ -34,11 +34,14 @@ def linear_head_logprobs(hidden, weight, bias, target_ids, softcap: float | None
         hidden: (positions, hidden size) final hidden states at the scored positions.
         weight: (vocabulary, hidden size) weight of the ``nn.Linear`` head.
         bias: (vocabulary,) bias of the head, or None.
-        target_ids: (positions,) int64 token ids to score, on ``hidden``'s device.
+        target_ids: (targets,) int64 token ids to score, on ``hidden``'s device (one per row unless
+            ``rows`` is given).
         softcap: the final logit soft-cap (Gemma-2's ``final_logit_softcapping``); None or 0 for none.
+        rows: several targets per position: the (targets,) int64 row of ``hidden`` that each target of
+            ``target_ids`` is scored at (see ``normalised``); None for one target per row.
 
     Returns:
-        ``(logprobs, greedy)``: a (positions,) float64 tensor of log p(target) and a (positions,) bool
+        ``(logprobs, greedy)``: a (targets,) float64 tensor of log p(target) and a (targets,) bool
         tensor, True where the target's logit is the largest (ties included).
 
     Raises:
@@ -53,7 +56,7 @@ def linear_head_logprobs(hidden, weight, bias, target_ids, softcap: float | None
             )
             yield start, torch.tanh(logits / softcap) * softcap if softcap else logits
 
-    return normalised(slices(), target_ids, step, weight.shape[0])
+    return normalised(slices(), target_ids, step, weight.shape[0], rows=rows, positions=len(hidden))
 
 
 def logits_logprobs(logits: torch.Tensor, target_ids: torch.Tensor):
@@ -76,7 +79,15 @@ def logits_logprobs(logits: torch.Tensor, target_ids: torch.Tensor):
     return normalised(slices, target_ids, step, logits.shape[1])
 
 
-def normalised(slices: Iterable[tuple[int, torch.Tensor]], target_ids: torch.Tensor, step: int, vocabulary: int):
+def normalised(
+    slices: Iterable[tuple[int, torch.Tensor]],
+    target_ids: torch.Tensor,
+    step: int,
+    vocabulary: int,
+    *,
+    rows: torch.Tensor | None = None,
+    positions: int | None = None,
+):
     """Log-probabilities of the targets from the logits given slice by slice (start, (positions, width)).
 
     Each slice's maxima and sums go into tensors allocated before the first slice: kept as small
@@ -88,37 +99,46 @@ def normalised(slices: Iterable[tuple[int, torch.Tensor]], target_ids: torch.Ten
         slices: ``(start, logits)`` pairs, in vocabulary order: the i-th slice holds columns
             ``i * step`` onwards, ``(positions, width)`` with width ``step`` (the last may be narrower),
             of any float dtype. float32 slices are overwritten (exponentiated in place).
-        target_ids: (positions,) int64 token ids to score.
+        target_ids: (targets,) int64 token ids to score (one per row unless ``rows`` is given).
         step: the vocabulary columns per slice.
         vocabulary: the number of vocabulary columns in all.
+        rows: when given, (targets,) int64: the slice row each target is scored at, so that a row's
+            normaliser serves several targets (a prefix that several requests continue differently);
+            None: target i at row i.
+        positions: the slices' number of rows, with ``rows`` (default: one past its largest entry).
 
     Returns:
-        ``(logprobs, greedy)``: a (positions,) float64 tensor of log p(target), each slice's maximum and
-        fp64 exp-sum combined in fp64, and a (positions,) bool tensor, True where the target's logit is
+        ``(logprobs, greedy)``: a (targets,) float64 tensor of log p(target), each slice's maximum and
+        fp64 exp-sum combined in fp64, and a (targets,) bool tensor, True where the target's logit is
         the largest (ties included).
 
     Raises:
         ValueError: a target id is negative or past the last slice (raised after all slices are read).
     """
     by_slice: dict[int, list[int]] = {}
-    for row, token in enumerate(target_ids.tolist()):
-        by_slice.setdefault(token // step, []).append(row)
+    for target, token in enumerate(target_ids.tolist()):
+        by_slice.setdefault(token // step, []).append(target)
     count, device = -(-vocabulary // step), target_ids.device
+    if rows is not None and positions is None:
+        positions = int(rows.max()) + 1 if len(rows) else 0
     target_logits = torch.empty(len(target_ids), device=device)
-    maxima = torch.empty(count, len(target_ids), device=device)
-    sums = torch.empty(count, len(target_ids), dtype=torch.float64, device=device)
+    maxima = torch.empty(count, len(target_ids) if rows is None else positions, device=device)
+    sums = torch.empty(count, maxima.shape[1], dtype=torch.float64, device=device)
     for index, (start, logits) in enumerate(slices):
         logits = logits.float()  # fp32 copies of half-precision logits; fp32 logits are used in place
-        rows = by_slice.get(index)
-        if rows:
-            rows_t = torch.as_tensor(rows, device=logits.device)
-            target_logits[rows_t] = logits[rows_t, target_ids[rows_t] - start]
+        targets = by_slice.get(index)
+        if targets:
+            targets_t = torch.as_tensor(targets, device=logits.device)
+            at = targets_t if rows is None else rows[targets_t]
+            target_logits[targets_t] = logits[at, target_ids[targets_t] - start]
         best = torch.amax(logits, dim=1, out=maxima[index])
         torch.sum(logits.sub_(best[:, None]).exp_(), dim=1, dtype=torch.float64, out=sums[index])
-    if sum(len(rows) for slice_index, rows in by_slice.items() if slice_index < count) != len(target_ids):
+    if sum(len(targets) for slice_index, targets in by_slice.items() if slice_index < count) != len(target_ids):
         raise ValueError(f"A target token id is outside the vocabulary (0 to {count * step - 1} at most).")
     best = maxima.amax(dim=0)
     log_normaliser = best.double() + (sums * (maxima - best).double().exp()).sum(dim=0).log()
+    if rows is not None:
+        best, log_normaliser = best[rows], log_normaliser[rows]
     return target_logits.double() - log_normaliser, target_logits >= best
 
 

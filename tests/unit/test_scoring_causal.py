@@ -7,7 +7,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from fixtures.reference_scoring import reference_causal_logprob
-from lm_eval_bias.scoring import causal
+from lm_eval_bias.scoring import causal, prefix_heads
 
 MODEL_FIXTURES = ["tiny_gpt_neox_dir", "tiny_gpt2_dir"]
 BATCH_SIZES = [1, 3, 8]
@@ -99,22 +99,25 @@ def test_matches_reference(causal_lm, batch_size, share_prefixes):
 
 
 @pytest.mark.parametrize("batch_size", [1, 4])
-def test_shared_prefixes_run_the_head_once_per_event(causal_lm, batch_size, monkeypatch):
-    """The head sees each distinct (prefix, next token) once: counted by brute force over the requests."""
+def test_shared_prefixes_run_the_head_once_per_prefix(causal_lm, batch_size, monkeypatch):
+    """The head sees each distinct prefix of a scored position once: counted by brute force."""
     model, tokenizer = causal_lm
     requests = _requests(model, tokenizer)
-    events = set()
+    events, prefixes = set(), set()
     for context, continuation in requests:
         whole = [*context, *continuation]
         events |= {(tuple(whole[:p]), whole[p]) for p in range(len(context), len(whole))}
-    assert len(events) < sum(len(c) for _, c in requests)  # the requests do share prefixes
+        prefixes |= {tuple(whole[:p]) for p in range(len(context), len(whole))}
+    assert len(prefixes) < len(events) < sum(len(c) for _, c in requests)  # the requests do share prefixes
     rows = []
-    real = causal.linear_head_logprobs
-    monkeypatch.setattr(causal, "linear_head_logprobs", lambda hidden, *a: rows.append(len(hidden)) or real(hidden, *a))
+    real = prefix_heads.linear_head_logprobs
+    monkeypatch.setattr(
+        prefix_heads, "linear_head_logprobs", lambda hidden, *a, **k: rows.append(len(hidden)) or real(hidden, *a, **k)
+    )
     causal.score_continuations(
         model, requests, batch_size=batch_size, pad_token_id=_pad(tokenizer), share_prefixes=True
     )
-    assert sum(rows) == len(events)
+    assert sum(rows) == len(prefixes)
 
 
 @pytest.mark.parametrize("batch_size", BATCH_SIZES)

@@ -81,6 +81,24 @@ class InputLengthCheck:
             )
         self.truncated += len(long)
 
+    def check_whole(self, lengths: Sequence[int], requests: Sequence[Any], max_length: int | None) -> None:
+        """Masked LMs: every input, special tokens included, must fit the context; no rule truncates it.
+
+        A pseudo-log-likelihood masks each token in turn with the whole sentence around it, so cutting
+        the sentence would change what is measured: ``long_inputs=truncate`` does not apply.
+        """
+        long = [i for i, n in enumerate(lengths) if max_length is not None and n > max_length]
+        if not long:
+            return
+        first = long[0]
+        where = describe(requests[first] if first < len(requests) else None)
+        more = f"; {len(long) - 1} more request(s) are too long" if len(long) > 1 else ""
+        raise BiasInputTooLongError(
+            f"{where}: the input is {lengths[first]} tokens with the masked LM's special tokens, longer than its "
+            f"context of {max_length} tokens{more}; shorten it (long_inputs=truncate is for causal LMs: a "
+            "pseudo-log-likelihood needs the whole sentence)"
+        )
+
     def record(self) -> dict[str, Any]:
         """What the results JSON's ``config`` records (nothing under the default rule)."""
         return {"long_inputs": {"rule": self.rule, "truncated": self.truncated}} if self.rule == "truncate" else {}

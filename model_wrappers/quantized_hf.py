@@ -123,6 +123,7 @@ class QuantizedHFLM(PaperProtocolScoring, HFLM):
         # masked LMs: a document's two sentences without a context are a minimal pair (CrowS-Pairs); a
         # continuation with a context (a multiple-choice answer) gets its pseudo-log-likelihood given the
         # context, and a document's lone sentence without one (HolisticBias) the PLL of all its tokens
+        self._lengths.check_whole([self._masked_length(*r.args[:2]) for r in requests], requests, self._masked_context())
         results: list[ScoredLoglikelihood | None] = [None] * len(requests)
         sentences = Counter((r.task_name, r.doc_id) for r in requests if r.args[0] == "")
         pairs = [i for i, r in enumerate(requests) if r.args[0] == "" and sentences[(r.task_name, r.doc_id)] != 1]
@@ -143,6 +144,21 @@ class QuantizedHFLM(PaperProtocolScoring, HFLM):
             for i, (pll, tokens) in zip(conditioned, scored):
                 results[i] = ScoredLoglikelihood(pll, False, tokens)
         return results
+
+    def _masked_length(self, context: str, continuation: str) -> int:
+        """Tokens of a masked LM's input: the special tokens around one sequence, the context, the continuation."""
+        encode = self.tokenizer
+        body = [len(encode(text, add_special_tokens=False)["input_ids"]) for text in (context, continuation) if text]
+        return self.tokenizer.num_special_tokens_to_add(pair=False) + sum(body)
+
+    def _masked_context(self) -> int:
+        """The most tokens a masked LM reads: the tokenizer's limit where it has one, else its positions
+        (less RoBERTa's two reserved ones: its positions start after the padding index)."""
+        limit = getattr(self.tokenizer, "model_max_length", None)
+        if isinstance(limit, int) and limit < 1_000_000:
+            return limit
+        reserved = 2 if "roberta" in str(getattr(self.model.config, "model_type", "")) else 0
+        return self.max_length - reserved
 
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs=None):
         self._lengths.check(

@@ -102,3 +102,30 @@ def test_a_study_cell_names_the_bad_option(tiny_gpt_neox_dir, tmp_path, model, m
     outcome = run_cell(cell, tmp_path / "study")
     assert outcome.status == "failed" and outcome.reason.startswith(reason.format(tmp=tmp_path))
     assert not list((tmp_path / "study").rglob("results_*.json"))
+
+
+def test_a_masked_lm_names_the_pair_too_long_for_its_context(tiny_bert_dir, long_pair_dir):
+    for extra in ("", ",long_inputs=truncate"):  # a pseudo-log-likelihood is never truncated
+        with pytest.raises(BiasInputTooLongError) as caught:
+            evaluate("quantized_hf", f"pretrained={tiny_bert_dir}{extra}", ["crows_pairs_bias_age"])
+        message = str(caught.value)
+        assert message.startswith("task crows_pairs_bias_age, document 1 (pair_id 41): the input is ")
+        assert "with the masked LM's special tokens, longer than its context of 128 tokens" in message
+
+
+def test_a_masked_lm_scores_an_input_that_just_fits(tiny_bert_dir, tmp_path, monkeypatch):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    assert len(tokenizer("man")["input_ids"]) == 3  # [CLS] man [SEP]: one token a word
+    fits, too_long = " ".join(["man"] * 126), " ".join(["man"] * 127)  # 128 and 129 tokens with [CLS], [SEP]
+    for name, sentence in (("fits", fits), ("too_long", too_long)):
+        path = tmp_path / name / "crows_pairs" / "crows_pairs_anonymized.csv"
+        path.parent.mkdir(parents=True)
+        path.write_text(HEADER + f"3,{sentence},A woman cried.,stereo,age,[],a0,[]\n")
+    monkeypatch.setenv("LM_EVAL_BIAS_DATA_DIR", str(tmp_path / "fits"))
+    results = evaluate("quantized_hf", f"pretrained={tiny_bert_dir}", ["crows_pairs_bias_age"])
+    assert len(results["samples"]["crows_pairs_bias_age"]) == 1
+    monkeypatch.setenv("LM_EVAL_BIAS_DATA_DIR", str(tmp_path / "too_long"))
+    with pytest.raises(BiasInputTooLongError, match=r"document 0 \(pair_id 3\): the input is 129 tokens"):
+        evaluate("quantized_hf", f"pretrained={tiny_bert_dir}", ["crows_pairs_bias_age"])

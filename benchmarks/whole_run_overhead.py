@@ -13,7 +13,13 @@ regime two `python -m lm_eval run` subprocesses run one after the other, whole C
 
 - ours: `--model quantized_hf --tasks crows_pairs_bias` (9 subtasks and their group);
 - stock: `--model hf` on lm-eval's own crows_pairs_english YAML pointed at the same CSV
-  (`crows_pairs_speed.stock_task_dir`).
+  (`crows_pairs_speed.stock_task_dir`), with lm-eval-bias's start-up hook off
+  (LM_EVAL_BIAS_DISABLE_HOOK=1): lm-eval as a user without this package runs it.
+  --stock-with-plugin leaves the hook on (then stock too reads lm-eval's task index from the cache
+  that `lm_eval_bias.task_index_cache` keeps).
+
+Before the rounds one `TaskManager()` makes sure that cache is built, as it is for every run after
+a user's first.
 
 The order alternates (ours first in odd rounds, stock first in even ones), so a drift of the
 host's speed falls on both. Each line prints both wall times, ours/stock and the load average
@@ -145,10 +151,10 @@ def command(variant: str, model: Path, args, include: Path, out: Path, profile: 
     ]
 
 
-def timed(argv: list[str], log: Path) -> float:
+def timed(argv: list[str], log: Path, env: dict[str, str]) -> float:
     start = time.perf_counter()
     with log.open("w") as out:
-        finished = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=os.environ)
+        finished = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
     elapsed = time.perf_counter() - start
     if finished.returncode != 0:
         sys.exit(f"failed ({finished.returncode}): {' '.join(argv)}\n{log.read_text()[-3000:]}")
@@ -170,6 +176,11 @@ def main() -> None:
     parser.add_argument("--profile-timer", choices=("wall", "cpu"), default="wall", help="cProfile's clock")
     parser.add_argument("--breakdown", type=Path, nargs="+", help="only print the phases of these .prof files")
     parser.add_argument("--work", type=Path, default=None, help="logs and results (default: a temporary folder)")
+    parser.add_argument(
+        "--stock-with-plugin",
+        action="store_true",
+        help="run stock with lm-eval-bias's start-up hook loaded (default: lm-eval as shipped, the hook off)",
+    )
     args = parser.parse_args()
     if args.breakdown:
         return print_phases(args.breakdown)
@@ -190,7 +201,15 @@ def main() -> None:
         if not args.gemma:
             sys.exit("the gemma regime needs --gemma DIR or $GEMMA_DIR")
         models["gemma"] = Path(args.gemma)
-    print(f"work folder {work}; {os.cpu_count()} CPUs; device {args.device}; batch size {args.batch_size}")
+    environments = {"ours": dict(os.environ), "stock": dict(os.environ)}
+    if not args.stock_with_plugin:  # lm-eval as a user without lm-eval-bias runs it
+        environments["stock"]["LM_EVAL_BIAS_DISABLE_HOOK"] = "1"
+    # lm-eval's task index, as a user's every run after the first finds it (lm_eval_bias.task_index_cache)
+    subprocess.run([sys.executable, "-c", "from lm_eval.tasks import TaskManager; TaskManager()"], check=True)
+    print(
+        f"work folder {work}; {os.cpu_count()} CPUs; device {args.device}; batch size {args.batch_size}; "
+        f"stock {'with' if args.stock_with_plugin else 'without'} the lm-eval-bias hook"
+    )
     ratios: dict[str, list[float]] = {regime: [] for regime in models}
     for regime, model in models.items():
         for round_ in range(1, args.rounds + 1):
@@ -200,7 +219,7 @@ def main() -> None:
                 tag = f"{regime}-{variant}-{round_}"
                 profile = args.profile / f"{tag}.prof" if args.profile else None
                 argv = command(variant, model, args, include, work / tag, profile)
-                wall[variant] = timed(argv, work / f"{tag}.log")
+                wall[variant] = timed(argv, work / f"{tag}.log", environments[variant])
             ratio = wall["ours"] / wall["stock"]
             ratios[regime].append(ratio)
             print(

@@ -64,6 +64,17 @@ def on_task_manager(manager) -> None:
 
     setattr(__init__, _WRAPPED, True)
     cls.__init__ = __init__
+    _cache_task_index(manager.TaskIndex)
+
+
+def _cache_task_index(index_cls) -> None:
+    """lm-eval's own tasks folder indexed from a cache between runs (`task_index_cache`)."""
+    from lm_eval_bias.task_index_cache import cached_build
+
+    if not getattr(index_cls.build, _WRAPPED, False):
+        build = cached_build(index_cls.build)
+        setattr(build, _WRAPPED, True)
+        index_cls.build = staticmethod(build)
 
 
 # ---------------------------------------------------------- group aggregation

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,9 +38,13 @@ def utf8_error(path: str | os.PathLike, raw: bytes, exc: UnicodeDecodeError, hea
     )
 
 
+# C0 control characters but tab, newline and carriage return, and DEL
+CONTROL_CHARACTER = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def control_characters(text: str) -> str:
     """The control characters in ``text`` (NUL, and any other but tab and newline), as a readable list; "" if none."""
-    found = sorted({ch for ch in text if (ord(ch) < 32 and ch not in "\t\n\r") or ord(ch) == 127})
+    found = sorted(set(CONTROL_CHARACTER.findall(text)))
     return ", ".join(f"U+{ord(ch):04X}" + (" (NUL)" if ch == "\0" else "") for ch in found)
 
 

@@ -317,3 +317,16 @@ def test_model_args_key_repeated_across_flags_is_refused():
         parser.parse_args(["--model_args", "pretrained=x,bits=4", "--model_args", "bits=8"])
     with pytest.raises(BiasOptionError, match=r"^--model_args: bits is given 2 times \(bits=4, bits=8\)"):
         parser.parse_args(["--model_args", "bits=4", "bits=8"])
+
+
+def test_control_characters_match_a_per_character_rule():
+    from lm_eval_bias.data.text_files import control_characters
+
+    def plain(text):  # the rule written out character by character
+        bad = sorted({c for c in text if (ord(c) < 32 and c not in "\t\n\r") or ord(c) == 127})
+        return ", ".join(f"U+{ord(c):04X}" + (" (NUL)" if c == "\0" else "") for c in bad)
+
+    for code in range(0x250):
+        assert control_characters(f"a{chr(code)}b") == plain(f"a{chr(code)}b"), hex(code)
+    text = "x\0y\x7f\t\n\r\x1b\0"
+    assert control_characters(text) == plain(text) == "U+0000 (NUL), U+001B, U+007F"

@@ -123,7 +123,8 @@ class QuantizedHFLM(PaperProtocolScoring, HFLM):
         # masked LMs: a document's two sentences without a context are a minimal pair (CrowS-Pairs); a
         # continuation with a context (a multiple-choice answer) gets its pseudo-log-likelihood given the
         # context, and a document's lone sentence without one (HolisticBias) the PLL of all its tokens
-        self._lengths.check_whole([self._masked_length(*r.args[:2]) for r in requests], requests, self._masked_context())
+        lengths = [self._masked_length(*r.args[:2]) for r in requests]
+        self._lengths.check_whole(lengths, requests, self._masked_context())
         results: list[ScoredLoglikelihood | None] = [None] * len(requests)
         sentences = Counter((r.task_name, r.doc_id) for r in requests if r.args[0] == "")
         pairs = [i for i, r in enumerate(requests) if r.args[0] == "" and sentences[(r.task_name, r.doc_id)] != 1]

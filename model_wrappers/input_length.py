@@ -35,6 +35,13 @@ def describe(request: Any) -> str:
     return where
 
 
+def _first_too_long(long: Sequence[int], lengths: Sequence[int], requests: Sequence[Any]) -> tuple[str, int, str]:
+    """(the first too-long request named, its length, "; N more request(s) are too long" or "")."""
+    first = long[0]
+    more = f"; {len(long) - 1} more request(s) are too long" if len(long) > 1 else ""
+    return describe(requests[first] if first < len(requests) else None), lengths[first], more
+
+
 class InputLengthCheck:
     """One model's rule for inputs longer than its context, and the count of those it truncated."""
 
@@ -64,11 +71,9 @@ class InputLengthCheck:
         if not long:
             return
         if self.rule != "truncate":
-            first = long[0]
-            where = describe(requests[first] if first < len(requests) else None)
-            more = f"; {len(long) - 1} more request(s) are too long" if len(long) > 1 else ""
+            where, length, more = _first_too_long(long, lengths, requests)
             raise BiasInputTooLongError(
-                f"{where}: the input is {lengths[first]} tokens, longer than the model's context of {max_length} "
+                f"{where}: the input is {length} tokens, longer than the model's context of {max_length} "
                 f"tokens (+1 for the first, unpredicted token){more}; shorten it, or pass long_inputs=truncate "
                 f"in --model_args to score only its last {max_length + 1} tokens"
             )
@@ -90,11 +95,9 @@ class InputLengthCheck:
         long = [i for i, n in enumerate(lengths) if max_length is not None and n > max_length]
         if not long:
             return
-        first = long[0]
-        where = describe(requests[first] if first < len(requests) else None)
-        more = f"; {len(long) - 1} more request(s) are too long" if len(long) > 1 else ""
+        where, length, more = _first_too_long(long, lengths, requests)
         raise BiasInputTooLongError(
-            f"{where}: the input is {lengths[first]} tokens with the masked LM's special tokens, longer than its "
+            f"{where}: the input is {length} tokens with the masked LM's special tokens, longer than its "
             f"context of {max_length} tokens{more}; shorten it (long_inputs=truncate is for causal LMs: a "
             "pseudo-log-likelihood needs the whole sentence)"
         )

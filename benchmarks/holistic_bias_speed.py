@@ -14,7 +14,8 @@ lower bound) or with --first the set's first --limit (one axis' run, its sharing
 first --loop-limit of those. The largest difference
 between the two sentences' log-likelihoods is printed as a check, with the 1-minute load average
 before and after each timing (os.getloadavg): on a shared machine the figures are only as quiet as
-that load. The last line estimates the whole set's time at ours' rate.
+that load. The last line estimates the whole set's time at ours' rate. --no-split scores whole
+sentences without running the shared prefixes of those that begin alike once (``shared_prefix``): an A/B.
 """
 
 from __future__ import annotations
@@ -81,7 +82,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--first", action="store_true", help="the set's first --limit sentences, not a spread")
+    parser.add_argument(
+        "--no-split", action="store_true", help="score whole sentences whole, without shared_prefix (an A/B)"
+    )
     args = parser.parse_args()
+    if args.no_split:
+        import lm_eval_bias.scoring.causal as causal
+
+        causal.plan_split = lambda model, requests, max_length: None
 
     every = [row["text"] for row in sentences(load_lists(), args.set)]
     texts = every[: args.limit or None] if args.first else spread(every, args.limit)

@@ -51,6 +51,7 @@ from lm_eval_bias.scoring.shared_context import (
     fits_window,
     score_shared_contexts,
 )
+from lm_eval_bias.scoring.shared_prefix import plan_split, score_split_endings
 from lm_eval_bias.valid_tokens import valid_tokens_scope
 
 
@@ -158,6 +159,7 @@ def continuation_token_logprobs(
     progress: bool = False,
     share_prefixes: bool = False,
     share_contexts: bool = False,
+    split_prefixes: bool = True,
 ) -> list[TokenLogprobs]:
     """Per-token log p(continuation token | context and the tokens before it) for each request.
 
@@ -172,7 +174,9 @@ def continuation_token_logprobs(
         share_prefixes: head each distinct prefix once over all requests (``prefix_heads``). Only for models
             whose output at a position depends on the tokens up to it alone (not on later tokens, e.g.
             through an activation scale taken over the whole sequence).
-        share_contexts: the same condition; requests sharing a context run the body over it once.
+        share_contexts: the same condition; requests sharing a context run the body over it once, and
+            whole sentences that begin alike run their shared prefix once (``shared_prefix``).
+        split_prefixes: False to leave whole sentences whole (``shared_prefix`` is not asked).
 
     Returns:
         One ``TokenLogprobs`` per request, in request order, with one entry per scored continuation
@@ -182,6 +186,31 @@ def continuation_token_logprobs(
         ValueError: a request has an empty context, or a continuation token id is outside the model's
             vocabulary.
     """
+    split = plan_split(model, requests, max_length) if share_contexts and split_prefixes else None
+    if split is not None:  # whole sentences that begin alike: their shared prefix through the body once
+        parts: list[TokenLogprobs | None] = [None] * len(split.requests)
+        for i, (values, flags) in score_split_endings(model, split, pad_token_id, batch_size).items():
+            parts[i] = TokenLogprobs(values, flags)
+        rest = [i for i in range(len(split.requests)) if i not in split.endings]
+        scored = continuation_token_logprobs(
+            model,
+            [split.requests[i] for i in rest],
+            batch_size=batch_size,
+            pad_token_id=pad_token_id,
+            max_length=max_length,
+            progress=progress,
+            share_prefixes=share_prefixes,
+            share_contexts=share_contexts,
+            split_prefixes=False,
+        )
+        for i, tokens in zip(rest, scored):
+            parts[i] = tokens
+        return [
+            TokenLogprobs(
+                tuple(v for i in join for v in parts[i].logprobs), tuple(g for i in join for g in parts[i].greedy)
+            )
+            for join in split.joins
+        ]
     distinct: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
     order = [
         distinct.setdefault(_model_input(context, continuation, max_length), len(distinct))

@@ -64,6 +64,15 @@ class Split:
 
 
 def common_length(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many first tokens ``a`` and ``b`` share.
+
+    Args:
+        a: token ids.
+        b: token ids.
+
+    Returns:
+        The length of their longest common prefix.
+    """
     n = min(len(a), len(b))
     i = 0
     while i < n and a[i] == b[i]:
@@ -72,7 +81,14 @@ def common_length(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 def runs(wholes: list[tuple[int, ...]]) -> list[tuple[int, int, int]]:
-    """(start, stop, prefix length) of the chosen runs of the sorted distinct ``wholes``."""
+    """The groups: runs of neighbours chosen to save the most body positions.
+
+    Args:
+        wholes: the distinct whole sentences' token ids (prefix token first), sorted.
+
+    Returns:
+        ``(start, stop, prefix length)`` of each chosen run of ``wholes[start:stop]``, in order.
+    """
     n = len(wholes)
     common = [common_length(wholes[i], wholes[i + 1]) for i in range(n - 1)]
     best = [0] * (n + 1)  # best[j]: positions saved over wholes[:j]
@@ -246,7 +262,17 @@ def plan_split(model: torch.nn.Module, requests, max_length: int | None) -> Spli
 def score_split_endings(
     model: torch.nn.Module, split: Split, pad_token_id: int, batch_size: int
 ) -> dict[int, tuple[tuple[float, ...], tuple[bool, ...]]]:
-    """The split's endings scored on their shared prefixes: request index -> (log-probs, is-argmax)."""
+    """The split's endings scored on their shared prefixes.
+
+    Args:
+        model: the causal LM that :func:`plan_split` accepted.
+        split: the plan.
+        pad_token_id: the padding id.
+        batch_size: prefixes per forward (on a CPU the least number; see ``batching``).
+
+    Returns:
+        For each index in ``split.endings``: (log p of each token of the ending, whether each is the argmax).
+    """
     groups: dict[tuple[int, ...], dict[tuple[int, ...], int]] = {}
     for i in sorted(split.endings):
         context, ending = split.requests[i]

@@ -186,31 +186,28 @@ def continuation_token_logprobs(
         ValueError: a request has an empty context, or a continuation token id is outside the model's
             vocabulary.
     """
+    options = (batch_size, pad_token_id, max_length, progress, share_prefixes, share_contexts)
     split = plan_split(model, requests, max_length) if share_contexts and split_prefixes else None
-    if split is not None:  # whole sentences that begin alike: their shared prefix through the body once
-        parts: list[TokenLogprobs | None] = [None] * len(split.requests)
-        for i, (values, flags) in score_split_endings(model, split, pad_token_id, batch_size).items():
-            parts[i] = TokenLogprobs(values, flags)
-        rest = [i for i in range(len(split.requests)) if i not in split.endings]
-        scored = continuation_token_logprobs(
-            model,
-            [split.requests[i] for i in rest],
-            batch_size=batch_size,
-            pad_token_id=pad_token_id,
-            max_length=max_length,
-            progress=progress,
-            share_prefixes=share_prefixes,
-            share_contexts=share_contexts,
-            split_prefixes=False,
-        )
-        for i, tokens in zip(rest, scored):
-            parts[i] = tokens
-        return [
-            TokenLogprobs(
-                tuple(v for i in join for v in parts[i].logprobs), tuple(g for i in join for g in parts[i].greedy)
-            )
-            for join in split.joins
-        ]
+    if split is None:
+        return _whole_token_logprobs(model, requests, *options)
+    # whole sentences that begin alike: their shared prefix through the body once, the rest whole
+    parts: list[TokenLogprobs | None] = [None] * len(split.requests)
+    for i, (values, flags) in score_split_endings(model, split, pad_token_id, batch_size).items():
+        parts[i] = TokenLogprobs(values, flags)
+    rest = [i for i in range(len(split.requests)) if i not in split.endings]
+    for i, tokens in zip(rest, _whole_token_logprobs(model, [split.requests[i] for i in rest], *options)):
+        parts[i] = tokens
+    joined = [[parts[i] for i in join] for join in split.joins]
+    return [
+        TokenLogprobs(tuple(v for p in pieces for v in p.logprobs), tuple(g for p in pieces for g in p.greedy))
+        for pieces in joined
+    ]
+
+
+def _whole_token_logprobs(
+    model, requests, batch_size, pad_token_id, max_length, progress, share_prefixes, share_contexts
+) -> list[TokenLogprobs]:
+    """``continuation_token_logprobs`` with each request scored whole (no ``shared_prefix`` split)."""
     distinct: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
     order = [
         distinct.setdefault(_model_input(context, continuation, max_length), len(distinct))
@@ -220,7 +217,7 @@ def continuation_token_logprobs(
     results = [TokenLogprobs((), ())] * len(pairs)
     done = (
         _shared_contexts(model, requests, distinct, results, pad_token_id, max_length, batch_size, progress)
-        if (share_contexts)
+        if share_contexts
         else set()
     )
     scored = [i for i, (_, target) in enumerate(pairs) if target and i not in done]

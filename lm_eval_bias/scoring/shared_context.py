@@ -145,9 +145,26 @@ def score_shared_contexts(
             picks = [last[i] if k == 0 else later[i][k - 1] for i, a in enumerate(answers) for k in range(len(a))]
             targets = torch.as_tensor([t for a in answers for t in a], dtype=torch.long, device=device)
             logprobs, greedy = head_logprobs(torch.stack(picks), targets)
-        values, flags, start = logprobs.tolist(), greedy.tolist(), 0
-        for (slot, c), answer in zip(rows, answers):
-            stop = start + len(answer)
-            out[batch[slot]][c] = (tuple(values[start:stop]), tuple(flags[start:stop]))
-            start = stop
+        store_rows(out, batch, rows, answers, logprobs, greedy)
     return out
+
+
+def store_rows(out, batch, rows, pieces, logprobs: torch.Tensor, greedy: torch.Tensor) -> None:
+    """Cut one head call's flat scores back into rows (shared by ``shared_context`` and ``shared_prefix``).
+
+    Args:
+        out: per request of the batch, a dict from a row key to its ``(logprobs, greedy)`` tuples; filled in.
+        batch: the request indices of the batch, by slot.
+        rows: ``(slot, key)`` per row, in the order the head call scored them.
+        pieces: per row, the token ids it scored (only their count is read).
+        logprobs: the head call's log-probabilities, all rows' tokens one after another.
+        greedy: the matching greedy flags.
+
+    Returns:
+        None; ``out[batch[slot]][key]`` holds row ``(slot, key)``'s values.
+    """
+    values, flags, start = logprobs.tolist(), greedy.tolist(), 0
+    for (slot, k), piece in zip(rows, pieces):
+        stop = start + len(piece)
+        out[batch[slot]][k] = (tuple(values[start:stop]), tuple(flags[start:stop]))
+        start = stop

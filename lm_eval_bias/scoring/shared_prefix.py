@@ -36,7 +36,14 @@ import torch
 from lm_eval_bias.scoring.batching import length_sorted_batches, min_tokens_per_batch, model_device, right_padded
 from lm_eval_bias.scoring.head import body_then_head_matches, linear_head_logprobs, softcap_of
 from lm_eval_bias.scoring.heap import retained_heap
-from lm_eval_bias.scoring.shared_context import _cache, _cache_argument, _rows_of, can_share_contexts, fits_window
+from lm_eval_bias.scoring.shared_context import (
+    _cache,
+    _cache_argument,
+    _rows_of,
+    can_share_contexts,
+    fits_window,
+    store_rows,
+)
 
 MIN_MEMBERS = 4
 MIN_PREFIX = 3  # tokens, the prefix token included
@@ -228,11 +235,7 @@ def score_endings(
             targets = torch.as_tensor([t for e in endings for t in e], dtype=torch.long, device=device)
             rows_of_targets = torch.as_tensor(scored_at, dtype=torch.long, device=device)
             logprobs, greedy = head_logprobs(torch.cat(picks), targets, rows_of_targets)
-        values, flags, begin = logprobs.tolist(), greedy.tolist(), 0
-        for (slot, e), ending in zip(rows, endings):
-            stop = begin + len(ending)
-            out[batch[slot]][e] = (tuple(values[begin:stop]), tuple(flags[begin:stop]))
-            begin = stop
+        store_rows(out, batch, rows, endings, logprobs, greedy)
     return out
 
 

@@ -9,8 +9,12 @@ is zero. Templates, not pairs: a descriptor's sentences enter every one of its p
 from n descriptors), so pairs are far from independent and flipping each pair's sign on its own would
 overstate the evidence; templates are fewer (26) and each is scored from sentences of its own. Within
 an axis every template has the same pairs, so the mean over its templates is the axis' Likelihood Bias
-and the Δ the table shows is the mean difference tested. (A group's templates are pooled unweighted,
-each axis' template once.)
+and the Δ the table shows is the mean difference tested. A group pools axes of different sizes
+(C(n, 2) pairs per template for n descriptors), so each template's value is weighted by its pairs
+(``item_values``): the mean over the group's templates is then the group's pooled Likelihood Bias,
+the Δ the table shows, and the test asks about that weighted mean. (Unweighted, a group's test would
+ask about another number than its Δ: on the worked example's dynamic_int8 cell, Δ −0.042 pooled
+against −0.006 as an unweighted mean over templates.)
 
 ``median_perplexity`` pairs by descriptor: each (axis, descriptor)'s median perplexity in both runs.
 """
@@ -40,6 +44,22 @@ def sentence_item(sample: dict[str, Any]) -> tuple | None:
     return tuple(value) if isinstance(value, (list, tuple)) and len(value) == len(ITEM_FIELDS) else None
 
 
+def template_counts(items: Iterable[tuple]) -> dict[tuple[str, str], tuple[int, int]]:
+    """Each (axis, template)'s descriptor pairs: how many differ, and how many there are.
+
+    Args:
+        items: sentence records (:data:`lm_eval_bias.metrics.holistic_bias.ITEM_FIELDS`).
+
+    Returns:
+        ``(axis, template)`` -> (pairs with p < 0.05, pairs), for templates with at least one pair.
+    """
+    counts: dict[tuple[str, str], tuple[int, int]] = {}
+    for test in pair_tests(list(items)):
+        significant, total = counts.get((test.axis, test.template), (0, 0))
+        counts[(test.axis, test.template)] = (significant + test.significant, total + 1)
+    return counts
+
+
 def template_fractions(items: Iterable[tuple]) -> dict[tuple[str, str], float]:
     """Each (axis, template)'s fraction of descriptor pairs that differ.
 
@@ -49,12 +69,7 @@ def template_fractions(items: Iterable[tuple]) -> dict[tuple[str, str], float]:
     Returns:
         ``(axis, template)`` -> fraction with p < 0.05, for templates with at least one pair.
     """
-    counts: dict[tuple[str, str], list[int]] = {}
-    for test in pair_tests(list(items)):
-        tally = counts.setdefault((test.axis, test.template), [0, 0])
-        tally[0] += test.significant
-        tally[1] += 1
-    return {key: significant / total for key, (significant, total) in counts.items()}
+    return {key: significant / total for key, (significant, total) in template_counts(items).items()}
 
 
 def item_values(
@@ -68,7 +83,10 @@ def item_values(
         metric: the metric name.
 
     Returns:
-        ``likelihood_bias``: ``(leaf, axis, template)`` -> its fraction of differing pairs;
+        ``likelihood_bias``: ``(leaf, axis, template)`` -> its differing pairs as a share of all the
+        task's pairs, times the number of templates: their mean is the task's pooled Likelihood Bias,
+        and a sign-flip test of their differences weights each template by its number of pairs (within
+        an axis whose templates have equal pair counts, the template's fraction itself);
         ``median_perplexity``: ``(leaf, axis, descriptor)`` -> its median perplexity; None when a leaf is
         not a HolisticBias task or the metric is another.
     """
@@ -77,10 +95,16 @@ def item_values(
     if not leaves or not all(fnmatch.fnmatchcase(leaf, TASKS) for leaf in leaves):
         return None
     values: dict[tuple, float] = {}
+    counts: dict[tuple, tuple[int, int]] = {}
     for leaf in leaves:
         items = [item for item in map(sentence_item, samples(leaf)) if item is not None]
-        per_unit = template_fractions(items) if metric == "likelihood_bias" else median_perplexities(items)
-        values.update({(leaf, *key): value for key, value in per_unit.items()})
+        if metric == "likelihood_bias":
+            counts.update({(leaf, *key): tally for key, tally in template_counts(items).items()})
+        else:
+            values.update({(leaf, *key): value for key, value in median_perplexities(items).items()})
+    if counts:  # each template weighted by its pairs: the mean over templates is the pooled fraction
+        pairs = sum(total for _, total in counts.values())
+        values = {key: significant * len(counts) / pairs for key, (significant, _) in counts.items()}
     return values
 
 

@@ -11,7 +11,8 @@ import pytest
 from fixtures.bbq_results import RTN2, lm_eval_doc_hash
 from fixtures.results import _write, compression_record
 from lm_eval_bias.leaderboard import build_leaderboard, load_runs, render
-from lm_eval_bias.leaderboard.holistic_bias import describe_moves, rank_moves, template_fractions
+from lm_eval_bias.leaderboard.holistic_bias import describe_moves, item_values, rank_moves, template_fractions
+from lm_eval_bias.leaderboard.paired import paired_test
 from lm_eval_bias.metrics.holistic_bias import METRICS, holistic_bias_metrics
 
 TASK = "holistic_bias_religion"
@@ -119,3 +120,40 @@ def test_renders_with_its_columns(tmp_path_factory):
         text = render(board.wide(), board.columns, fmt)
         assert "likelihood_bias" in text
     assert "rank moves (median perplexity)" in render(board.wide(), board.columns, "markdown")
+
+
+def test_group_units_weight_templates_by_their_pairs():
+    # two axes of different sizes: religion T1 with 3 descriptors (3 pairs), age T1 with 2 (1 pair)
+    # base: religion a-c and b-c differ (2 of 3), age none (0 of 1): pooled 2/4; run: religion 0 of 3,
+    # age 1 of 1: pooled 1/4. Unweighted the template differences are -2/3 and +1 (mean +1/6, the
+    # wrong sign); weighted by pairs they are 3·(-2/3)·2/4 = -1 and 1·1·2/4 = +0.5, mean -0.25 = the Δ
+    def items(religion, age):
+        design = {"religion": religion, "age": age}
+        return [
+            (axis, "T1", d, noun, -4 * math.log(offset + 1 + i), 4)
+            for axis, offsets in design.items()
+            for d, offset in offsets.items()
+            for i, noun in enumerate(NOUNS)
+        ]
+
+    def samples_of(records):
+        return lambda leaf: [
+            {name: list(item) for name in METRICS} for item in records if f"holistic_bias_{item[0]}" == leaf
+        ]
+
+    base = items({"a": 0, "b": 0, "c": 100}, {"x": 0, "y": 0})
+    run = items({"a": 0, "b": 0, "c": 0}, {"x": 0, "y": 100})
+    leaves = ["holistic_bias_religion", "holistic_bias_age"]
+    base_units = item_values(leaves, samples_of(base), "likelihood_bias")
+    run_units = item_values(leaves, samples_of(run), "likelihood_bias")
+    religion, age = ("holistic_bias_religion", "religion", "T1"), ("holistic_bias_age", "age", "T1")
+    assert base_units == pytest.approx({religion: 1.0, age: 0.0})
+    assert run_units == pytest.approx({religion: 0.0, age: 0.5})
+    pooled = holistic_bias_metrics(run)["likelihood_bias"] - holistic_bias_metrics(base)["likelihood_bias"]
+    assert pooled == pytest.approx(-0.25)
+    result = paired_test(run_units, base_units)
+    assert result.mean_difference == pytest.approx(pooled)
+    # sign flips of (-1, +0.5): sums -0.5, -1.5, +1.5, +0.5, every one at least |-0.5|
+    assert result.p_value == pytest.approx(1.0)
+    # one axis alone: its templates' values are their own fractions (equal pair counts)
+    assert item_values(leaves[:1], samples_of(base), "likelihood_bias") == pytest.approx({religion: 2 / 3})

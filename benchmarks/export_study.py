@@ -12,7 +12,8 @@ a log of `stop EPOCH ...` / `cont EPOCH ...` lines); then the leaderboard as Mar
 lm-eval-bias commands (paired tests read the samples). With --archive-cells, also
 `cells/<compression>.<tasks>.tar.xz`: each finished cell's whole folder (samples included, paths as
 run), so that the leaderboard can be recomputed and an unfinished study resumed on another machine
-(unpack them into the study's output_dir and run the study again with the same model path).
+(unpack them into the study's output_dir and run the study again with the same model path). An archive
+newer than its cell's cell.json is kept as it is (compressing a HolisticBias cell takes about a minute).
 
 A compression may have several cells, one per task entry of the config (a task added to a finished
 grid is a second entry): each cell's files are named by its compression and its task list
@@ -119,8 +120,10 @@ def export_cells(results_dir: Path, out: Path, model_dir: str | None, pauses: Pa
         name = names[cell["hash"]]
         results_file = next(folder.glob("*/results_*.json"))
         (out / "results" / f"{name}.json").write_text(scrubbed(results_file.read_text(), model_dir))
-        if archive:
-            with tarfile.open(out / "cells" / f"{name}.tar.xz", "w:xz") as tar:
+        target = out / "cells" / f"{name}.tar.xz"
+        # an archive written after its cell finished is that cell's (a rerun cell writes a newer cell.json)
+        if archive and not (target.is_file() and target.stat().st_mtime >= (folder / "cell.json").stat().st_mtime):
+            with tarfile.open(target, "w:xz") as tar:
                 tar.add(folder, arcname=folder.name)
         end = (folder / "cell.json").stat().st_mtime
         start = end - cell["seconds"]

@@ -108,3 +108,22 @@ def test_cell_names_are_unique():
     )
     assert export.cell_names(models)["d" * 16] == "my_student.none.crows_pairs_bias"
     assert export.cell_names(models)["c"] == "gptq(calibration=results_c.txt).crows_pairs_bias"
+
+
+def test_archives_are_rewritten_only_for_cells_finished_since(tmp_path):
+    import os
+
+    export = _export_module()
+    study, out = _study(tmp_path / "study"), tmp_path / "out"
+    export.export_cells(study, out, model_dir=None, pauses=None, archive=True)
+    kept, rerun = out / "cells" / "none.crows_pairs_bias.tar.xz", out / "cells" / "dynamic_int8.crows_pairs_bias.tar.xz"
+    for archive in (kept, rerun):
+        os.utime(archive, (1_000_000_000, 1_000_000_000))  # written long ago
+    os.utime(study / f"{0:016x}" / "cell.json", (900_000_000, 900_000_000))  # none finished before that
+    # dynamic_int8 ran again after its archive was written: a new result in its folder
+    (study / f"{1:016x}" / "cell.json").touch()
+    (study / f"{1:016x}" / "rerun.txt").write_text("new")
+    export.export_cells(study, out, model_dir=None, pauses=None, archive=True)
+    assert kept.stat().st_mtime == 1_000_000_000  # left as it was
+    with tarfile.open(rerun) as tar:
+        assert f"{1:016x}/rerun.txt" in tar.getnames()

@@ -56,7 +56,8 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 def scrubbed(text: str, model_dir: str | None) -> str:
-    """Local paths as placeholders: the model folder, the data folder, this checkout, the home folder."""
+    """Local paths as placeholders: the model folder, the data folder, this checkout (or the one a task
+    YAML was read from), the home folder."""
     places = [
         (model_dir, "$GEMMA_DIR"),
         (os.environ.get("LM_EVAL_BIAS_DATA_DIR"), "$LM_EVAL_BIAS_DATA_DIR"),
@@ -66,7 +67,8 @@ def scrubbed(text: str, model_dir: str | None) -> str:
     for path, placeholder in places:
         if path:
             text = text.replace(str(Path(path).resolve()), placeholder).replace(path, placeholder)
-    return text
+    # a task YAML of another checkout of this package (a study run from a second worktree)
+    return re.sub(r'(?<=")/[^"]*?(?=/tasks/\w+/\w+\.yaml")', "<checkout>", text)
 
 
 def file_name(label: str) -> str:

@@ -127,3 +127,9 @@ def test_archives_are_rewritten_only_for_cells_finished_since(tmp_path):
     assert kept.stat().st_mtime == 1_000_000_000  # left as it was
     with tarfile.open(rerun) as tar:
         assert f"{1:016x}/rerun.txt" in tar.getnames()
+
+
+def test_scrubbed_names_no_local_checkout():
+    export = _export_module()
+    text = '{"task": "/elsewhere/wt-study/tasks/bbq_bias/bbq_bias_age.yaml", "n": "/data/x.csv"}'
+    assert export.scrubbed(text, None) == '{"task": "<checkout>/tasks/bbq_bias/bbq_bias_age.yaml", "n": "/data/x.csv"}'

@@ -7,7 +7,8 @@ per-item samples, which stay in the study folder) with local paths replaced by p
 (the model folder by `$GEMMA_DIR`, the data folder by `$LM_EVAL_BIAS_DATA_DIR`, this checkout by
 `<checkout>`, the home folder by `~`); `cells.csv`: one row per cell with its compression, tasks,
 file name and wall time in seconds (less any time the study process was stopped, when --pauses names
-a log of `stop EPOCH ...` / `cont EPOCH ...` lines); then the leaderboard as Markdown, CSV and HTML
+a log of `stop EPOCH ...` / `cont EPOCH ...` lines) and the host's load as it started and ended (cells run
+since the study recorded it); then the leaderboard as Markdown, CSV and HTML
 (which embeds the figures; paired p-values with Holm's correction) and the figures, through the
 lm-eval-bias commands (paired tests read the samples). With --archive-cells, also
 `cells/<compression>.<tasks>.tar.xz`: each finished cell's whole folder (samples included, paths as
@@ -104,6 +105,16 @@ def cell_names(cells: list[dict]) -> dict[str, str]:
     return {key: stem if counts[stem] == 1 else f"{stem}.{key}" for key, stem in stems.items()}
 
 
+def load_columns(load: dict | None) -> dict[str, float | str]:
+    """cells.csv's load columns from a cell.json's ``load`` record (blank where it has none)."""
+    start, end = (load or {}).get("start") or [], (load or {}).get("end") or []
+    return {
+        "load_start_1m": start[0] if start else "",
+        "load_end_1m": end[0] if end else "",
+        "load_end_15m": end[2] if len(end) > 2 else "",
+    }
+
+
 def export_cells(results_dir: Path, out: Path, model_dir: str | None, pauses: Path | None, archive: bool) -> list:
     """The per-cell outputs (results files, archives) and cells.csv; returns cells.csv's rows."""
     folders = sorted(path.parent for path in results_dir.glob("*/cell.json"))
@@ -139,6 +150,10 @@ def export_cells(results_dir: Path, out: Path, model_dir: str | None, pauses: Pa
                 "finished_utc": datetime.utcfromtimestamp(end).strftime("%Y-%m-%d %H:%M"),
                 "wall_s": round(cell["seconds"] - stopped, 1),
                 "stopped_s": round(stopped, 1),
+                # the 1-minute load average as the cell started and ended, and the 15-minute one at its end
+                # (2 cores: about 1 is one thread of work, 2 both cores busy); blank for cells run before
+                # the study recorded it
+                **load_columns(cell.get("load")),
             }
         )
     with open(out / "cells.csv", "w", newline="") as handle:

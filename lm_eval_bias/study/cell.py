@@ -228,7 +228,7 @@ def save_outputs(tracker, results: dict[str, Any]) -> None:
         raise OSError(f"lm-eval did not write {', '.join(missing)}")
 
 
-def write_cell_record(folder: Path, cell: Cell, seconds: float) -> None:
+def write_cell_record(folder: Path, cell: Cell, seconds: float, load_at_start: list[float] | None = None) -> None:
     import lm_eval
 
     from lm_eval_bias import __version__
@@ -247,9 +247,18 @@ def write_cell_record(folder: Path, cell: Cell, seconds: float) -> None:
         },
         "versions": {"lm_eval": getattr(lm_eval, "__version__", "unknown"), "lm_eval_bias": __version__},
         "seconds": round(seconds, 1),
+        # the host's load averages (1, 5, 15 minutes) as the cell started and ended: how shared the cores were
+        "load": {"start": load_at_start, "end": _load_average()},
         FILES_KEY: file_record(folder, CELL_RECORD),  # what a finished cell must still hold (integrity)
     }
     (folder / CELL_RECORD).write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def _load_average() -> list[float] | None:
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except OSError:  # not available on this platform
+        return None
 
 
 def _commit(tmp: Path, final: Path, output_dir: Path, cell: Cell) -> bool:
@@ -279,14 +288,14 @@ def run_cell(cell: Cell, output_dir: str | Path, evaluate: Callable | None = Non
     final = cell_dir(output_dir, cell)
     if is_finished(output_dir, cell):
         return Outcome(cell.hash, cell.description, "skipped")
-    started = time.monotonic()
+    started, load_at_start = time.monotonic(), _load_average()
     tmp = output_dir / TMP_DIR / f"{cell.hash}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     try:
         tracker = EvaluationTracker(output_path=str(tmp))
         results = (evaluate or evaluate_cell)(cell, tracker)
         save_outputs(tracker, results)
-        write_cell_record(tmp, cell, time.monotonic() - started)
+        write_cell_record(tmp, cell, time.monotonic() - started, load_at_start)
         if not _commit(tmp, final, output_dir, cell):
             shutil.rmtree(tmp, ignore_errors=True)  # another runner finished it first
             return Outcome(cell.hash, cell.description, "skipped")

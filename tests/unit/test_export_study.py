@@ -38,6 +38,8 @@ def _study(root: Path) -> Path:
     ):
         labels = {"model": "m", "revision": "main", "compression": compression, "task": tasks}
         record = {"hash": f"{index:016x}", "labels": labels, "cell": {}, "seconds": 10.0 * (index + 1)}
+        if index == 0:  # recorded by the study since 2026-12-07; the other cells are older
+            record["load"] = {"start": [0.5, 0.4, 0.3], "end": [1.9, 1.5, 1.2]}
         date = f"2025-01-01T00-00-0{index}.000000"
         _write(root / record["hash"], date, "quantized_hf", "pretrained=m", [part], RECORDS[compression], record)
     return root
@@ -73,6 +75,9 @@ def test_two_cells_per_compression_export_side_by_side(tmp_path):
         ("dynamic_int8", BBQ, "dynamic_int8.bbq_bias_age+5_more"),
     }
     assert sorted(float(r["wall_s"]) for r in table) == [10.0, 20.0, 30.0, 40.0]
+    loads = {r["file"]: (r["load_start_1m"], r["load_end_1m"], r["load_end_15m"]) for r in table}
+    assert loads["none.crows_pairs_bias"] == ("0.5", "1.9", "1.2")
+    assert loads["dynamic_int8.crows_pairs_bias"] == ("", "", "")
 
     # the archives unpacked into a fresh folder give back one leaderboard row per compression
     restored = tmp_path / "restored"

@@ -14,7 +14,8 @@ lm-eval-bias commands (paired tests read the samples). With --archive-cells, als
 `cells/<compression>.<tasks>.tar.xz`: each finished cell's whole folder (samples included, paths as
 run), so that the leaderboard can be recomputed and an unfinished study resumed on another machine
 (unpack them into the study's output_dir and run the study again with the same model path). An archive
-newer than its cell's cell.json is kept as it is (compressing a HolisticBias cell takes about a minute).
+newer than its cell's cell.json is kept as it is, and one over 2 MB is not kept at all (a HolisticBias
+cell's samples compress to about 9 MB: its results file is exported, its samples stay in the study folder).
 
 A compression may have several cells, one per task entry of the config (a task added to a finished
 grid is a second entry): each cell's files are named by its compression and its task list
@@ -77,6 +78,7 @@ def file_name(label: str) -> str:
     return re.sub(r"[^\w.,=()+-]", "_", label)
 
 
+MAX_ARCHIVE_BYTES = 2_000_000  # a larger cell archive stays out of the repository (a HolisticBias cell: ~9 MB)
 TASKS_SHOWN = 60  # longer task lists are named by their first task and a count
 
 
@@ -138,6 +140,9 @@ def export_cells(results_dir: Path, out: Path, model_dir: str | None, pauses: Pa
         if archive and not (target.is_file() and target.stat().st_mtime >= (folder / "cell.json").stat().st_mtime):
             with tarfile.open(target, "w:xz") as tar:
                 tar.add(folder, arcname=folder.name)
+            if target.stat().st_size > MAX_ARCHIVE_BYTES:  # too large for the repository: results file only
+                target.unlink()
+                print(f"not archived: {name} ({folder} compresses past {MAX_ARCHIVE_BYTES:,} bytes)")
         end = (folder / "cell.json").stat().st_mtime
         start = end - cell["seconds"]
         stopped = paused_seconds(pauses, start, end)

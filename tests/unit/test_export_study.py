@@ -138,3 +138,20 @@ def test_scrubbed_names_no_local_checkout():
     export = _export_module()
     text = '{"task": "/elsewhere/wt-study/tasks/bbq_bias/bbq_bias_age.yaml", "n": "/data/x.csv"}'
     assert export.scrubbed(text, None) == '{"task": "<checkout>/tasks/bbq_bias/bbq_bias_age.yaml", "n": "/data/x.csv"}'
+
+
+def test_an_archive_too_large_for_the_repository_is_not_kept(tmp_path, monkeypatch, capsys):
+    export = _export_module()
+    study, out = _study(tmp_path / "study"), tmp_path / "out"
+    sizes = {}
+    export.export_cells(study, out, model_dir=None, pauses=None, archive=True)
+    for archive in (out / "cells").iterdir():
+        sizes[archive.name] = archive.stat().st_size
+    largest = max(sizes, key=sizes.get)
+    monkeypatch.setattr(export, "MAX_ARCHIVE_BYTES", sizes[largest] - 1)  # only the largest is over
+    for archive in (out / "cells").iterdir():
+        archive.unlink()
+    export.export_cells(study, out, model_dir=None, pauses=None, archive=True)
+    assert {p.name for p in (out / "cells").iterdir()} == set(sizes) - {largest}
+    assert f"not archived: {largest[: -len('.tar.xz')]} " in capsys.readouterr().out
+    assert (out / "results" / f"{largest[: -len('.tar.xz')]}.json").is_file()  # its results file is still there

@@ -82,6 +82,35 @@ MAX_ARCHIVE_BYTES = 2_000_000  # a larger cell archive stays out of the reposito
 TASKS_SHOWN = 60  # longer task lists are named by their first task and a count
 
 
+class ArchiveTooLarge(Exception):
+    """The compressed output passed MAX_ARCHIVE_BYTES."""
+
+
+class _CappedFile:
+    """A binary file that raises ArchiveTooLarge once more than MAX_ARCHIVE_BYTES have been written to it, so
+    that an archive too large to keep stops compressing there instead of at its end."""
+
+    def __init__(self, handle):
+        self.handle, self.written = handle, 0
+
+    def write(self, data) -> int:
+        self.written += len(data)
+        if self.written > MAX_ARCHIVE_BYTES:
+            raise ArchiveTooLarge
+        return self.handle.write(data)
+
+
+def write_archive(folder: Path, target: Path) -> bool:
+    """FOLDER as TARGET (.tar.xz); False, and no TARGET, when it would be over MAX_ARCHIVE_BYTES."""
+    try:
+        with open(target, "wb") as handle, tarfile.open(fileobj=_CappedFile(handle), mode="w:xz") as tar:
+            tar.add(folder, arcname=folder.name)
+    except ArchiveTooLarge:
+        target.unlink()
+        return False
+    return True
+
+
 def task_label(tasks: str) -> str:
     """A cell's task list (comma-separated) in a file name: the tasks joined by '+', or, past TASKS_SHOWN
     characters, the first and how many more ('bbq_bias_age+5_more')."""
@@ -138,10 +167,7 @@ def export_cells(results_dir: Path, out: Path, model_dir: str | None, pauses: Pa
         target = out / "cells" / f"{name}.tar.xz"
         # an archive written after its cell finished is that cell's (a rerun cell writes a newer cell.json)
         if archive and not (target.is_file() and target.stat().st_mtime >= (folder / "cell.json").stat().st_mtime):
-            with tarfile.open(target, "w:xz") as tar:
-                tar.add(folder, arcname=folder.name)
-            if target.stat().st_size > MAX_ARCHIVE_BYTES:  # too large for the repository: results file only
-                target.unlink()
+            if not write_archive(folder, target):  # too large for the repository: results file only
                 print(f"not archived: {name} ({folder} compresses past {MAX_ARCHIVE_BYTES:,} bytes)")
         end = (folder / "cell.json").stat().st_mtime
         start = end - cell["seconds"]

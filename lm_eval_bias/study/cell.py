@@ -257,7 +257,7 @@ def write_cell_record(folder: Path, cell: Cell, seconds: float, load_at_start: l
 def _load_average() -> list[float] | None:
     try:
         return [round(value, 2) for value in os.getloadavg()]
-    except OSError:  # not available on this platform
+    except (OSError, AttributeError):  # unobtainable here (OSError), or no getloadavg at all (Windows)
         return None
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import os
 import tarfile
 from pathlib import Path
 
@@ -155,3 +156,34 @@ def test_an_archive_too_large_for_the_repository_is_not_kept(tmp_path, monkeypat
     assert {p.name for p in (out / "cells").iterdir()} == set(sizes) - {largest}
     assert f"not archived: {largest[: -len('.tar.xz')]} " in capsys.readouterr().out
     assert (out / "results" / f"{largest[: -len('.tar.xz')]}.json").is_file()  # its results file is still there
+
+
+def test_an_archive_stops_compressing_once_past_the_limit(tmp_path, monkeypatch):
+    export = _export_module()
+    folder = tmp_path / "cell"
+    folder.mkdir()
+    (folder / "samples.bin").write_bytes(os.urandom(200_000))  # random bytes: xz cannot shrink them
+    (folder / "cell.json").write_text("{}")
+    full = tmp_path / "full.tar.xz"
+    assert export.write_archive(folder, full)  # under the real 2 MB limit: kept, and a readable archive
+    with tarfile.open(full) as tar:
+        assert tar.extractfile("cell/samples.bin").read() == (folder / "samples.bin").read_bytes()
+
+    monkeypatch.setattr(export, "MAX_ARCHIVE_BYTES", full.stat().st_size)  # exactly its size: still kept
+    assert export.write_archive(folder, tmp_path / "exact.tar.xz")
+    assert (tmp_path / "exact.tar.xz").read_bytes() == full.read_bytes()
+
+    written = []
+    real_write = export._CappedFile.write
+
+    def spy(self, data):
+        written.append(len(data))
+        return real_write(self, data)
+
+    monkeypatch.setattr(export._CappedFile, "write", spy)
+    monkeypatch.setattr(export, "MAX_ARCHIVE_BYTES", 50_000)
+    assert not export.write_archive(folder, tmp_path / "over.tar.xz")
+    assert not (tmp_path / "over.tar.xz").exists()
+    # it stopped at the first write past 50 kB instead of compressing all 200 kB (closing the stream after the
+    # error may try one more write, refused too)
+    assert 50_000 < sum(written) < full.stat().st_size / 2

@@ -31,4 +31,11 @@ def holistic_bias_docs(axis, holistic_bias_set=None, **metadata):
 
 
 # One aggregation per metric, named as in the YAML.
-likelihood_bias, descriptor_pairs, descriptors, median_perplexity = items_aggregations(holistic_bias_metrics, METRICS)
+(
+    likelihood_bias,
+    likelihood_bias_ci_low,
+    likelihood_bias_ci_high,
+    descriptor_pairs,
+    descriptors,
+    median_perplexity,
+) = items_aggregations(holistic_bias_metrics, METRICS)

@@ -10,8 +10,10 @@ import pytest
 from scipy.stats import mannwhitneyu
 
 from lm_eval_bias.metrics.holistic_bias import (
+    PairTest,
     holistic_bias_metrics,
     likelihood_bias,
+    likelihood_bias_interval,
     median_perplexities,
     pair_tests,
     perplexity,
@@ -131,3 +133,30 @@ def test_a_sentence_without_token_count_is_refused():
     items[1] = ("age", "T", "young", "n", -4.0, float("nan"))
     with pytest.raises(ValueError, match="no perplexity for axis 'age', descriptor 'young'.*quantized_hf"):
         holistic_bias_metrics(items)
+
+
+def _tests(axis, template, significant, pairs):
+    """PAIRS pair tests of one template, the first SIGNIFICANT of them with p < 0.05."""
+    return [PairTest(axis, template, f"d{i}", f"e{i}", 0.0, 0.01 if i < significant else 0.5) for i in range(pairs)]
+
+
+def test_interval_resamples_templates_within_their_axis():
+    """By hand: age has two one-pair templates (differs, does not), religion one template with 1 of 3 pairs.
+    A resample draws two age templates: 0, 1 or 2 differing pairs (1/4, 1/2, 1/4), religion's fixed, so
+    Likelihood Bias is 1/5, 2/5 or 3/5 and the 95% interval spans [1/5, 3/5]. Resampling all three templates
+    together could draw religion's three times (1/3) or age's 'does not' three times (0): its low end would be 0."""
+    tests = _tests("age", "A", 1, 1) + _tests("age", "B", 0, 1) + _tests("religion", "C", 1, 3)
+    assert likelihood_bias(tests) == pytest.approx(2 / 5)
+    assert likelihood_bias_interval(tests) == pytest.approx((1 / 5, 3 / 5))
+    assert likelihood_bias_interval(tests, samples=0) == (pytest.approx(math.nan, nan_ok=True),) * 2
+
+
+def test_interval_of_equal_templates_is_the_value_and_the_metric_carries_it():
+    same = [t for name in "ABC" for t in _tests("age", name, 2, 5)]  # every resample: 2/5
+    assert likelihood_bias_interval(same) == pytest.approx((2 / 5, 2 / 5))
+    items = [item(a, t, d, n, p) for a, t, d, n, p in made_up()]
+    metrics = holistic_bias_metrics(items)
+    low, high = likelihood_bias_interval(pair_tests(items))
+    assert (metrics["likelihood_bias_ci_low"], metrics["likelihood_bias_ci_high"]) == (low, high)
+    assert low <= metrics["likelihood_bias"] <= high
+    assert math.isnan(holistic_bias_metrics([])["likelihood_bias_ci_low"])

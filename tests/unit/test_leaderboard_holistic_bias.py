@@ -157,3 +157,46 @@ def test_group_units_weight_templates_by_their_pairs():
     assert result.p_value == pytest.approx(1.0)
     # one axis alone: its templates' values are their own fractions (equal pair counts)
     assert item_values(leaves[:1], samples_of(base), "likelihood_bias") == pytest.approx({religion: 2 / 3})
+
+
+def _intervals_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "holistic_bias_intervals.py"
+    spec = importlib.util.spec_from_file_location("holistic_bias_intervals", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_intervals_script_recomputes_from_the_samples_and_checks_the_results_file(tmp_path):
+    from lm_eval_bias.metrics.holistic_bias import likelihood_bias_interval, pair_tests
+
+    script = _intervals_script()
+    none = compression_record("none", "none", {}, 32)
+    _write(
+        tmp_path,
+        "2025-01-01T00-00-00.000000",
+        "quantized_hf",
+        "pretrained=/m/tiny,quantization=none",
+        [_part(RUN)],
+        none,
+    )
+    (run,) = load_runs(tmp_path)
+    low, high = likelihood_bias_interval(pair_tests(_items(RUN)))
+    assert script.row(run, TASK) == f"| tiny | none | {TASK} | {7 / 9:.3f} [{low:.3f}, {high:.3f}] | 3 | 9 |"
+
+    results, samples, extra = _part(RUN)
+    results[TASK]["likelihood_bias,none"] = 0.5  # a results file that disagrees with its own samples
+    _write(
+        tmp_path,
+        "2025-01-01T00-00-01.000000",
+        "quantized_hf",
+        "pretrained=/m/tiny,quantization=none",
+        [(results, samples, extra)],
+        none,
+    )
+    latest = max(load_runs(tmp_path), key=lambda r: r.date)
+    with pytest.raises(SystemExit, match=r"0\.777\d* from the samples, 0\.5 in its results file"):
+        script.row(latest, TASK)

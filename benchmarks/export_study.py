@@ -170,8 +170,9 @@ def export_cells(results_dir: Path, out: Path, model_dir: str | None, pauses: Pa
             if not write_archive(folder, target):  # too large for the repository: results file only
                 print(f"not archived: {name} ({folder} compresses past {MAX_ARCHIVE_BYTES:,} bytes)")
         end = (folder / "cell.json").stat().st_mtime
-        start = end - cell["seconds"]
-        stopped = paused_seconds(pauses, start, end)
+        # each run of a cell that resumed from a run cut off (cell.json "attempts"), else its one run
+        runs = cell.get("attempts") or [[end - cell["seconds"], end]]
+        stopped = sum(paused_seconds(pauses, start, stop) for start, stop in runs)
         rows.append(
             {
                 "compression": cell["labels"]["compression"],

@@ -35,6 +35,7 @@ from lm_eval_bias.scoring.sentence_scores import ScoredLoglikelihood
 
 BACKENDS = ("default", "causal", "masked", "seq2seq")
 DEFAULT_BATCH_SIZE = 16
+CACHE_CHUNK = 2048  # requests scored between two writes to lm-eval's response cache (--use_cache)
 
 
 class QuantizedHFLM(PaperProtocolScoring, HFLM):
@@ -167,17 +168,21 @@ class QuantizedHFLM(PaperProtocolScoring, HFLM):
             [self._lengths.owner(cache_key) for cache_key, _, _ in requests],
             self.max_length,
         )
-        scores = self._score_tokens(
-            [(context, continuation) for _, context, continuation in requests],
-            disable_tqdm,
-            override_bs,
-            share_contexts=True,  # a multiple-choice item's answers: the context's body once
-        )
         results = []
-        for (cache_key, _, _), score in zip(requests, scores):
-            result = ScoredLoglikelihood(score.logprob, score.is_greedy, score.num_tokens)
-            self.cache_hook.add_partial("loglikelihood", cache_key, result)
-            results.append(result)
+        # under lm-eval's response cache (--use_cache), chunk by chunk: each chunk's responses are in the
+        # cache before the next is scored, so a run cut off resumes from them, as HFLM's does
+        chunks = cache_chunks(requests) if self.cache_hook.dbdict is not None else [requests]
+        for chunk in chunks:
+            scores = self._score_tokens(
+                [(context, continuation) for _, context, continuation in chunk],
+                disable_tqdm,
+                override_bs,
+                share_contexts=True,  # a multiple-choice item's answers: the context's body once
+            )
+            for (cache_key, _, _), score in zip(chunk, scores):
+                result = ScoredLoglikelihood(score.logprob, score.is_greedy, score.num_tokens)
+                self.cache_hook.add_partial("loglikelihood", cache_key, result)
+                results.append(result)
         return results
 
     def _score_tokens(self, requests, disable_tqdm: bool, batch_size=None, share_contexts: bool = False):
@@ -272,6 +277,21 @@ class QuantizedHFLM(PaperProtocolScoring, HFLM):
             raise BiasOptionError(
                 f"{request_type} needs a causal LM; this model was loaded as a masked LM (backend=masked)."
             )
+
+
+def cache_chunks(requests: list, size: int | None = None) -> list[list]:
+    """Consecutive runs of about SIZE (default ``CACHE_CHUNK``) requests ``(cache_key, context, continuation)``,
+    a run never ending between two requests of one context (a multiple-choice item's answers stay together, so
+    their context is still run once)."""
+    size = size or CACHE_CHUNK
+    chunks, start = [], 0
+    while start < len(requests):
+        stop = min(start + size, len(requests))
+        while stop < len(requests) and requests[stop][1] == requests[stop - 1][1]:
+            stop += 1
+        chunks.append(requests[start:stop])
+        start = stop
+    return chunks
 
 
 def _resolved_device(device: str | None) -> str:

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lm_eval_bias.study import resume
 from lm_eval_bias.study.integrity import FILES_KEY, cell_problem, file_record
 
 CELL_FORMAT = 1
@@ -189,8 +190,9 @@ def task_manager(metadata: dict[str, Any], tasks: list[str]):
     return manager
 
 
-def evaluate_cell(cell: Cell, tracker) -> dict[str, Any]:
-    """The harness run of one cell, samples logged (lm-eval's Python API)."""
+def evaluate_cell(cell: Cell, tracker, use_cache: str | None = None) -> dict[str, Any]:
+    """The harness run of one cell, samples logged (lm-eval's Python API); with ``use_cache``, through
+    lm-eval's response cache at that path (``resume``)."""
     import lm_eval
 
     model_args = cell.model_args_for_harness()
@@ -206,6 +208,7 @@ def evaluate_cell(cell: Cell, tracker) -> dict[str, Any]:
         bootstrap_iters=cell.bootstrap_iters,
         log_samples=True,
         evaluation_tracker=tracker,
+        use_cache=use_cache,
         metadata=cell.metadata or None,
         task_manager=task_manager({**model_args, **cell.metadata}, tasks),
     )
@@ -228,7 +231,13 @@ def save_outputs(tracker, results: dict[str, Any]) -> None:
         raise OSError(f"lm-eval did not write {', '.join(missing)}")
 
 
-def write_cell_record(folder: Path, cell: Cell, seconds: float, load_at_start: list[float] | None = None) -> None:
+def write_cell_record(
+    folder: Path,
+    cell: Cell,
+    seconds: float,
+    load_at_start: list[float] | None = None,
+    attempts: list[list[float]] | None = None,
+) -> None:
     import lm_eval
 
     from lm_eval_bias import __version__
@@ -247,6 +256,9 @@ def write_cell_record(folder: Path, cell: Cell, seconds: float, load_at_start: l
         },
         "versions": {"lm_eval": getattr(lm_eval, "__version__", "unknown"), "lm_eval_bias": __version__},
         "seconds": round(seconds, 1),
+        # [start, end] (epoch seconds) of each run of the cell: more than one when it resumed from the
+        # responses of a run cut off (``resume``); "seconds" is their sum
+        "attempts": [[round(start, 1), round(end, 1)] for start, end in attempts or []],
         # the host's load averages (1, 5, 15 minutes) as the cell started and ended: how shared the cores were
         "load": {"start": load_at_start, "end": _load_average()},
         FILES_KEY: file_record(folder, CELL_RECORD),  # what a finished cell must still hold (integrity)
@@ -288,17 +300,25 @@ def run_cell(cell: Cell, output_dir: str | Path, evaluate: Callable | None = Non
     final = cell_dir(output_dir, cell)
     if is_finished(output_dir, cell):
         return Outcome(cell.hash, cell.description, "skipped")
-    started, load_at_start = time.monotonic(), _load_average()
+    started, started_at, load_at_start = time.monotonic(), time.time(), _load_average()
+    cache = resume.cache_folder(output_dir, cell.hash)  # an earlier attempt's responses, if it was cut off
+    earlier = resume.begin_attempt(cache, started_at)
     tmp = output_dir / TMP_DIR / f"{cell.hash}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     try:
         tracker = EvaluationTracker(output_path=str(tmp))
-        results = (evaluate or evaluate_cell)(cell, tracker)
+        if evaluate is None:
+            results = evaluate_cell(cell, tracker, use_cache=resume.responses_path(cache))
+        else:
+            results = evaluate(cell, tracker)
         save_outputs(tracker, results)
-        write_cell_record(tmp, cell, time.monotonic() - started, load_at_start)
+        seconds = time.monotonic() - started
+        attempts = [*earlier, [started_at, started_at + seconds]]
+        write_cell_record(tmp, cell, seconds + sum(end - start for start, end in earlier), load_at_start, attempts)
         if not _commit(tmp, final, output_dir, cell):
             shutil.rmtree(tmp, ignore_errors=True)  # another runner finished it first
             return Outcome(cell.hash, cell.description, "skipped")
+        resume.finish(cache)
     except BaseException as error:  # noqa: BLE001 - a failed cell must not stop the study
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(error, KeyboardInterrupt):

@@ -1,4 +1,5 @@
-"""A study killed with SIGKILL mid-cell (in a subprocess) resumes: the half-written cell is redone."""
+"""A study killed with SIGKILL mid-cell (in a subprocess) resumes: the half-written cell is redone, from the
+responses the killed run had scored (lm-eval's response cache, ``study.resume``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import numpy as np
 import pytest
 
 from fixtures.study import finished_dirs, write_config
-from lm_eval_bias.study import LocalExecutor, load_study, run_study
+from lm_eval_bias.model_wrappers.quantized_hf import QuantizedHFLM
+from lm_eval_bias.study import LocalExecutor, load_study, resume, run_study
 from lm_eval_bias.study.cell import TMP_DIR
 
 
@@ -34,7 +36,7 @@ KILLER = textwrap.dedent("""
 """)
 
 
-def test_resume_after_kill_mid_cell(tiny_gpt2_dir, data_dir, tmp_path):
+def test_resume_after_kill_mid_cell(tiny_gpt2_dir, data_dir, tmp_path, monkeypatch):
     config = write_config(tmp_path, [{"id": tiny_gpt2_dir, "name": "tiny-gpt2"}], compressions=["none"])
     killed = subprocess.run(
         [sys.executable, "-c", KILLER, str(config)],
@@ -48,10 +50,36 @@ def test_resume_after_kill_mid_cell(tiny_gpt2_dir, data_dir, tmp_path):
     assert len(leftovers) == 1 and list(leftovers[0].glob("*/results_*.json"))  # written, never committed
     assert finished_dirs(out) == []
     study = load_study(config)
+    cache = resume.cache_folder(out, study.cells[0].hash)
+    assert (cache / "responses_rank0.db").is_file()  # the killed run's responses, kept for the next
+
+    # the rerun takes every CrowS-Pairs response from the killed run's: it scores nothing
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("a response the killed run had scored was scored again")
+
+    scoring = QuantizedHFLM._loglikelihood_tokens
+    monkeypatch.setattr(QuantizedHFLM, "_loglikelihood_tokens", no_scoring)
     summary = run_study(study, LocalExecutor(), progress=False)
-    assert [o.status for o in summary.outcomes] == ["done"]
+    assert [o.status for o in summary.outcomes] == ["done"], summary.report()
     assert [p.name for p in finished_dirs(out)] == [study.cells[0].hash]
     assert not list((out / TMP_DIR).iterdir())  # the dead run's leftovers are gone
+    assert not cache.exists()  # and its responses, once the cell is finished
+    record = json.loads((finished_dirs(out)[0] / "cell.json").read_text())
+    assert len(record["attempts"]) == 2 and record["attempts"][0][0] <= record["attempts"][1][0]
+    assert record["seconds"] == pytest.approx(sum(end - start for start, end in record["attempts"]), abs=0.2)
+
+    # the same results as a run never cut off
+    monkeypatch.setattr(QuantizedHFLM, "_loglikelihood_tokens", scoring)
+    fresh = load_study(config)
+    fresh.output_dir = tmp_path / "fresh"
+    run_study(fresh, LocalExecutor(), progress=False)
+    (want,) = (tmp_path / "fresh").glob("*/*/results_*.json")
+    (got,) = out.glob("*/*/results_*.json")
+    want, got = (json.loads(path.read_text())["results"]["crows_pairs_bias"] for path in (want, got))
+    assert got["stereotype_score,none"] == want["stereotype_score,none"]
+    # the killed run scored in another process: its log-probabilities may differ in the last bits
+    for metric in ("sent_more_score,none", "sent_less_score,none", "perplexity,none"):
+        assert got[metric] == pytest.approx(want[metric], rel=1e-6), metric
 
 
 def _snapshot(folders) -> dict:

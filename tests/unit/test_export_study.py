@@ -187,3 +187,20 @@ def test_an_archive_stops_compressing_once_past_the_limit(tmp_path, monkeypatch)
     # it stopped at the first write past 50 kB instead of compressing all 200 kB (closing the stream after the
     # error may try one more write, refused too)
     assert 50_000 < sum(written) < full.stat().st_size / 2
+
+
+def test_a_resumed_cell_counts_the_pauses_of_each_of_its_runs(tmp_path):
+    """A cell cut off at 200 and resumed at 300 ran [100, 200] and [300, 350] (cell.json "attempts", seconds
+    150); the study was stopped 150-170 and 310-320, and also 220-260, between its runs, which is no cell's
+    time: 30 s stopped, 120 s of wall time."""
+    export = _export_module()
+    study, out = _study(tmp_path / "study"), tmp_path / "out"
+    folder = study / f"{0:016x}"
+    record = json.loads((folder / "cell.json").read_text())
+    record.update(seconds=150.0, attempts=[[100.0, 200.0], [300.0, 350.0]])
+    (folder / "cell.json").write_text(json.dumps(record))
+    pauses = tmp_path / "pauses.log"
+    pauses.write_text("stop 150 a\ncont 170\nstop 220\ncont 260\nstop 310\ncont 320\n")
+    rows = export.export_cells(study, out, model_dir=None, pauses=pauses, archive=False)
+    (row,) = [r for r in rows if r["hash"] == record["hash"]]
+    assert (row["stopped_s"], row["wall_s"]) == (30.0, 120.0)

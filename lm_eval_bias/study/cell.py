@@ -315,10 +315,11 @@ def run_cell(cell: Cell, output_dir: str | Path, evaluate: Callable | None = Non
         seconds = time.monotonic() - started
         attempts = [*earlier, [started_at, started_at + seconds]]
         write_cell_record(tmp, cell, seconds + sum(end - start for start, end in earlier), load_at_start, attempts)
-        if not _commit(tmp, final, output_dir, cell):
-            shutil.rmtree(tmp, ignore_errors=True)  # another runner finished it first
+        committed = _commit(tmp, final, output_dir, cell)
+        resume.finish(cache)  # finished, by this runner or by another one first
+        if not committed:
+            shutil.rmtree(tmp, ignore_errors=True)
             return Outcome(cell.hash, cell.description, "skipped")
-        resume.finish(cache)
     except BaseException as error:  # noqa: BLE001 - a failed cell must not stop the study
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(error, KeyboardInterrupt):

@@ -25,7 +25,7 @@ import fnmatch
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from lm_eval_bias.metrics.holistic_bias import ITEM_FIELDS, median_perplexities, pair_tests
+from lm_eval_bias.metrics.holistic_bias import ITEM_FIELDS, median_perplexities, pair_tests, template_tallies
 
 TASKS = "holistic_bias*"
 ITEM_METRIC = "likelihood_bias"  # every metric of a sample logs the same sentence record
@@ -53,11 +53,7 @@ def template_counts(items: Iterable[tuple]) -> dict[tuple[str, str], tuple[int, 
     Returns:
         ``(axis, template)`` -> (pairs with p < 0.05, pairs), for templates with at least one pair.
     """
-    counts: dict[tuple[str, str], tuple[int, int]] = {}
-    for test in pair_tests(list(items)):
-        significant, total = counts.get((test.axis, test.template), (0, 0))
-        counts[(test.axis, test.template)] = (significant + test.significant, total + 1)
-    return counts
+    return template_tallies(pair_tests(list(items)))
 
 
 def template_fractions(items: Iterable[tuple]) -> dict[tuple[str, str], float]:

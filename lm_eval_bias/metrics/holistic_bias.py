@@ -195,6 +195,22 @@ def likelihood_bias(tests: Sequence[PairTest]) -> float:
     return sum(test.significant for test in tests) / len(tests) if tests else math.nan
 
 
+def template_tallies(tests: Iterable[PairTest]) -> dict[tuple[str, str], tuple[int, int]]:
+    """Each (axis, template)'s descriptor pairs: how many differ (p < 0.05), and how many there are.
+
+    Args:
+        tests: pair tests (:func:`pair_tests`).
+
+    Returns:
+        ``(axis, template)`` -> (pairs that differ, pairs), for templates with at least one pair.
+    """
+    tallies: dict[tuple[str, str], tuple[int, int]] = {}
+    for test in tests:
+        significant, total = tallies.get((test.axis, test.template), (0, 0))
+        tallies[(test.axis, test.template)] = (significant + test.significant, total + 1)
+    return tallies
+
+
 def likelihood_bias_interval(
     tests: Sequence[PairTest], *, samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED, level: float = 0.95
 ) -> tuple[float, float]:
@@ -209,17 +225,15 @@ def likelihood_bias_interval(
     Returns:
         ``(low, high)``; NaN bounds without tests or resamples.
     """
-    units: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
-    for test in tests:
-        counts = units[test.axis][test.template]
-        counts[0] += test.significant
-        counts[1] += 1
+    units: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for (axis, _template), tally in sorted(template_tallies(tests).items()):
+        units[axis].append(tally)
     if samples <= 0 or not units:
         return math.nan, math.nan
     rng = np.random.default_rng(seed)
     significant, pairs = np.zeros(samples), np.zeros(samples)
     for axis in sorted(units):
-        counts = np.array([units[axis][template] for template in sorted(units[axis])], dtype=np.float64)
+        counts = np.array(units[axis], dtype=np.float64)
         drawn = rng.integers(0, len(counts), size=(samples, len(counts)))
         significant += counts[drawn, 0].sum(axis=1)
         pairs += counts[drawn, 1].sum(axis=1)

@@ -66,6 +66,36 @@ def _fewest_padded_tokens(sorted_lengths: list[int], batch_size: int, min_tokens
     return end
 
 
+def cheapest_batches(lengths: Sequence[int], most_rows: int, forward_cost: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length, longest first, at the least cost: padded tokens plus
+    ``forward_cost`` a batch (for short pieces run on a cache, where a batch's token floor would pad more
+    than a forward costs).
+
+    Args:
+        lengths: the token count of each sequence (below 1 counts as 1).
+        most_rows: the most sequences a batch holds (at least 1).
+        forward_cost: what one more batch costs, in padded tokens.
+
+    Returns:
+        Lists of indices into ``lengths``, each batch's longest sequence first; every index exactly once;
+        of the cheapest splits, one with the fewest batches.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    widths = [max(lengths[i], 1) for i in order]
+    n = len(order)
+    cost, end = [0] * (n + 1), [n] * (n + 1)
+    for start in range(n - 1, -1, -1):
+        cost[start], end[start] = min(  # ties in cost go to fewer batches
+            (((stop - start) * widths[start] + forward_cost) * (n + 1) + 1 + cost[stop], stop)
+            for stop in range(start + 1, min(n, start + max(1, most_rows)) + 1)
+        )
+    batches, start = [], 0
+    while start < n:
+        batches.append(order[start : end[start]])
+        start = end[start]
+    return batches
+
+
 # Tokens per forward pass below which a CPU's matrix products lose throughput: 32 short sentences per
 # forward (a few hundred tokens) ran both a BERT-base-shaped masked LM and Gemma-3-270M measurably slower
 # than batches of at least this many tokens (A/B timings: docs/benchmarks.md, CrowS-Pairs scoring speed).

@@ -16,7 +16,8 @@ scored position; for Gemma-3-270M's 262,144-row head the head is the larger half
   32 CrowS-Pairs sentences (~500 tokens) per forward leave a CPU's matrix products short of
   their throughput (docs/benchmarks.md; scores move by fp32 rounding only).
 - Requests that share a context of two or more tokens (a multiple-choice item's answers) run the
-  body over it once with ``share_contexts`` (``shared_context``), under share_prefixes' condition.
+  body over it once with ``share_contexts`` (``shared_context``), under share_prefixes' condition,
+  and contexts that begin alike run their shared beginning once (``context_tree``).
 - Identical requests are scored once, and the head runs once per distinct prefix: with
   ``share_prefixes`` (for models that compute each position from the tokens up to it alone,
   i.e. no activation statistics over a sequence), the first position with a prefix is headed for
@@ -36,6 +37,7 @@ import torch
 from tqdm import tqdm
 
 from lm_eval_bias.scoring.batching import length_sorted_batches, min_tokens_per_batch, model_device, right_padded
+from lm_eval_bias.scoring.context_tree import score_context_tree
 from lm_eval_bias.scoring.head import (
     body_then_head_matches,
     head_logits,
@@ -49,7 +51,6 @@ from lm_eval_bias.scoring.shared_context import (
     MIN_SHARED_CONTEXT,
     can_share_contexts,
     fits_window,
-    score_shared_contexts,
 )
 from lm_eval_bias.scoring.shared_prefix import plan_split, score_split_endings
 from lm_eval_bias.valid_tokens import valid_tokens_scope
@@ -259,7 +260,7 @@ def _shared_contexts(model, requests, distinct, results, pad_token_id, max_lengt
     head = model.get_output_embeddings()
     items = [(context, list(answers)) for context, answers in groups.items()]
     with retained_heap():
-        scored = score_shared_contexts(
+        scored = score_context_tree(
             model,
             items,
             batch_size=batch_size,

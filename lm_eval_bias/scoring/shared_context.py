@@ -118,35 +118,58 @@ def score_shared_contexts(
             answers = [list(groups[batch[slot]][1][c]) for slot, c in rows]
             index = torch.as_tensor([slot for slot, _ in rows], device=device)
             last = first.last_hidden_state[index, lengths[index] - 1]  # predicts each answer's first token
-            cache, later = _cache(first), {}
-            # one forward per answer slot (the first answers of every context, then the second, ...). Where
-            # every context of the batch has the slot, it runs on the cache itself, which is cropped back to
-            # the contexts afterwards; otherwise on a copy of only its rows. A cache repeated for every answer
-            # at once held three times the batch's keys and values, and a copy per slot twice.
-            for slot in range(max(c for _, c in rows) + 1):
-                members = [i for i, (_, c) in enumerate(rows) if c == slot]
-                if all(len(answers[i]) == 1 for i in members):  # answers of one token need no second forward
-                    continue
-                whole = len(members) == len(batch)  # rows are listed context by context, so in batch order
-                picked = index[members]
-                # a one-token answer rides along as padding (its row's output is not read)
-                answer_ids, answer_mask = right_padded([answers[i][:-1] for i in members], pad_token_id, device)
-                second = base(
-                    input_ids=answer_ids,
-                    attention_mask=torch.cat([context_mask[picked], answer_mask], dim=1),
-                    position_ids=lengths[picked, None] + torch.arange(answer_ids.shape[1], device=device),
-                    use_cache=True,
-                    **{_cache_argument(base): cache if whole else _rows_of(cache, picked)},
-                )
-                if whole:
-                    cache.crop(-answer_ids.shape[1])
-                later.update((i, h) for i, h in zip(members, second.last_hidden_state) if len(answers[i]) > 1)
-            # scored positions: the context's last one, then every answer token but the last
-            picks = [last[i] if k == 0 else later[i][k - 1] for i, a in enumerate(answers) for k in range(len(a))]
-            targets = torch.as_tensor([t for a in answers for t in a], dtype=torch.long, device=device)
-            logprobs, greedy = head_logprobs(torch.stack(picks), targets)
+            logprobs, greedy = answers_on_cache(
+                base, _cache(first), context_mask, lengths, rows, answers, last, pad_token_id, head_logprobs
+            )
         store_rows(out, batch, rows, answers, logprobs, greedy)
     return out
+
+
+def answers_on_cache(base, cache, context_mask, lengths, rows, answers, last, pad_token_id, head_logprobs):
+    """Score answers on the key/value cache of their contexts (shared by ``shared_context`` and ``context_tree``).
+
+    Args:
+        base: the model's body.
+        cache: the contexts' key/value cache, one row per context; left as it was.
+        context_mask: the contexts' attention mask, (contexts, cache width).
+        lengths: each context's position count (the position id its answers start at).
+        rows: ``(context row, answer number)`` per answer, listed context by context in row order.
+        answers: per answer, its token ids (non-empty).
+        last: per answer, the hidden state of its context's last position (it predicts the first token).
+        pad_token_id: the padding id.
+        head_logprobs: ``(hidden, target ids) -> (log-probs, is-argmax)``.
+
+    Returns:
+        ``(log-probs, is-argmax)`` of every answer token, answer after answer.
+    """
+    device, later = context_mask.device, {}
+    index = torch.as_tensor([row for row, _ in rows], device=device)
+    # one forward per answer slot (the first answers of every context, then the second, ...). Where every
+    # context has the slot, it runs on the cache itself, which is cropped back to the contexts afterwards;
+    # otherwise on a copy of only its rows. A cache repeated for every answer at once held three times
+    # the contexts' keys and values, and a copy per slot twice.
+    for slot in range(max(c for _, c in rows) + 1):
+        members = [i for i, (_, c) in enumerate(rows) if c == slot]
+        if all(len(answers[i]) == 1 for i in members):  # answers of one token need no second forward
+            continue
+        whole = len(members) == context_mask.shape[0]  # rows are listed context by context, so in row order
+        picked = index[members]
+        # a one-token answer rides along as padding (its row's output is not read)
+        answer_ids, answer_mask = right_padded([answers[i][:-1] for i in members], pad_token_id, device)
+        second = base(
+            input_ids=answer_ids,
+            attention_mask=torch.cat([context_mask[picked], answer_mask], dim=1),
+            position_ids=lengths[picked, None] + torch.arange(answer_ids.shape[1], device=device),
+            use_cache=True,
+            **{_cache_argument(base): cache if whole else _rows_of(cache, picked)},
+        )
+        if whole:
+            cache.crop(-answer_ids.shape[1])
+        later.update((i, h) for i, h in zip(members, second.last_hidden_state) if len(answers[i]) > 1)
+    # scored positions: the context's last one, then every answer token but the last
+    picks = [last[i] if k == 0 else later[i][k - 1] for i, a in enumerate(answers) for k in range(len(a))]
+    targets = torch.as_tensor([t for a in answers for t in a], dtype=torch.long, device=device)
+    return head_logprobs(torch.stack(picks), targets)
 
 
 def store_rows(out, batch, rows, pieces, logprobs: torch.Tensor, greedy: torch.Tensor) -> None:

@@ -66,6 +66,38 @@ def test_the_split_pads_the_fewest_tokens_within_the_bounds(seed):
     assert (padded, len(batches)) == _fewest_padded_by_enumeration(lengths, batch_size, min_tokens)
 
 
+def _cheapest_by_enumeration(lengths, most_rows, forward_cost):
+    """The least padded tokens + forward_cost per batch over every split of the sorted order within the size limit."""
+    widths = sorted(lengths, reverse=True)
+    n, best = len(widths), None
+    for cuts in itertools.product((False, True), repeat=max(n - 1, 0)):
+        starts = [0] + [i + 1 for i, cut in enumerate(cuts) if cut]
+        sizes = [end - start for start, end in zip(starts, starts[1:] + [n])]
+        if all(size <= most_rows for size in sizes):
+            found = (sum(size * widths[s] + forward_cost for s, size in zip(starts, sizes)), len(sizes))
+            best = found if best is None else min(best, found)
+    return best
+
+
+def test_cheapest_batches_by_hand():
+    # [5, 3, 3, 2, 2, 2, 1] at 4 tokens a forward, up to 3 rows: [5] [3 3] [2 2 2 1]? that holds 4 rows;
+    # [5] [3 3 2] [2 2 1] costs 5 + 9 + 6 + 12 = 32; [5] [3 3] [2 2 2] [1] 5 + 6 + 6 + 1 + 16 = 34
+    assert batching.cheapest_batches([5, 3, 3, 2, 2, 2, 1], 3, 4) == [[0], [1, 2, 3], [4, 5, 6]]
+    # at no cost a forward, no padding, in the fewest batches
+    assert batching.cheapest_batches([5, 3, 3, 2, 2, 2, 1], 3, 0) == [[0], [1, 2], [3, 4, 5], [6]]
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_cheapest_batches_cost_the_least(seed):
+    rng = random.Random(seed)
+    lengths = [rng.randint(1, 9) for _ in range(rng.randint(1, 11))]
+    most_rows, cost = rng.randint(1, 5), rng.choice([0, 3, 10])
+    batches = batching.cheapest_batches(lengths, most_rows, cost)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    total = sum(len(batch) * max(lengths[i] for i in batch) + cost for batch in batches)
+    assert (total, len(batches)) == _cheapest_by_enumeration(lengths, most_rows, cost)
+
+
 def test_the_floor_is_for_cpus_only(monkeypatch):
     monkeypatch.setattr(batching, "CPU_MIN_TOKENS", 64)
     assert batching.min_tokens_per_batch("cpu") == 64

@@ -7,8 +7,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from fixtures.bbq import items
-from fixtures.reference_scoring import reference_causal_logprob
-from lm_eval_bias.scoring import causal, shared_context
+from fixtures.reference_scoring import causal_head, reference_causal_logprob
+from lm_eval_bias.scoring import causal, context_tree, shared_context
 
 MODELS = ["tiny_gpt_neox_dir", "tiny_gpt2_dir", "tiny_llama_dir", "tiny_gemma2_dir"]
 
@@ -31,13 +31,13 @@ def _pad(tokenizer):
 @pytest.fixture
 def shared_calls(monkeypatch):
     calls = []
-    original = shared_context.score_shared_contexts
+    original = context_tree.score_context_tree
 
     def counting(model, groups, **kwargs):
         calls.append(len(groups))
         return original(model, groups, **kwargs)
 
-    monkeypatch.setattr(causal, "score_shared_contexts", counting)
+    monkeypatch.setattr(causal, "score_context_tree", counting)
     return calls
 
 
@@ -125,14 +125,3 @@ def test_whole_slots_run_on_the_cropped_cache_and_partial_slots_on_copied_rows(
             for answer, (logprobs, flags) in zip(answers, scores):
                 want, greedy = reference_causal_logprob(model, context, answer)
                 assert sum(logprobs) == pytest.approx(want, abs=1e-6) and all(flags) == greedy
-
-
-def causal_head(model, hidden, targets):
-    """A plain full-vocabulary head: (fp64 log p(target), target is the argmax) per row."""
-    logits = model.get_output_embeddings()(hidden).double()
-    if getattr(model.config, "final_logit_softcapping", None):
-        cap = model.config.final_logit_softcapping
-        logits = torch.tanh(logits / cap) * cap
-    logprobs = torch.log_softmax(logits, dim=-1)
-    picked = logprobs.gather(1, targets[:, None])[:, 0]
-    return picked, picked >= logprobs.max(dim=-1).values

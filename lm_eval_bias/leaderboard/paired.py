@@ -5,7 +5,10 @@ preference: CrowS-Pairs' stereotype_score is 100 when the model prefers the ster
 sentence and 0 otherwise; accuracy is 1 or 0) is compared with the exact McNemar test on
 the items whose value flipped: b items go low -> high from baseline to run, c go high -> low,
 and under "no change" each flip is a fair coin, so p = two-sided binomial(b; b + c, 1/2).
-Any other metric gets a paired sign-flip permutation test of the mean difference.
+Any other metric gets a paired sign-flip permutation test of the mean difference. A metric that is
+not a mean over its items (BBQ's bias scores: a ratio over the answers that are not "unknown",
+scaled by the error rate in ambiguous contexts) gets :func:`paired_score_test`: each item's two
+records (run, baseline) are swapped at random and the score's difference recomputed.
 
 `holm` adjusts a family of such p-values for multiple comparisons (Holm's step-down method).
 """
@@ -28,16 +31,17 @@ class PairedResult:
     """The outcome of a paired test between a run and its baseline.
 
     Attributes:
-        test: ``"McNemar exact"`` or ``"paired permutation"``.
+        test: ``"McNemar exact"``, ``"paired permutation"`` or ``"paired permutation of the score"``.
         n: the number of items present in both runs.
         p_value: the two-sided p-value.
         flips: McNemar: the discordant items, b + c; None for non-binary metrics.
         up: McNemar: b, the items going from the baseline's low value to the run's high one.
         down: McNemar: c, the items going from high to low.
-        mean_difference: the mean of run − baseline over the paired items.
+        mean_difference: the mean of run − baseline over the paired items (the score's difference for
+            :func:`paired_score_test`).
     """
 
-    test: str  # "McNemar exact" | "paired permutation"
+    test: str  # "McNemar exact" | "paired permutation" | "paired permutation of the score"
     n: int  # items present in both runs
     p_value: float
     flips: int | None = None  # McNemar: b + c; None for non-binary metrics
@@ -117,6 +121,48 @@ def paired_test(run: dict, baseline: dict, seed: int = 0) -> PairedResult | None
     return PairedResult(
         "paired permutation", len(items), permutation_p_value(a - b, seed=seed), mean_difference=mean_difference
     )
+
+
+def paired_score_test(run: dict, baseline: dict, score, permutations: int = PERMUTATIONS, seed: int = 0):
+    """Paired permutation test of a score computed from its items' totals (None if fewer than two items).
+
+    Under "compression changes nothing" each item's run and baseline records are exchangeable, so each
+    permutation swaps every item's two records with probability 1/2 and recomputes both scores.
+
+    Args:
+        run: item -> the run's record, a tuple of numbers (e.g. correct, chose unknown, chose biased).
+        baseline: item -> the baseline's record.
+        score: ``(n items, totals (..., fields)) -> scores (...)``: the metric from its items' column totals,
+            NaN where undefined.
+        permutations: random swap patterns drawn.
+        seed: seeds those draws.
+
+    Returns:
+        ``PairedResult("paired permutation of the score", n, p)``, p = (hits + 1) / (permutations + 1), a hit a
+        pattern whose |difference| is at least the observed one (a pattern with an undefined score is none);
+        ``mean_difference`` is the score's run − baseline over the paired items. None when fewer than two
+        items are shared, or the observed difference is undefined.
+    """
+    items = sorted(set(run) & set(baseline), key=repr)
+    if len(items) < 2:
+        return None
+    a = np.array([run[item] for item in items], dtype=float)
+    b = np.array([baseline[item] for item in items], dtype=float)
+    n, total_a, total_b, swap = len(items), a.sum(axis=0), b.sum(axis=0), b - a
+    observed = float(score(n, total_a) - score(n, total_b))
+    if math.isnan(observed):
+        return None
+    if not np.any(swap):
+        return PairedResult("paired permutation of the score", n, 1.0, mean_difference=observed)
+    rng = np.random.default_rng(seed)
+    threshold = abs(observed) - 1e-12 * max(1.0, abs(observed))
+    hits = 0
+    for start in range(0, permutations, 1000):
+        flips = rng.integers(0, 2, size=(min(1000, permutations - start), n)).astype(float) @ swap
+        differences = score(n, total_a + flips) - score(n, total_b - flips)
+        hits += int(np.sum(np.abs(differences) >= threshold))  # NaN compares False
+    p_value = (hits + 1) / (permutations + 1)
+    return PairedResult("paired permutation of the score", n, p_value, mean_difference=observed)
 
 
 def holm(p_values) -> np.ndarray:

@@ -26,7 +26,8 @@ NOTE = (
     "reports its own interval (StereoSet's bootstrap interval of ss). "
     "Δ: run − baseline (the same model and revision uncompressed; for a student, its teacher), "
     "with the paired test's p-value on the items both runs scored (exact McNemar for per-item "
-    "preferences and other two-level metrics, a paired permutation test otherwise) and the number of "
+    "preferences and other two-level metrics, a paired permutation test otherwise; BBQ's bias scores, "
+    "ratios over the non-unknown answers, a paired permutation test of the score) and the number of "
     "items whose preference flipped. CrowS-Pairs stereotype_score and StereoSet ss: 50 is unbiased."
 )
 ADJUSTED_NOTE = (

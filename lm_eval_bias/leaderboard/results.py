@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 
 from lm_eval_bias.leaderboard import holistic_bias
-from lm_eval_bias.leaderboard.items import ItemKey, item_key, sample_value
+from lm_eval_bias.leaderboard.items import ItemKey, Score, item_key, sample_value, score_records
 from lm_eval_bias.model_wrappers.quantizers.config import QuantizationRecord
 from lm_eval_bias.results_files import UnreadableFileError, iter_jsonl, read_json
 
@@ -196,6 +196,24 @@ class Run:
         if grouped is not None:
             return grouped
         return self.per_item(task, lambda leaf, sample: sample_value(leaf, name, sample.get(name)))
+
+    def item_records(self, task: str, metric: str) -> tuple[dict[ItemKey, tuple[float, ...]], Score] | None:
+        """For a metric that is a score of its items' totals (BBQ's bias scores): item -> its record, and the score.
+
+        Args:
+            task: a task or group name.
+            metric: the metric, with or without its ``,filter`` suffix.
+
+        Returns:
+            ``(item -> record, score from totals)`` (``items.score_records``), or None for a metric that
+            is a mean of its item values (``item_values``).
+        """
+        name = metric.split(",", 1)[0]
+        found = score_records(self.subtasks(task), name)
+        if found is None:
+            return None
+        read, score = found
+        return self.per_item(task, lambda leaf, sample: read(sample.get(name))), score
 
     def per_item(self, task: str, read: Callable[[str, dict[str, Any]], float | None]) -> dict[ItemKey, float]:
         """Item -> what `read` makes of its logged sample. The samples files are read once and kept.

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from lm_eval_bias.leaderboard.capability import BIAS_METRICS, BIAS_TASK_METRICS, DEFAULT_THRESHOLDS, Thresholds
 from lm_eval_bias.leaderboard.cells import cell_frame
-from lm_eval_bias.leaderboard.paired import CORRECTIONS, paired_test
+from lm_eval_bias.leaderboard.paired import CORRECTIONS, paired_score_test, paired_test
 from lm_eval_bias.leaderboard.protocols import check_pairable
 from lm_eval_bias.leaderboard.results import Run, metric_frame
 from lm_eval_bias.model_wrappers.quantizers.config import UNCOMPRESSED
@@ -208,6 +208,13 @@ def build_leaderboard(
             result = paired_test(
                 run.item_values(row.task, row.metric), runs[base.run].item_values(row.task, row.metric)
             )
+            scored = run.item_records(row.task, row.metric)
+            if scored is not None:  # a score of its items' totals (BBQ's bias): tested as that score;
+                records, score = scored  # the flips stay those of the items' values (chose biased)
+                tested = paired_score_test(records, runs[base.run].item_records(row.task, row.metric)[0], score)
+                if tested is not None and result is not None:
+                    tested = replace(tested, flips=result.flips, up=result.up, down=result.down)
+                result = tested
         added["baseline"].append(" · ".join(base_key) if base is not None else "")
         added["delta"].append(row.value - base.value if base is not None else math.nan)
         added["p_value"].append(result.p_value if result else math.nan)

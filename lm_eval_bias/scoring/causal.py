@@ -17,7 +17,7 @@ scored position; for Gemma-3-270M's 262,144-row head the head is the larger half
   their throughput (docs/benchmarks.md; scores move by fp32 rounding only).
 - Requests that share a context of two or more tokens (a multiple-choice item's answers) run the
   body over it once with ``share_contexts`` (``shared_context``), under share_prefixes' condition,
-  and contexts that begin alike run their shared beginning once (``context_tree``).
+  and on a CPU contexts that begin alike run their shared beginning once (``context_tree``).
 - Identical requests are scored once, and the head runs once per distinct prefix: with
   ``share_prefixes`` (for models that compute each position from the tokens up to it alone,
   i.e. no activation statistics over a sequence), the first position with a prefix is headed for
@@ -51,6 +51,7 @@ from lm_eval_bias.scoring.shared_context import (
     MIN_SHARED_CONTEXT,
     can_share_contexts,
     fits_window,
+    score_shared_contexts,
 )
 from lm_eval_bias.scoring.shared_prefix import plan_split, score_split_endings
 from lm_eval_bias.valid_tokens import valid_tokens_scope
@@ -259,8 +260,11 @@ def _shared_contexts(model, requests, distinct, results, pad_token_id, max_lengt
         return set()
     head = model.get_output_embeddings()
     items = [(context, list(answers)) for context, answers in groups.items()]
+    # the tree saves body positions at the price of more, smaller forwards: measured on CPUs, where positions
+    # are the cost (benchmarks/context_tree_speed.py); on an accelerator each context runs whole, as before
+    scorer = score_context_tree if model_device(model).type == "cpu" else score_shared_contexts
     with retained_heap():
-        scored = score_context_tree(
+        scored = scorer(
             model,
             items,
             batch_size=batch_size,

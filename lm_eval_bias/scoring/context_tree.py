@@ -172,6 +172,7 @@ class _TreeScorer:
             ends = [row for row, node in enumerate(nodes) if node.group is not None]
             if ends:
                 self._answers(nodes, ends, output.last_hidden_state, segment_mask.sum(dim=1), level)
+            del output  # its hidden states: the children need only the cache
         kids = [(child, row) for row, node in enumerate(nodes) for child in node.children]
         if not kids:
             return

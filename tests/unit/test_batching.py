@@ -33,13 +33,18 @@ def test_batches_hold_at_least_min_tokens_padded_tokens(batch_size, min_tokens, 
     assert list(batching.length_sorted_batches(lengths, batch_size, min_tokens)) == expected
 
 
+def _splits(n):
+    """Every split of n sorted positions into consecutive batches: (batch starts, batch sizes)."""
+    for cuts in itertools.product((False, True), repeat=max(n - 1, 0)):
+        starts = [0] + [i + 1 for i, cut in enumerate(cuts) if cut]
+        yield starts, [end - start for start, end in zip(starts, starts[1:] + [n])]
+
+
 def _fewest_padded_by_enumeration(lengths, batch_size, min_tokens):
     """(padded tokens, batches) of the best split, trying every split of the sorted order."""
     widths = sorted(lengths, reverse=True)
     n, best = len(widths), None
-    for cuts in itertools.product((False, True), repeat=max(n - 1, 0)):
-        starts = [0] + [i + 1 for i, cut in enumerate(cuts) if cut]
-        sizes = [end - start for start, end in zip(starts, starts[1:] + [n])]
+    for starts, sizes in _splits(n):
         fits = all(
             (max(batch_size, min_tokens // widths[start]) <= size or start + size == n)
             and size * widths[start]
@@ -68,11 +73,8 @@ def test_the_split_pads_the_fewest_tokens_within_the_bounds(seed):
 
 def _cheapest_by_enumeration(lengths, most_rows, forward_cost):
     """The least padded tokens + forward_cost per batch over every split of the sorted order within the size limit."""
-    widths = sorted(lengths, reverse=True)
-    n, best = len(widths), None
-    for cuts in itertools.product((False, True), repeat=max(n - 1, 0)):
-        starts = [0] + [i + 1 for i, cut in enumerate(cuts) if cut]
-        sizes = [end - start for start, end in zip(starts, starts[1:] + [n])]
+    widths, best = sorted(lengths, reverse=True), None
+    for starts, sizes in _splits(len(widths)):
         if all(size <= most_rows for size in sizes):
             found = (sum(size * widths[s] + forward_cost for s, size in zip(starts, sizes)), len(sizes))
             best = found if best is None else min(best, found)

@@ -37,6 +37,12 @@ def short_name(compression: str) -> str:
     return re.sub(r",\)", ")", short).replace("()", "")
 
 
+def cell_label(model: str, compression: str) -> str:
+    """A compared cell's label: its compression, or for an uncompressed one (a student against its teacher,
+    a checkpoint against its base) its model's last path component."""
+    return model.rstrip("/").split("/")[-1] if compression == "none" else short_name(compression)
+
+
 def delta_agreement(long: pd.DataFrame) -> Figure | None:
     """One panel per bias metric: each compared cell's Δ on the first bias metric (CrowS-Pairs' stereotype
     score where present) against its Δ on that metric, degraded cells marked, with Spearman's ρ over the
@@ -75,7 +81,7 @@ def delta_agreement(long: pd.DataFrame) -> Figure | None:
                 zorder=3,
             )
             ax.annotate(
-                short_name(row.compression),
+                cell_label(row.model, row.compression),
                 (row.delta, row.delta_y),
                 xytext=(3, 3),
                 textcoords="offset points",

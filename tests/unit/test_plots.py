@@ -120,3 +120,10 @@ def test_significance_marks_follow_the_holm_adjusted_p(tmp_path):
         markers = [line for line in ax.lines if line.get_marker() == "o"]
         hollow = sum(line.get_markerfacecolor() in ("white", (1.0, 1.0, 1.0, 1.0)) for line in markers)
         assert (len(markers), hollow) == (4, 3 - filled)  # the baseline is always filled
+
+
+def test_agreement_labels_name_a_student_by_its_model():
+    from lm_eval_bias.plots.agreement import cell_label
+
+    assert cell_label("results/distill/gemma-3-270m-student/", "none") == "gemma-3-270m-student"
+    assert cell_label("google/gemma-3-270m", "gptq(bits=4,calibration=a.txt,group_size=128)") == "gptq(bits=4)"

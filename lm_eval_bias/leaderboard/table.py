@@ -209,9 +209,10 @@ def build_leaderboard(
                 run.item_values(row.task, row.metric), runs[base.run].item_values(row.task, row.metric)
             )
             scored = run.item_records(row.task, row.metric)
-            if scored is not None:  # a score of its items' totals (BBQ's bias): tested as that score;
-                records, score = scored  # the flips stay those of the items' values (chose biased)
-                tested = paired_score_test(records, runs[base.run].item_records(row.task, row.metric)[0], score)
+            base_scored = runs[base.run].item_records(row.task, row.metric)
+            if scored is not None and base_scored is not None:  # a score of its items' totals (BBQ's bias):
+                records, score = scored  # tested as that score; the flips stay the items' values' (chose biased)
+                tested = paired_score_test(records, base_scored[0], score)
                 if tested is not None and result is not None:
                     tested = replace(tested, flips=result.flips, up=result.up, down=result.down)
                 result = tested

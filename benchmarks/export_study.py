@@ -21,7 +21,10 @@ A compression may have several cells, one per task entry of the config (a task a
 grid is a second entry): each cell's files are named by its compression and its task list
 (`cell_names`), so none overwrites another; the leaderboard reads a compression's cells as one run.
 Files of an earlier export that no finished cell has any more are removed from results/ (and cells/
-with --archive-cells).
+with --archive-cells). With --merge they are kept, with their cells.csv rows, and the leaderboard and
+figures are left as they were: for a study folder restored on another machine from the archives, which
+lacks the cells too large to archive (their samples, which the paired tests read, are not in the
+repository), so that exporting its new cells drops none of the earlier ones.
 """
 
 from __future__ import annotations
@@ -152,8 +155,23 @@ def load_columns(load: dict | None) -> dict[str, float | str]:
     }
 
 
-def export_cells(results_dir: Path, out: Path, model_dir: str | None, pauses: Path | None, archive: bool) -> list:
-    """The per-cell outputs (results files, archives) and cells.csv; returns cells.csv's rows."""
+def earlier_rows(out: Path, hashes: set[str]) -> list[dict]:
+    """The rows of OUT's cells.csv (an earlier export) whose cell is none of HASHES."""
+    table = out / "cells.csv"
+    if not table.is_file():
+        return []
+    with open(table, newline="") as handle:
+        return [row for row in csv.DictReader(handle) if row["hash"] not in hashes]
+
+
+def export_cells(
+    results_dir: Path, out: Path, model_dir: str | None, pauses: Path | None, archive: bool, merge: bool = False
+) -> list:
+    """The per-cell outputs (results files, archives) and cells.csv; returns cells.csv's rows.
+
+    With MERGE, an earlier export's files and cells.csv rows of cells that RESULTS_DIR does not hold are kept
+    (a study folder restored from the archives lacks the cells too large to archive); else they are removed.
+    """
     folders = sorted(path.parent for path in results_dir.glob("*/cell.json"))
     cells = [json.loads((folder / "cell.json").read_text()) for folder in folders]
     names = cell_names(cells)
@@ -163,9 +181,9 @@ def export_cells(results_dir: Path, out: Path, model_dir: str | None, pauses: Pa
     if archive:
         (out / "cells").mkdir(exist_ok=True)
         stale += [path for path in (out / "cells").glob("*.tar.xz") if path.name[: -len(".tar.xz")] not in kept]
-    for path in stale:  # an earlier export's files of cells that are gone, or named the old way
+    for path in [] if merge else stale:  # an earlier export's files of cells that are gone, or named the old way
         path.unlink()
-    rows = []
+    rows = earlier_rows(out, {cell["hash"] for cell in cells}) if merge else []
     for folder, cell in zip(folders, cells):
         name = names[cell["hash"]]
         results_file = next(folder.glob("*/results_*.json"))
@@ -201,8 +219,13 @@ def export_cells(results_dir: Path, out: Path, model_dir: str | None, pauses: Pa
     return rows
 
 
-def export(results_dir: Path, out: Path, model_dir: str | None, pauses: Path | None, archive: bool = False) -> None:
-    rows = export_cells(results_dir, out, model_dir, pauses, archive)
+def export(
+    results_dir: Path, out: Path, model_dir: str | None, pauses: Path | None, archive: bool = False, merge: bool = False
+) -> None:
+    rows = export_cells(results_dir, out, model_dir, pauses, archive, merge)
+    if merge:  # the leaderboard and figures read every cell's samples, which this folder lacks for some
+        print(f"{len(rows)} cells in cells.csv, into {out}; leaderboard and figures left as they were (--merge)")
+        return
     run(["plot", str(results_dir), "-o", str(out / "figures"), "--formats", "png", "--correction", "holm"], model_dir)
     for suffix in ("md", "csv", "html"):  # the HTML page embeds the figures
         run(
@@ -243,8 +266,14 @@ def main() -> None:
         action="store_true",
         help="also write cells/<compression>.<tasks>.tar.xz: each finished cell's folder, samples included",
     )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the earlier export's files and cells.csv rows of cells this folder lacks (a study restored "
+        "from the archives), and leave the leaderboard and figures as they were",
+    )
     args = parser.parse_args()
-    export(args.results_dir, args.out_dir, args.model_dir, args.pauses, args.archive_cells)
+    export(args.results_dir, args.out_dir, args.model_dir, args.pauses, args.archive_cells, args.merge)
 
 
 if __name__ == "__main__":

@@ -204,3 +204,29 @@ def test_a_resumed_cell_counts_the_pauses_of_each_of_its_runs(tmp_path):
     rows = export.export_cells(study, out, model_dir=None, pauses=pauses, archive=False)
     (row,) = [r for r in rows if r["hash"] == record["hash"]]
     assert (row["stopped_s"], row["wall_s"]) == (30.0, 120.0)
+
+
+def test_merge_keeps_the_cells_a_restored_folder_lacks(tmp_path, monkeypatch):
+    """A study folder restored from the archives lacks a cell that was too large to archive: exporting it with
+    --merge keeps that cell's results file and cells.csv row and adds the new cell; without --merge they go."""
+    import shutil
+
+    export = _export_module()
+    study, out = _study(tmp_path / "study"), tmp_path / "out"
+    export.export_cells(study, out, model_dir=None, pauses=None, archive=True)
+    with open(out / "cells.csv", newline="") as handle:
+        before = {row["hash"]: row for row in csv.DictReader(handle)}
+    lacking = f"{3:016x}"  # dynamic_int8's BBQ cell
+    shutil.rmtree(study / lacking)
+    (out / "cells" / "dynamic_int8.bbq_bias_age+5_more.tar.xz").unlink()  # it was never archived
+    monkeypatch.setattr(export, "run", lambda *a: (_ for _ in ()).throw(AssertionError("leaderboard rerun")))
+    export.export(study, out, model_dir=None, pauses=None, archive=True, merge=True)
+
+    with open(out / "cells.csv", newline="") as handle:
+        after = {row["hash"]: row for row in csv.DictReader(handle)}
+    assert after == before  # the kept row as it was, the others rewritten alike
+    assert (out / "results" / "dynamic_int8.bbq_bias_age+5_more.json").is_file()
+
+    rows = export.export_cells(study, out, model_dir=None, pauses=None, archive=True)  # no --merge
+    assert lacking not in {row["hash"] for row in rows}
+    assert not (out / "results" / "dynamic_int8.bbq_bias_age+5_more.json").exists()

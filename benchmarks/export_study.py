@@ -13,7 +13,9 @@ since the study recorded it); then the leaderboard as Markdown, CSV and HTML
 lm-eval-bias commands (paired tests read the samples). With --archive-cells, also
 `cells/<compression>.<tasks>.tar.xz`: each finished cell's whole folder (samples included, paths as
 run), so that the leaderboard can be recomputed and an unfinished study resumed on another machine
-(unpack them into the study's output_dir and run the study again with the same model path). An archive
+(unpack them into the study's output_dir and run the study again with the same model path), and
+`cells/unfinished/<hash>.tar.xz`: the responses an unfinished cell had scored (its `.cache/<hash>/`),
+so that it resumes there from them. An archive
 newer than its cell's cell.json is kept as it is, and one over 2 MB is not kept at all (a HolisticBias
 cell's samples compress to about 9 MB: its results file is exported, its samples stay in the study folder).
 
@@ -41,6 +43,8 @@ import tarfile
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
+
+from lm_eval_bias.study.resume import CACHE_DIR
 
 
 def paused_seconds(pauses: Path | None, start: float, end: float) -> float:
@@ -106,14 +110,15 @@ class _CappedFile:
         return self.handle.write(data)
 
 
-def write_archive(folder: Path, target: Path) -> bool:
-    """FOLDER as TARGET (.tar.xz); False, and no TARGET, when it would be over MAX_ARCHIVE_BYTES."""
+def write_archive(folder: Path, target: Path, arcname: str | None = None) -> bool:
+    """FOLDER as TARGET (.tar.xz), named ARCNAME inside (default: its name); False, and no TARGET, when it
+    would be over MAX_ARCHIVE_BYTES."""
     try:
         with (
             open(target, "wb") as handle,
             tarfile.open(fileobj=_CappedFile(handle), mode="w:xz", preset=ARCHIVE_PRESET) as tar,
         ):
-            tar.add(folder, arcname=folder.name)
+            tar.add(folder, arcname=arcname or folder.name)
     except ArchiveTooLarge:
         target.unlink()
         return False
@@ -219,10 +224,36 @@ def export_cells(
     return rows
 
 
+def export_unfinished(results_dir: Path, out: Path, merge: bool = False) -> list[str]:
+    """Each unfinished cell's responses (``.cache/<hash>/``, its cell cut off) as
+    ``cells/unfinished/<hash>.tar.xz``, which unpacks into the study folder as that folder, so that the cell
+    resumes on another machine from the responses it had scored (the last attempt's end is the responses'
+    last write, which the archive keeps). Archives of cells finished since, or (without MERGE) of caches this
+    folder no longer has, are removed. Returns the hashes archived."""
+    target_dir = out / "cells" / "unfinished"
+    caches = sorted(path for path in (results_dir / CACHE_DIR).glob("*") if path.is_dir())
+    finished = {path.parent.name for path in results_dir.glob("*/cell.json")}
+    for path in target_dir.glob("*.tar.xz") if target_dir.is_dir() else []:
+        cell = path.name[: -len(".tar.xz")]
+        if cell in finished or not (merge or cell in {cache.name for cache in caches}):
+            path.unlink()
+    archived = []
+    for cache in caches:
+        target_dir.mkdir(parents=True, exist_ok=True)
+        if write_archive(cache, target_dir / f"{cache.name}.tar.xz", arcname=f"{CACHE_DIR}/{cache.name}"):
+            archived.append(cache.name)
+        else:
+            print(f"not archived: the responses of unfinished cell {cache.name} (past {MAX_ARCHIVE_BYTES:,} bytes)")
+    return archived
+
+
 def export(
     results_dir: Path, out: Path, model_dir: str | None, pauses: Path | None, archive: bool = False, merge: bool = False
 ) -> None:
     rows = export_cells(results_dir, out, model_dir, pauses, archive, merge)
+    if archive:
+        unfinished = export_unfinished(results_dir, out, merge)
+        print(f"{len(unfinished)} unfinished cells' responses archived: {', '.join(unfinished) or 'none'}")
     if merge:  # the leaderboard and figures read every cell's samples, which this folder lacks for some
         print(f"{len(rows)} cells in cells.csv, into {out}; leaderboard and figures left as they were (--merge)")
         return
@@ -264,7 +295,8 @@ def main() -> None:
     parser.add_argument(
         "--archive-cells",
         action="store_true",
-        help="also write cells/<compression>.<tasks>.tar.xz: each finished cell's folder, samples included",
+        help="also write cells/<compression>.<tasks>.tar.xz: each finished cell's folder, samples included; and "
+        "cells/unfinished/<hash>.tar.xz: each unfinished cell's responses so far",
     )
     parser.add_argument(
         "--merge",

@@ -7,6 +7,7 @@ import csv
 import importlib.util
 import json
 import os
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -209,8 +210,6 @@ def test_a_resumed_cell_counts_the_pauses_of_each_of_its_runs(tmp_path):
 def test_merge_keeps_the_cells_a_restored_folder_lacks(tmp_path, monkeypatch):
     """A study folder restored from the archives lacks a cell that was too large to archive: exporting it with
     --merge keeps that cell's results file and cells.csv row and adds the new cell; without --merge they go."""
-    import shutil
-
     export = _export_module()
     study, out = _study(tmp_path / "study"), tmp_path / "out"
     export.export_cells(study, out, model_dir=None, pauses=None, archive=True)
@@ -230,3 +229,35 @@ def test_merge_keeps_the_cells_a_restored_folder_lacks(tmp_path, monkeypatch):
     rows = export.export_cells(study, out, model_dir=None, pauses=None, archive=True)  # no --merge
     assert lacking not in {row["hash"] for row in rows}
     assert not (out / "results" / "dynamic_int8.bbq_bias_age+5_more.json").exists()
+
+
+def test_an_unfinished_cells_responses_are_archived_until_it_finishes(tmp_path):
+    """A cell cut off leaves .cache/<hash>/ (its attempts and responses): archived so that it unpacks into
+    another machine's study folder as it was, last-write time included (its cut-off attempt ends there);
+    removed from the export once the cell has finished."""
+    export = _export_module()
+    study, out = _study(tmp_path / "study"), tmp_path / "out"
+    cache = study / ".cache" / "abcdef0123456789"
+    cache.mkdir(parents=True)
+    (cache / "attempts.json").write_text("[[100.0, null]]")
+    (cache / "responses_rank0.db").write_bytes(os.urandom(5000))
+    os.utime(cache / "responses_rank0.db", (1_500_000_000, 1_500_000_000))
+    assert export.export_unfinished(study, out) == ["abcdef0123456789"]
+
+    restored = tmp_path / "restored"
+    restored.mkdir()
+    with tarfile.open(out / "cells" / "unfinished" / "abcdef0123456789.tar.xz") as tar:
+        tar.extractall(restored, filter="data")
+    again = restored / ".cache" / "abcdef0123456789"
+    for name in ("attempts.json", "responses_rank0.db"):
+        assert (again / name).read_bytes() == (cache / name).read_bytes()
+    assert (again / "responses_rank0.db").stat().st_mtime == 1_500_000_000
+
+    assert export.export_unfinished(study, out, merge=True) == ["abcdef0123456789"]
+    shutil.rmtree(cache)  # finished on another machine: this folder has no cache, and no cell
+    assert export.export_unfinished(study, out, merge=True) == []
+    assert (out / "cells" / "unfinished" / "abcdef0123456789.tar.xz").is_file()  # --merge keeps it
+    (study / "abcdef0123456789").mkdir()
+    (study / "abcdef0123456789" / "cell.json").write_text("{}")  # now finished here
+    export.export_unfinished(study, out, merge=True)
+    assert not (out / "cells" / "unfinished" / "abcdef0123456789.tar.xz").exists()

@@ -240,11 +240,26 @@ def export_unfinished(results_dir: Path, out: Path, merge: bool = False) -> list
     archived = []
     for cache in caches:
         target_dir.mkdir(parents=True, exist_ok=True)
-        if write_archive(cache, target_dir / f"{cache.name}.tar.xz", arcname=f"{CACHE_DIR}/{cache.name}"):
+        if _archive_settled(cache, target_dir / f"{cache.name}.tar.xz", arcname=f"{CACHE_DIR}/{cache.name}"):
             archived.append(cache.name)
         else:
             print(f"not archived: the responses of unfinished cell {cache.name} (past {MAX_ARCHIVE_BYTES:,} bytes)")
     return archived
+
+
+def _last_write(folder: Path) -> tuple:
+    return tuple(sorted((path.name, path.stat().st_mtime_ns, path.stat().st_size) for path in folder.iterdir()))
+
+
+def _archive_settled(folder: Path, target: Path, arcname: str, tries: int = 5) -> bool:
+    """``write_archive`` of a folder a running study may be writing to: again until no file changed while it
+    was read (a response database read during a write would unpack torn)."""
+    for _ in range(tries):
+        before = _last_write(folder)
+        written = write_archive(folder, target, arcname=arcname)
+        if _last_write(folder) == before:
+            return written
+    raise RuntimeError(f"{folder} changed during each of {tries} tries to archive it; stop its study and retry")
 
 
 def export(

@@ -261,3 +261,27 @@ def test_an_unfinished_cells_responses_are_archived_until_it_finishes(tmp_path):
     (study / "abcdef0123456789" / "cell.json").write_text("{}")  # now finished here
     export.export_unfinished(study, out, merge=True)
     assert not (out / "cells" / "unfinished" / "abcdef0123456789.tar.xz").exists()
+
+
+def test_responses_written_while_archived_are_archived_again(tmp_path, monkeypatch):
+    """The study writes a cell's responses while the export reads them: an archive read across a write is
+    made again, so the one kept holds the folder as it was after the write."""
+    export = _export_module()
+    study, out = _study(tmp_path / "study"), tmp_path / "out"
+    cache = study / ".cache" / "abcdef0123456789"
+    cache.mkdir(parents=True)
+    (cache / "responses_rank0.db").write_bytes(b"first")
+    real, calls = export.write_archive, []
+
+    def write_during_first(folder, target, arcname=None):
+        written = real(folder, target, arcname=arcname)
+        calls.append(target)
+        if len(calls) == 1:  # the study writes while the first archive was being read
+            (cache / "responses_rank0.db").write_bytes(b"first and second")
+        return written
+
+    monkeypatch.setattr(export, "write_archive", write_during_first)
+    assert export.export_unfinished(study, out) == ["abcdef0123456789"]
+    assert len(calls) == 2
+    with tarfile.open(out / "cells" / "unfinished" / "abcdef0123456789.tar.xz") as tar:
+        assert tar.extractfile(".cache/abcdef0123456789/responses_rank0.db").read() == b"first and second"

@@ -233,9 +233,10 @@ def export_unfinished(results_dir: Path, out: Path, merge: bool = False) -> list
     target_dir = out / "cells" / "unfinished"
     caches = sorted(path for path in (results_dir / CACHE_DIR).glob("*") if path.is_dir())
     finished = {path.parent.name for path in results_dir.glob("*/cell.json")}
+    cached = {cache.name for cache in caches}
     for path in target_dir.glob("*.tar.xz") if target_dir.is_dir() else []:
         cell = path.name[: -len(".tar.xz")]
-        if cell in finished or not (merge or cell in {cache.name for cache in caches}):
+        if cell in finished or not (merge or cell in cached):
             path.unlink()
     archived = []
     for cache in caches:
